@@ -1,0 +1,206 @@
+"""Walking a camera's file tree without trusting it.
+
+Only regular files are read; symlinks are never followed (every path
+component is opened with ``O_NOFOLLOW`` relative to its parent); names are
+kept as raw bytes and neutralised for display; caps on depth, count and size
+keep a hostile device from exhausting the station. Every entry is looked at
+on its own, so one bad entry cannot hide the rest. What is not ingested is
+reported with its reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vaultd.config import IngestConfig
+from vaultd.errors import DeviceGoneError, UsageError
+from vaultd.i18n import _
+from vaultd.model import CameraIdentity, SafeName
+from vaultd.names import neutralise
+
+SIM_IDENTITY_FILE = "vaultd-camera.json"
+_MAX_IDENTITY_BYTES = 64 << 10
+
+
+@dataclass(frozen=True)
+class CameraFile:
+    """A regular file found on the camera."""
+
+    parts: tuple[bytes, ...]  # raw name bytes of each path component
+    display_path: str  # neutralised components joined with '/'
+    name: SafeName
+    size_bytes: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Passed:
+    """Something found that will not be ingested, and why."""
+
+    display_path: str
+    name_raw: bytes
+    reason: str
+    limit: bool = False  # a cap stopped it: the camera is not fully ingested
+    failed: bool = False  # an error stopped it
+
+
+@dataclass
+class Walk:
+    files: list[CameraFile] = field(default_factory=list)
+    passed: list[Passed] = field(default_factory=list)
+
+
+def open_root(path: Path) -> int:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise UsageError(_("%s does not exist") % path,
+                         hint=_("give the folder where the camera is mounted")) from None
+    except NotADirectoryError:
+        raise UsageError(_("%s is not a folder") % path,
+                         hint=_("give the folder where the camera is mounted")) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UsageError(_("%s is a symbolic link; give the real folder") % path) from None
+        raise DeviceGoneError(_("cannot open %s: %s") % (path, exc.strerror)) from exc
+    return fd
+
+
+def walk(root_fd: int, limits: IngestConfig) -> Walk:
+    out = Walk()
+    total = [0]
+    _walk_dir(root_fd, (), "", 0, limits, out, total)
+    return out
+
+
+def _walk_dir(dir_fd: int, parts: tuple[bytes, ...], prefix: str, depth: int,
+              limits: IngestConfig, out: Walk, total: list[int]) -> None:
+    try:
+        entries = sorted(os.scandir(dir_fd), key=lambda e: os.fsencode(e.name))
+    except OSError as exc:
+        out.passed.append(Passed(prefix or ".", parts[-1] if parts else b".",
+                                 _("cannot list folder: %s") % exc.strerror, failed=True))
+        return
+    for entry in entries:
+        raw = os.fsencode(entry.name)
+        safe = neutralise(raw)
+        display = f"{prefix}{safe.display}"
+        if depth == 0 and raw == SIM_IDENTITY_FILE.encode():
+            out.passed.append(Passed(display, raw, _("simulated camera identity, not a recording")))
+            continue
+        _visit(dir_fd, entry, parts + (raw,), display, safe, depth, limits, out, total)
+
+
+def _visit(dir_fd: int, entry: os.DirEntry[str], parts: tuple[bytes, ...], display: str,
+           safe: SafeName, depth: int, limits: IngestConfig, out: Walk, total: list[int]) -> None:
+    raw = parts[-1]
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError as exc:
+        out.passed.append(Passed(display, raw, _("cannot read entry: %s") % exc.strerror, failed=True))
+        return
+    if stat.S_ISLNK(st.st_mode):
+        out.passed.append(Passed(display, raw, _("symbolic link, not followed")))
+    elif stat.S_ISDIR(st.st_mode):
+        if depth + 1 >= limits.max_depth:
+            out.passed.append(Passed(display, raw, _("limit: folder deeper than ingest.max_depth=%d")
+                                     % limits.max_depth, limit=True))
+            return
+        try:
+            sub_fd = os.open(raw, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+        except OSError as exc:
+            out.passed.append(Passed(display, raw, _("cannot open folder: %s") % exc.strerror, failed=True))
+            return
+        try:
+            _walk_dir(sub_fd, parts, display + "/", depth + 1, limits, out, total)
+        finally:
+            os.close(sub_fd)
+    elif not stat.S_ISREG(st.st_mode):
+        out.passed.append(Passed(display, raw, _("not a regular file (device, pipe or socket)")))
+    else:
+        _add_file(parts, display, safe, st, limits, out, total)
+
+
+def _add_file(parts: tuple[bytes, ...], display: str, safe: SafeName, st: os.stat_result,
+              limits: IngestConfig, out: Walk, total: list[int]) -> None:
+    raw = parts[-1]
+    if len(out.files) >= limits.max_files:
+        reason = _("limit: more than ingest.max_files=%d files") % limits.max_files
+    elif st.st_size > limits.max_file_bytes:
+        reason = _("limit: larger than ingest.max_file_bytes=%d") % limits.max_file_bytes
+    elif total[0] + st.st_size > limits.max_total_bytes:
+        reason = _("limit: camera holds more than ingest.max_total_bytes=%d") % limits.max_total_bytes
+    else:
+        total[0] += st.st_size
+        out.files.append(CameraFile(parts, display, safe, st.st_size, st.st_mtime_ns))
+        return
+    out.passed.append(Passed(display, raw, reason, limit=True))
+
+
+def open_file(root_fd: int, parts: tuple[bytes, ...]) -> int:
+    """Open a camera file read-only, refusing symlinks at every step."""
+    fds: list[int] = []
+    try:
+        parent = root_fd
+        for comp in parts[:-1]:
+            parent = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+            fds.append(parent)
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
+    finally:
+        for d in fds:
+            os.close(d)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def unlink_file(root_fd: int, parts: tuple[bytes, ...]) -> None:
+    """Delete one camera file (the wipe step), without following links."""
+    parent = root_fd
+    opened: list[int] = []
+    try:
+        for comp in parts[:-1]:
+            parent = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+            opened.append(parent)
+        os.unlink(parts[-1], dir_fd=parent)
+        os.fsync(parent)
+    finally:
+        for d in opened:
+            os.close(d)
+
+
+def read_sim_identity(root_fd: int) -> CameraIdentity | None:
+    """The identity file a simulated camera carries at its root, if any."""
+    try:
+        fd = os.open(SIM_IDENTITY_FILE, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=root_fd)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, _MAX_IDENTITY_BYTES)
+    finally:
+        os.close(fd)
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+
+    def text(key: str) -> str | None:
+        value = doc.get(key)
+        return str(value)[:128] if isinstance(value, (str, int)) else None
+
+    offset = doc.get("clock_offset_s")
+    return CameraIdentity(
+        serial=text("serial"), model=text("model"), officer_id=text("officer_id"),
+        unit=text("unit"), vendor=text("vendor"), camera_tz=text("camera_tz"),
+        clock_offset_s=float(offset) if isinstance(offset, (int, float)) else None,
+        simulated=bool(doc.get("simulated", True)),
+    )

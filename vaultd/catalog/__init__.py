@@ -1,0 +1,1 @@
+"""The SQL catalog: what is in the vault, where it came from, what happened."""

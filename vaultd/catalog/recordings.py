@@ -1,0 +1,172 @@
+"""Recordings in the catalog: insert, find, search."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select
+
+from vaultd.catalog.schema import recordings
+from vaultd.errors import NotFoundError, UsageError
+from vaultd.i18n import _
+from vaultd.model import MediaType, Recording, TimeSource
+
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id() -> str:
+    """A recording id: 'r' and 12 characters of Crockford base32 (60 random bits)."""
+    return "r" + "".join(secrets.choice(_ID_ALPHABET) for _i in range(12))
+
+
+@dataclass(frozen=True)
+class RecordingFilter:
+    device_serial: str | None = None
+    officer_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    media_type: MediaType | None = None
+    limit: int | None = None
+    offset: int = 0
+
+
+def insert(conn: Connection, rec: Recording) -> None:
+    conn.execute(recordings.insert().values(**_to_row(rec)))
+
+
+def find_by_sha(conn: Connection, sha256: str) -> Recording | None:
+    row = conn.execute(select(recordings).where(recordings.c.sha256 == sha256)).first()
+    return _from_row(row) if row else None
+
+
+def get(conn: Connection, ref: str) -> Recording:
+    """By id, or by a unique sha256 prefix of at least 8 hex digits."""
+    ref = ref.strip().lower()
+    row = conn.execute(select(recordings).where(recordings.c.id == ref)).first()
+    if row is None and len(ref) >= 8 and all(c in "0123456789abcdef" for c in ref):
+        rows = conn.execute(
+            select(recordings).where(recordings.c.sha256.startswith(ref)).limit(2)
+        ).all()
+        if len(rows) > 1:
+            raise UsageError(
+                _("sha256 prefix %s matches more than one recording") % ref,
+                hint=_("give more hex digits, or the recording id"),
+            )
+        row = rows[0] if rows else None
+    if row is None:
+        raise NotFoundError(
+            _("no recording %s") % ref,
+            hint=_("'vaultd recordings list' shows the ids"),
+        )
+    return _from_row(row)
+
+
+def search(conn: Connection, flt: RecordingFilter) -> list[Recording]:
+    q = select(recordings)
+    if flt.device_serial:
+        q = q.where(recordings.c.device_serial == flt.device_serial)
+    if flt.officer_id:
+        q = q.where(recordings.c.officer_id == flt.officer_id)
+    if flt.since:
+        q = q.where(recordings.c.recorded_start >= flt.since)
+    if flt.until:
+        q = q.where(recordings.c.recorded_start < flt.until)
+    if flt.media_type:
+        q = q.where(recordings.c.media_type == flt.media_type.value)
+    q = q.order_by(recordings.c.recorded_start, recordings.c.id).offset(flt.offset)
+    if flt.limit is not None:
+        q = q.limit(flt.limit)
+    return [_from_row(r) for r in conn.execute(q)]
+
+
+def count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(recordings)).scalar_one())
+
+
+def all_hashes(conn: Connection) -> list[tuple[str, str, int]]:
+    """(id, sha256, size_bytes) of every recording, for scrubs."""
+    q = select(recordings.c.id, recordings.c.sha256, recordings.c.size_bytes).order_by(recordings.c.id)
+    return [(r.id, r.sha256, r.size_bytes) for r in conn.execute(q)]
+
+
+def _to_row(rec: Recording) -> dict[str, Any]:
+    return {
+        "id": rec.id,
+        "sha256": rec.sha256,
+        "size_bytes": rec.size_bytes,
+        "original_name": rec.original_name,
+        "original_name_raw": rec.original_name_raw,
+        "name_oddities": json.dumps(list(rec.name_oddities)),
+        "source_path": rec.source_path,
+        "media_type": rec.media_type.value,
+        "device_serial": rec.device_serial,
+        "device_model": rec.device_model,
+        "officer_id": rec.officer_id,
+        "recorded_start": rec.recorded_start,
+        "recorded_end": rec.recorded_end,
+        "time_source": rec.time_source.value,
+        "clock_offset_s": rec.clock_offset_s,
+        "time_flags": json.dumps(list(rec.time_flags)),
+        "ingested_at": rec.ingested_at,
+        "ingest_deadline": rec.ingest_deadline,
+        "on_time": rec.on_time,
+        "duration_s": rec.duration_s,
+        "video_codec": rec.video_codec,
+        "audio_codec": rec.audio_codec,
+        "width": rec.width,
+        "height": rec.height,
+        "damaged": rec.damaged,
+        "damage_reasons": json.dumps(list(rec.damage_reasons), ensure_ascii=False),
+        "important": rec.important,
+        "making_method": rec.making_method,
+        "maker": rec.maker,
+        "ingest_session": rec.ingest_session,
+        "extra": json.dumps(rec.extra, ensure_ascii=False, sort_keys=True),
+    }
+
+
+def _from_row(row: Row[Any]) -> Recording:
+    m = row._mapping
+    return Recording(
+        id=m["id"],
+        sha256=m["sha256"],
+        size_bytes=m["size_bytes"],
+        original_name=m["original_name"],
+        original_name_raw=bytes(m["original_name_raw"]),
+        name_oddities=tuple(json.loads(m["name_oddities"])),
+        source_path=m["source_path"],
+        media_type=MediaType(m["media_type"]),
+        device_serial=m["device_serial"],
+        device_model=m["device_model"],
+        officer_id=m["officer_id"],
+        recorded_start=m["recorded_start"],
+        recorded_end=m["recorded_end"],
+        time_source=TimeSource(m["time_source"]),
+        clock_offset_s=m["clock_offset_s"],
+        time_flags=tuple(json.loads(m["time_flags"])),
+        ingested_at=m["ingested_at"],
+        ingest_deadline=m["ingest_deadline"],
+        on_time=m["on_time"],
+        duration_s=m["duration_s"],
+        video_codec=m["video_codec"],
+        audio_codec=m["audio_codec"],
+        width=m["width"],
+        height=m["height"],
+        damaged=bool(m["damaged"]),
+        damage_reasons=tuple(json.loads(m["damage_reasons"])),
+        important=bool(m["important"]),
+        making_method=m["making_method"],
+        maker=m["maker"],
+        ingest_session=m["ingest_session"],
+        extra=json.loads(m["extra"]),
+    )
+
+
+def ids_exist(conn: Connection, ids: Sequence[str]) -> set[str]:
+    rows = conn.execute(select(recordings.c.id).where(recordings.c.id.in_(list(ids))))
+    return {r.id for r in rows}

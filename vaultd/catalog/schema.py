@@ -1,0 +1,151 @@
+"""The catalog's tables (SQLAlchemy Core). Migrations in ``migrations/``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive input is refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the catalog")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+
+vault_meta = Table(
+    "vault_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+ingest_sessions = Table(
+    "ingest_sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("source", Text, nullable=False),
+    Column("device_serial", String(64)),
+    Column("actor", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("summary", Text),
+)
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("size_bytes", Integer, nullable=False),
+    Column("original_name", Text, nullable=False),
+    Column("original_name_raw", LargeBinary, nullable=False),
+    Column("name_oddities", Text, nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("media_type", String(8), nullable=False),
+    Column("device_serial", String(64), index=True),
+    Column("device_model", String(128)),
+    Column("officer_id", String(64), index=True),
+    Column("recorded_start", UTCDateTime, index=True),
+    Column("recorded_end", UTCDateTime),
+    Column("time_source", String(16), nullable=False),
+    Column("clock_offset_s", Float),
+    Column("time_flags", Text, nullable=False),
+    Column("ingested_at", UTCDateTime, nullable=False),
+    Column("ingest_deadline", UTCDateTime),
+    Column("on_time", Boolean),
+    Column("duration_s", Float),
+    Column("video_codec", String(32)),
+    Column("audio_codec", String(32)),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("damaged", Boolean, nullable=False),
+    Column("damage_reasons", Text, nullable=False),
+    Column("important", Boolean, nullable=False),
+    Column("making_method", Text, nullable=False),
+    Column("maker", String(128)),
+    Column("ingest_session", String(32), ForeignKey("ingest_sessions.id"), nullable=False),
+    Column("extra", Text, nullable=False),
+)
+
+sightings = Table(
+    "sightings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recording_id", String(16), ForeignKey("recordings.id"), nullable=False, index=True),
+    Column("session_id", String(32), ForeignKey("ingest_sessions.id"), nullable=False),
+    Column("device_serial", String(64)),
+    Column("source_path", Text, nullable=False),
+    Column("name_raw", LargeBinary, nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("mtime", UTCDateTime),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("wiped_at", UTCDateTime),
+)
+
+file_events = Table(
+    "file_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(32), ForeignKey("ingest_sessions.id"), nullable=False, index=True),
+    Column("source_path", Text, nullable=False),
+    Column("name_raw", LargeBinary, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+ingest_intents = Table(
+    "ingest_intents",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("session_id", String(32), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+scrub_results = Table(
+    "scrub_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recording_id", String(16), ForeignKey("recordings.id"), nullable=False, index=True),
+    Column("checked_at", UTCDateTime, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("problem", Text),
+)

@@ -1,0 +1,105 @@
+"""Ingest sessions and what they saw: sightings, file events, intents, scrubs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from vaultd.catalog.schema import (
+    file_events,
+    ingest_intents,
+    ingest_sessions,
+    recordings,
+    scrub_results,
+    sightings,
+)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    recording_id: str
+    session_id: str
+    device_serial: str | None
+    source_path: str
+    name_raw: bytes
+    size_bytes: int
+    mtime: datetime | None
+    seen_at: datetime
+    outcome: str  # "new" | "duplicate"
+
+
+def start(conn: Connection, session_id: str, *, at: datetime, source: str,
+          device_serial: str | None, actor: str) -> None:
+    conn.execute(ingest_sessions.insert().values(
+        id=session_id, started_at=at, source=source, device_serial=device_serial,
+        actor=actor, status="running",
+    ))
+
+
+def finish(conn: Connection, session_id: str, *, at: datetime, status: str,
+           summary: dict[str, Any]) -> None:
+    conn.execute(update(ingest_sessions).where(ingest_sessions.c.id == session_id).values(
+        finished_at=at, status=status, summary=json.dumps(summary, ensure_ascii=False),
+    ))
+
+
+def add_sighting(conn: Connection, s: Sighting) -> int:
+    result = conn.execute(sightings.insert().values(
+        recording_id=s.recording_id, session_id=s.session_id, device_serial=s.device_serial,
+        source_path=s.source_path, name_raw=s.name_raw, size_bytes=s.size_bytes,
+        mtime=s.mtime, seen_at=s.seen_at, outcome=s.outcome,
+    ))
+    pk = result.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def mark_wiped(conn: Connection, sighting_id: int, at: datetime) -> None:
+    conn.execute(update(sightings).where(sightings.c.id == sighting_id).values(wiped_at=at))
+
+
+def sightings_of(conn: Connection, recording_id: str) -> list[dict[str, Any]]:
+    q = select(sightings).where(sightings.c.recording_id == recording_id).order_by(sightings.c.id)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def add_file_event(conn: Connection, *, session_id: str, source_path: str, name_raw: bytes,
+                   outcome: str, reason: str, at: datetime) -> None:
+    conn.execute(file_events.insert().values(
+        session_id=session_id, source_path=source_path, name_raw=name_raw,
+        outcome=outcome, reason=reason, at=at,
+    ))
+
+
+# -- intents: "this session is about to place object X in the store" -------
+
+def add_intent(conn: Connection, sha256: str, session_id: str, at: datetime) -> None:
+    conn.execute(ingest_intents.insert().values(sha256=sha256, session_id=session_id, created_at=at))
+
+
+def drop_intent(conn: Connection, sha256: str, session_id: str) -> None:
+    conn.execute(delete(ingest_intents).where(
+        ingest_intents.c.sha256 == sha256, ingest_intents.c.session_id == session_id))
+
+
+def orphan_intents(conn: Connection) -> list[tuple[str, str, bool]]:
+    """Every open intent: (sha256, session_id, has a recording row)."""
+    q = select(ingest_intents.c.sha256, ingest_intents.c.session_id, recordings.c.id).outerjoin(
+        recordings, recordings.c.sha256 == ingest_intents.c.sha256)
+    return [(r[0], r[1], r[2] is not None) for r in conn.execute(q)]
+
+
+def abandon_running(conn: Connection, at: datetime) -> int:
+    result = conn.execute(update(ingest_sessions).where(ingest_sessions.c.status == "running")
+                          .values(status="abandoned", finished_at=at))
+    return int(result.rowcount or 0)
+
+
+def add_scrub_result(conn: Connection, recording_id: str, at: datetime, ok: bool,
+                     problem: str | None) -> None:
+    conn.execute(scrub_results.insert().values(
+        recording_id=recording_id, checked_at=at, ok=ok, problem=problem))

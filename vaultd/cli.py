@@ -1,0 +1,320 @@
+"""The ``vaultd`` command line: a thin front end over the service functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from vaultd import __version__, evidence, ingest, progress, scrub, views
+from vaultd.catalog.recordings import RecordingFilter
+from vaultd.errors import IncompleteError, IntegrityError, UsageError, VaultError
+from vaultd.home import resolve_home
+from vaultd.i18n import _
+from vaultd.model import Actor
+from vaultd.vault import Vault, init_vault, open_vault
+
+log = logging.getLogger("vaultd")
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(0o077)  # everything vaultd creates is private to its owner
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vaultd ... | head` ends quietly
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except VaultError as exc:
+        print(_("vaultd: error: %s") % exc.message, file=sys.stderr)
+        if exc.hint:
+            print(_("  hint: %s") % exc.hint, file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(_("vaultd: interrupted"), file=sys.stderr)
+        return 130
+    except Exception:  # the task boundary: log with traceback
+        log.exception("unexpected failure")
+        print(_("vaultd: internal error; rerun with -v and report the traceback"), file=sys.stderr)
+        return 70
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vaultd",
+        description=_("Evidence vault for body-worn cameras (执法记录仪): ingest, hash, keep, audit."),
+        epilog=_("The data home is --home, else $VAULTD_HOME, else /var/lib/vaultd (root) "
+                 "or ~/.local/share/vaultd."))
+    p.add_argument("--home", help=_("the vault's data home folder"))
+    p.add_argument("--config", type=Path, help=_("config file (default: <home>/vaultd.toml, else built-in defaults)"))
+    p.add_argument("-v", "--verbose", action="store_true", help=_("log details to stderr"))
+    p.add_argument("--version", action="version", version=f"vaultd {__version__}")
+    sub = p.add_subparsers(metavar="COMMAND")
+    _add_init(sub)
+    _add_simulate(sub)
+    _add_ingest(sub)
+    _add_recordings(sub)
+    _add_scrub(sub)
+    return p
+
+
+def _cmd(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+# -- helpers -----------------------------------------------------------------
+
+def _open(args: argparse.Namespace) -> Vault:
+    return open_vault(resolve_home(args.home), args.config)
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def _zone(vault: Vault) -> ZoneInfo:
+    return ZoneInfo(vault.config.time.station_tz)
+
+
+def _parse_time(text: str, tz: ZoneInfo, option: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            t = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        except ValueError:
+            raise UsageError(_("%s: %r is not an ISO 8601 date or time") % (option, text),
+                             hint=_("e.g. 2026-11-21 or 2026-11-21T08:30:00+08:00")) from None
+    return t.replace(tzinfo=tz) if t.tzinfo is None else t
+
+
+# -- init ---------------------------------------------------------------------
+
+def _add_init(sub: Any) -> None:
+    _cmd(sub, "init", _run_init, _("create the data home, the vault's keys and the catalog (safe to repeat)"))
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    result = init_vault(resolve_home(args.home), args.config)
+    if result.changed:
+        print(_("initialised vault in %s (created: %s)") % (result.home, ", ".join(result.created)))
+    else:
+        print(_("vault in %s is already initialised; nothing changed") % result.home)
+    return 0
+
+
+# -- simulate -------------------------------------------------------------------
+
+def _add_simulate(sub: Any) -> None:
+    sim = sub.add_parser("simulate", help=_("make simulated devices for demos and tests"))
+    sim_sub = sim.add_subparsers(metavar="WHAT", required=True)
+    cam = _cmd(sim_sub, "camera", _run_simulate_camera,
+               _("write a folder laid out like a Chinese body camera, with real MP4 clips"))
+    cam.add_argument("dir", type=Path, help=_("new or empty folder to fill"))
+    cam.add_argument("--serial", default="3201001", help=_("device serial (产品序号)"))
+    cam.add_argument("--officer", default="012345", help=_("officer number (警号)"))
+    cam.add_argument("--clips", type=int, default=4, help=_("number of video clips"))
+    cam.add_argument("--seconds", type=float, default=10.0, help=_("length of each clip"))
+    cam.add_argument("--start", help=_("true start time, ISO 8601 (default: two hours ago)"))
+    cam.add_argument("--clock-offset", type=float, default=0.0,
+                     help=_("seconds the camera clock runs ahead of true time (negative: behind)"))
+    cam.add_argument("--damaged", type=int, default=0, help=_("clips to truncate as when a battery dies"))
+    cam.add_argument("--odd-names", action="store_true",
+                     help=_("add files with hostile names (bidi, control characters, backslash, NFD)"))
+
+
+def _run_simulate_camera(args: argparse.Namespace) -> int:
+    from vaultd.simulate import simulate_camera
+
+    tz = ZoneInfo("Asia/Shanghai")
+    start = _parse_time(args.start, tz, "--start") if args.start else None
+    cam = simulate_camera(args.dir, serial=args.serial, officer_id=args.officer, clips=args.clips,
+                          seconds=args.seconds, start=start, clock_offset_s=args.clock_offset,
+                          damaged=args.damaged, odd_names=args.odd_names)
+    damaged = sum(1 for f in cam.files if f.damaged)
+    print(_("simulated camera %s (officer %s) in %s: %d files, %d damaged")
+          % (cam.serial, cam.officer_id, cam.root, len(cam.files), damaged))
+    return 0
+
+
+# -- ingest ---------------------------------------------------------------------
+
+def _add_ingest(sub: Any) -> None:
+    p = _cmd(sub, "ingest", _run_ingest,
+             _("copy every file from a mounted or simulated camera into the vault; exit 0 only "
+               "when every recording is safely in the vault"))
+    p.add_argument("path", type=Path, help=_("the camera's mount point or simulated camera folder"))
+    p.add_argument("--wipe", action="store_true",
+                   help=_("delete files from the camera once their copies are durable and verified"))
+    p.add_argument("--json", action="store_true", help=_("print the report as JSON"))
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    vault = _open(args)
+    bar = progress.BytesBar(_("ingest")) if progress.wanted(args.json) else None
+    report = ingest.ingest_path(vault, args.path, actor=Actor.local(), wipe=args.wipe, progress=bar)
+    if args.json:
+        _print_json(_report_json(report))
+    else:
+        _print_report(report)
+    if not report.complete:
+        raise IncompleteError(report.error or _("not every recording on the camera is in the vault"),
+                              hint=_("see the report above; rerun ingest once the cause is fixed"))
+    return 0
+
+
+def _report_json(report: ingest.IngestReport) -> dict[str, Any]:
+    return {
+        "session_id": report.session_id,
+        "source": report.source,
+        "device_serial": report.device_serial,
+        "started_at": report.started_at.isoformat(),
+        "finished_at": report.finished_at.isoformat() if report.finished_at else None,
+        "complete": report.complete,
+        "error": report.error,
+        "wipe": report.wipe_note,
+        "recovered_objects": report.recovered,
+        "counts": report.counts(),
+        "files": [{k: (v.value if hasattr(v, "value") else v) for k, v in r.__dict__.items()}
+                  for r in report.results],
+    }
+
+
+def _print_report(report: ingest.IngestReport) -> None:
+    counts = report.counts()
+    print(_("ingest of %s: %d new, %d already in the vault, %d skipped, %d deferred, %d failed")
+          % (report.source, counts["new"], counts["duplicate"], counts["skipped"],
+             counts["deferred"], counts["failed"]))
+    for r in report.results:
+        if r.outcome.value in ("new", "duplicate"):
+            marks = " ".join(m for m in (
+                "DAMAGED" if r.damaged else "",
+                ("odd name: " + ",".join(r.name_oddities)) if r.name_oddities else "",
+                "wiped" if r.wiped else "") if m)
+            print(f"  {r.outcome.value:<9} {r.recording_id or '-':<13} {r.path}" + (f"  [{marks}]" if marks else ""))
+        else:
+            print(f"  {r.outcome.value:<9} {'':<13} {r.path}: {r.reason}")
+    if report.wipe_note:
+        print("  " + report.wipe_note)
+    if report.error:
+        print(_("  stopped: %s") % report.error)
+
+
+# -- recordings -------------------------------------------------------------------
+
+def _add_recordings(sub: Any) -> None:
+    rec = sub.add_parser("recordings", help=_("find and read recordings in the vault"))
+    rs = rec.add_subparsers(metavar="ACTION", required=True)
+    lst = _cmd(rs, "list", _run_list, _("list recordings, oldest first"))
+    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--device", help=_("only this device serial"))
+    lst.add_argument("--officer", help=_("only this officer number"))
+    lst.add_argument("--since", help=_("recorded at or after (ISO 8601; station zone if no offset)"))
+    lst.add_argument("--until", help=_("recorded before (ISO 8601)"))
+    show = _cmd(rs, "show", _run_show, _("show one recording's metadata and where it was seen"))
+    show.add_argument("id", help=_("recording id, or a sha256 prefix of 8+ hex digits"))
+    show.add_argument("--json", action="store_true")
+    get = _cmd(rs, "get", _run_get, _("write the original's exact bytes to a new file"))
+    get.add_argument("id", help=_("recording id, or a sha256 prefix"))
+    get.add_argument("--out", type=Path, required=True, help=_("new file to write (never overwritten)"))
+    get.add_argument("--reason", required=True, help=_("why the original is read (kept in the audit log)"))
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    vault = _open(args)
+    tz = _zone(vault)
+    flt = RecordingFilter(
+        device_serial=args.device, officer_id=args.officer,
+        since=_parse_time(args.since, tz, "--since") if args.since else None,
+        until=_parse_time(args.until, tz, "--until") if args.until else None)
+    recs = evidence.list_recordings(vault, Actor.local(), flt)
+    if args.json:
+        _print_json([views.recording_json(r, tz) for r in recs])
+    else:
+        for r in recs:
+            print(views.recording_line(r, tz))
+        print(_("%d recordings") % len(recs))
+    return 0
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    vault = _open(args)
+    tz = _zone(vault)
+    detail = evidence.show_recording(vault, Actor.local(), args.id)
+    data = views.recording_json(detail.recording, tz)
+    data["sightings"] = [{
+        "session": s["session_id"], "device_serial": s["device_serial"], "source_path": s["source_path"],
+        "seen_at": views.iso(s["seen_at"], tz), "outcome": s["outcome"],
+        "wiped_at": views.iso(s["wiped_at"], tz)} for s in detail.sightings]
+    if args.json:
+        _print_json(data)
+    else:
+        width = max(len(k) for k in data)
+        for key, value in data.items():
+            if key != "sightings":
+                print(f"{key:<{width}}  {value}")
+        for s in data["sightings"]:
+            print(_("seen      %s on %s at %s (%s)") % (s["seen_at"], s["device_serial"], s["source_path"], s["outcome"]))
+    return 0
+
+
+def _run_get(args: argparse.Namespace) -> int:
+    vault = _open(args)
+    got = evidence.get_original(vault, Actor.local(), args.id, args.out, args.reason)
+    print(_("wrote %s (%d bytes, sha256 %s)") % (got.out, got.size_bytes, got.recording.sha256))
+    return 0
+
+
+# -- scrub -------------------------------------------------------------------------
+
+def _add_scrub(sub: Any) -> None:
+    p = _cmd(sub, "scrub", _run_scrub,
+             _("re-hash every stored original; exit non-zero naming each one missing or different"))
+    p.add_argument("--json", action="store_true")
+
+
+def _run_scrub(args: argparse.Namespace) -> int:
+    vault = _open(args)
+    show = progress.wanted(args.json)
+
+    def tick(done: int, total: int) -> None:
+        if show:
+            print(f"\r{_('scrub')} {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    report = scrub.scrub_all(vault, Actor.local(), tick)
+    if show:
+        print(file=sys.stderr)
+    if args.json:
+        _print_json({"ok": report.ok, "checked": report.checked, "bytes_checked": report.bytes_checked,
+                     "findings": [f.__dict__ for f in report.findings],
+                     "unknown_objects": report.unknown_objects})
+    else:
+        print(_("scrub: %d originals checked (%d bytes)") % (report.checked, report.bytes_checked))
+        for f in report.findings:
+            print(_("  FAIL %s %s: %s") % (f.recording_id, f.sha256, f.problem))
+        for sha in report.unknown_objects:
+            print(_("  UNKNOWN object in the store, not in the catalog: %s") % sha)
+    if not report.ok:
+        raise IntegrityError(_("%d originals failed the scrub") % (len(report.findings) + len(report.unknown_objects)),
+                             hint=_("restore each named original from backup; never edit the store by hand"))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

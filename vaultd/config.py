@@ -1,0 +1,208 @@
+"""Configuration: TOML into typed, validated values, checked once at start.
+
+Lookup order: ``--config FILE``, else ``<home>/vaultd.toml``, else the
+built-in defaults. ``config/vaultd.toml`` is the commented reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from vaultd.errors import ConfigError
+from vaultd.i18n import _
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+#: The common Chinese body-camera name: <serial>_<officer>_<YYYYMMDDhhmmss>_<seq>[_IMP].<ext>
+COMMON_NAME_PATTERN = (
+    r"^(?P<serial>[A-Za-z0-9]+)_(?P<officer>[A-Za-z0-9]+)_(?P<ts>\d{14})"
+    r"_(?P<seq>\d+)(?P<imp>_IMP)?\.[A-Za-z0-9]+$"
+)
+NAME_GROUPS = frozenset({"serial", "officer", "ts", "seq", "imp"})
+
+
+@dataclass(frozen=True)
+class NamePattern:
+    regex: str
+    model: str = "*"  # fnmatch pattern on the camera model; "*" = any
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    deadline_hours: float = 24.0
+    reserve_bytes: int = 512 * MiB
+    max_depth: int = 16
+    max_files: int = 100_000
+    max_file_bytes: int = 64 * GiB
+    max_total_bytes: int = 4096 * GiB
+    settle_s: float = 2.0
+    defer_retries: int = 2
+    chunk_bytes: int = 4 * MiB
+    name_patterns: tuple[NamePattern, ...] = (NamePattern(COMMON_NAME_PATTERN),)
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    station_tz: str = "Asia/Shanghai"
+    camera_tz: str = "Asia/Shanghai"
+    earliest_plausible: str = "2010-01-01"
+    max_future_s: float = 300.0
+    max_clock_skew_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    url: str = ""  # empty: SQLite file in the home
+
+
+@dataclass(frozen=True)
+class Config:
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    time: TimeConfig = field(default_factory=TimeConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    source: str = _("built-in defaults")
+
+
+_SECTIONS: dict[str, type] = {"ingest": IngestConfig, "time": TimeConfig, "catalog": CatalogConfig}
+
+
+def load(path: Path | None) -> Config:
+    """Read and validate ``path``; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(
+            _("config file %s does not exist") % path,
+            hint=_("pass an existing file with --config, or leave it out for the defaults"),
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(_("%s is not valid TOML: %s") % (path, exc)) from None
+    return from_dict(data, str(path))
+
+
+def from_dict(data: dict[str, Any], source: str) -> Config:
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            raise ConfigError(
+                _("%s: unknown section [%s]") % (source, name),
+                hint=_("allowed sections: %s") % ", ".join(sorted(_SECTIONS)),
+            )
+        if not isinstance(value, dict):
+            raise ConfigError(_("%s: [%s] must be a table") % (source, name))
+        sections[name] = _build(_SECTIONS[name], value, source, name)
+    cfg = Config(source=source, **sections)
+    _check(cfg, source)
+    return cfg
+
+
+def _build(cls: type, values: dict[str, Any], source: str, section: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{section}.{key}"
+        if key not in allowed:
+            raise ConfigError(
+                _("%s: unknown key %s") % (source, where),
+                hint=_("allowed keys in [%s]: %s") % (section, ", ".join(sorted(allowed))),
+            )
+        kwargs[key] = _coerce(hints[key], value, source, where)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, source: str, where: str) -> Any:
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    elif hint == tuple[NamePattern, ...]:
+        return _name_patterns(value, source, where)
+    else:  # pragma: no cover - a programming error
+        raise TypeError(hint)
+    if not ok:
+        raise ConfigError(
+            _("%s: %s must be a %s, got %r") % (source, where, hint.__name__, value)
+        )
+    return value
+
+
+def _name_patterns(value: Any, source: str, where: str) -> tuple[NamePattern, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(_("%s: %s must be a non-empty array of tables") % (source, where))
+    out = []
+    for i, item in enumerate(value):
+        here = f"{where}[{i}]"
+        if not isinstance(item, dict) or set(item) - {"regex", "model"} or "regex" not in item:
+            raise ConfigError(
+                _("%s: %s must be a table with 'regex' and optional 'model'") % (source, here)
+            )
+        try:
+            compiled = re.compile(item["regex"])
+        except (re.error, TypeError) as exc:
+            raise ConfigError(_("%s: %s.regex is not a valid regex: %s") % (source, here, exc))
+        unknown = set(compiled.groupindex) - NAME_GROUPS
+        if unknown:
+            raise ConfigError(
+                _("%s: %s.regex has unknown groups %s") % (source, here, sorted(unknown)),
+                hint=_("allowed named groups: %s") % ", ".join(sorted(NAME_GROUPS)),
+            )
+        out.append(NamePattern(regex=item["regex"], model=str(item.get("model", "*"))))
+    return tuple(out)
+
+
+def _check(cfg: Config, source: str) -> None:
+    ing = cfg.ingest
+    positives = {
+        "ingest.deadline_hours": ing.deadline_hours,
+        "ingest.max_depth": ing.max_depth,
+        "ingest.max_files": ing.max_files,
+        "ingest.max_file_bytes": ing.max_file_bytes,
+        "ingest.max_total_bytes": ing.max_total_bytes,
+        "ingest.chunk_bytes": ing.chunk_bytes,
+    }
+    for key, value in positives.items():
+        if value <= 0:
+            raise ConfigError(_("%s: %s must be greater than 0, got %r") % (source, key, value))
+    for key, value in {
+        "ingest.reserve_bytes": ing.reserve_bytes,
+        "ingest.settle_s": ing.settle_s,
+        "ingest.defer_retries": ing.defer_retries,
+        "time.max_future_s": cfg.time.max_future_s,
+        "time.max_clock_skew_s": cfg.time.max_clock_skew_s,
+    }.items():
+        if value < 0:
+            raise ConfigError(_("%s: %s must not be negative, got %r") % (source, key, value))
+    for key in ("station_tz", "camera_tz"):
+        name = getattr(cfg.time, key)
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                _("%s: time.%s: unknown time zone %r") % (source, key, name),
+                hint=_("use an IANA zone name such as Asia/Shanghai"),
+            ) from None
+    try:
+        date.fromisoformat(cfg.time.earliest_plausible)
+    except ValueError:
+        raise ConfigError(
+            _("%s: time.earliest_plausible must be a date YYYY-MM-DD, got %r")
+            % (source, cfg.time.earliest_plausible)
+        ) from None

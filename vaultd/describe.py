@@ -1,0 +1,67 @@
+"""Describing a staged original: structure check, probe, names and times.
+
+Reads only the staged copy in the vault's staging area (never the camera
+again), then hands the facts to the pure decisions in ``metadata``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from vaultd import containers, media, metadata
+from vaultd.camerafs import CameraFile
+from vaultd.catalog.recordings import new_id
+from vaultd.config import Config
+from vaultd.model import CameraIdentity, MediaType, Recording
+from vaultd.names import parse_name
+from vaultd.store import StagedObject
+
+log = logging.getLogger(__name__)
+
+
+def describe(cam: CameraFile, staged: StagedObject, identity: CameraIdentity, cfg: Config,
+             *, session_id: str, now: datetime) -> Recording:
+    media_type = metadata.media_type_for(cam.name.display)
+    structure = containers.check_path(staged.path)
+    probe = _probe(staged, media_type, structure)
+    info = parse_name(cam.name.display, cfg.ingest.name_patterns, identity.model)
+    mtime = datetime.fromtimestamp(cam.mtime_ns / 1e9, tz=timezone.utc)
+    duration = structure.duration_s if structure.duration_s is not None else (
+        probe.duration_s if probe else None)
+    evidence = metadata.TimeEvidence(
+        container=structure.creation_time or (probe.creation_time if probe else None),
+        name_local=info.local_time, mtime=mtime, duration_s=duration)
+    times = metadata.decide_times(evidence, media_type, identity, cfg.time, now)
+    deadline = metadata.deadline(times.end, cfg.ingest.deadline_hours)
+    officer = info.officer_id or identity.officer_id
+    damage = tuple(structure.problems) if not structure.ok else ()
+    extra: dict[str, object] = {"structure_kind": structure.kind}
+    if probe is not None:
+        extra["probe_format"] = probe.format_name
+        if not probe.ok:
+            extra["probe_error"] = probe.error
+    if info.serial and identity.serial and info.serial != identity.serial:
+        extra["name_serial"] = info.serial
+    return Recording(
+        id=new_id(), sha256=staged.sha256, size_bytes=staged.size_bytes,
+        original_name=cam.name.display, original_name_raw=cam.name.raw,
+        name_oddities=cam.name.oddities, source_path=cam.display_path, media_type=media_type,
+        device_serial=identity.serial or info.serial, device_model=identity.model,
+        officer_id=officer, recorded_start=times.start, recorded_end=times.end,
+        time_source=times.source, clock_offset_s=times.clock_offset_s, time_flags=times.flags,
+        ingested_at=now, ingest_deadline=deadline,
+        on_time=(now <= deadline) if deadline else None, duration_s=duration,
+        video_codec=probe.video_codec if probe else None,
+        audio_codec=probe.audio_codec if probe else None,
+        width=probe.width if probe else None, height=probe.height if probe else None,
+        damaged=bool(damage), damage_reasons=damage, important=info.important,
+        making_method=metadata.making_method(media_type, identity), maker=officer,
+        ingest_session=session_id, extra=extra)
+
+
+def _probe(staged: StagedObject, media_type: MediaType,
+           structure: containers.StructureReport) -> media.ProbeResult | None:
+    if media_type is MediaType.OTHER:
+        return None
+    return media.probe(staged.path)

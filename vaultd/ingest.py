@@ -1,0 +1,457 @@
+"""Ingest: from a camera's file tree into the vault, nothing lost.
+
+One session per docked camera (or ``vaultd ingest PATH``):
+
+1. recover what a killed session left (intents without rows, staging);
+2. walk the tree (``camerafs``), report what will not be ingested;
+3. per batch of files: copy+hash into staging, check the source did not
+   change while read, make the batch durable with one flush, record intents,
+   rename into the store, flush, then commit catalog rows in one transaction;
+4. with ``wipe``: only when every file is safely in the vault, re-hash each
+   camera file and delete it.
+
+A kill at any instant, then a rerun, ends in the state of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+
+from vaultd import camerafs, faults
+from vaultd.camerafs import CameraFile, Passed
+from vaultd.catalog import recordings as rec_db
+from vaultd.catalog import sessions as ses_db
+from vaultd.describe import describe
+from vaultd.errors import DeviceGoneError, DiskFullError, VaultError
+from vaultd.i18n import _
+from vaultd.model import Actor, CameraIdentity, Outcome, Recording
+from vaultd.store import GONE_ERRNOS, SourceReadError, StagedObject, Staging, hash_fd
+from vaultd.vault import Vault, utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH_FILES = 64
+BATCH_BYTES = 64 << 20
+
+
+class Progress(Protocol):
+    def begin(self, total_files: int, total_bytes: int) -> None: ...
+    def file(self, display_path: str) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+    def end(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: str
+    outcome: Outcome
+    reason: str | None = None
+    recording_id: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    name_oddities: tuple[str, ...] = ()
+    damaged: bool = False
+    blocking: bool = False  # keeps the camera from counting as fully ingested
+    wiped: bool = False
+
+
+@dataclass
+class IngestReport:
+    session_id: str
+    source: str
+    device_serial: str | None
+    started_at: datetime
+    finished_at: datetime | None = None
+    results: list[FileResult] = field(default_factory=list)
+    error: str | None = None  # what stopped the session early
+    wipe_note: str | None = None
+    recovered: int = 0
+
+    def counts(self) -> dict[str, int]:
+        out = {o.value: 0 for o in Outcome}
+        for r in self.results:
+            out[r.outcome.value] += 1
+        return out
+
+    @property
+    def complete(self) -> bool:
+        """True when every recording on the camera is safely in the vault."""
+        return self.error is None and not any(r.blocking for r in self.results)
+
+
+@dataclass
+class _Item:
+    cam: CameraFile
+    staged: StagedObject
+    recording: Recording | None = None
+    sighting_id: int | None = None
+
+
+@dataclass
+class _Session:
+    vault: Vault
+    root_fd: int
+    identity: CameraIdentity
+    actor: Actor
+    report: IngestReport
+    staging: Staging
+    progress: Progress | None
+    clock: Callable[[], datetime]
+    done: dict[str, tuple[CameraFile, str, int]] = field(default_factory=dict)  # path -> (file, sha, sighting)
+
+
+def ingest_path(vault: Vault, path: Path, *, actor: Actor, wipe: bool = False,
+                progress: Progress | None = None,
+                clock: Callable[[], datetime] = utcnow) -> IngestReport:
+    """Ingest every regular file under ``path`` (a mounted or simulated camera)."""
+    root_fd = camerafs.open_root(path)
+    try:
+        identity = camerafs.read_sim_identity(root_fd) or CameraIdentity()
+        return ingest_tree(vault, root_fd, str(path), identity, actor=actor, wipe=wipe,
+                           progress=progress, clock=clock)
+    finally:
+        os.close(root_fd)
+
+
+def ingest_tree(vault: Vault, root_fd: int, source: str, identity: CameraIdentity, *,
+                actor: Actor, wipe: bool, progress: Progress | None,
+                clock: Callable[[], datetime]) -> IngestReport:
+    recovered = recover(vault)
+    session_id = uuid.uuid4().hex
+    report = IngestReport(session_id, source, identity.serial, clock(), recovered=recovered)
+    walk = camerafs.walk(root_fd, vault.config.ingest)
+    scanned_at = time.monotonic()
+    with vault.engine.begin() as conn:
+        ses_db.start(conn, session_id, at=report.started_at, source=source,
+                     device_serial=identity.serial, actor=actor.label)
+    staging = vault.store.open_staging(session_id)
+    ses = _Session(vault, root_fd, identity, actor, report, staging, progress, clock)
+    try:
+        _record_passed(ses, walk.passed)
+        if progress:
+            progress.begin(len(walk.files), sum(f.size_bytes for f in walk.files))
+        _copy_all(ses, walk.files, scanned_at)
+        if wipe:
+            _wipe(ses)
+    finally:
+        staging.close()
+        if progress:
+            progress.end()
+        _finish(ses)
+    return report
+
+
+def _copy_all(ses: _Session, files: list[CameraFile], scanned_at: float) -> None:
+    cfg = ses.vault.config.ingest
+    pending = files
+    for attempt in range(cfg.defer_retries + 1):
+        _settle(scanned_at, cfg.settle_s)
+        deferred: list[CameraFile] = []
+        try:
+            for batch in _batches(pending):
+                deferred += _run_batch(ses, batch, last_try=attempt == cfg.defer_retries)
+        except (DiskFullError, DeviceGoneError) as exc:
+            ses.report.error = exc.message
+            log.error("ingest of %s stopped: %s", ses.report.source, exc.message)
+            return
+        if not deferred:
+            return
+        pending, scanned_at = deferred, time.monotonic()
+
+
+def _settle(scanned_at: float, settle_s: float) -> None:
+    wait = scanned_at + settle_s - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+
+
+def _batches(files: list[CameraFile]) -> list[list[CameraFile]]:
+    out: list[list[CameraFile]] = []
+    cur: list[CameraFile] = []
+    size = 0
+    for f in files:
+        if cur and (len(cur) >= BATCH_FILES or size + f.size_bytes > BATCH_BYTES):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(f)
+        size += f.size_bytes
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _run_batch(ses: _Session, batch: list[CameraFile], *, last_try: bool) -> list[CameraFile]:
+    """Copy one batch; returns the files to try again (still being written)."""
+    big = len(batch) == 1
+    items: list[_Item] = []
+    deferred: list[CameraFile] = []
+    try:
+        for cam in batch:
+            staged = _copy_one(ses, cam, fsync=big, last_try=last_try, deferred=deferred)
+            if staged is not None:
+                items.append(_Item(cam, staged))
+        if not big and items:
+            ses.vault.store.flush()
+        faults.point("ingest.batch_durable")
+        _commit_batch(ses, items)
+    finally:
+        for item in items:
+            if item.staged.path.exists():
+                os.unlink(item.staged.path)
+    return deferred
+
+
+def _copy_one(ses: _Session, cam: CameraFile, *, fsync: bool, last_try: bool,
+              deferred: list[CameraFile]) -> StagedObject | None:
+    if ses.progress:
+        ses.progress.file(cam.display_path)
+    store, cfg = ses.vault.store, ses.vault.config.ingest
+    try:
+        fd = camerafs.open_file(ses.root_fd, cam.parts)
+    except OSError as exc:
+        _source_failed(ses, cam, exc.errno, exc.strerror or str(exc))
+        return None
+    try:
+        if _changed(os.fstat(fd), cam):
+            return _defer(ses, cam, deferred, last_try)
+        store.check_space(cam.size_bytes, cfg.reserve_bytes)
+        try:
+            staged = store.stage(ses.staging, fd, ses.progress.advance if ses.progress else None,
+                                 fsync=fsync)
+        except SourceReadError as exc:
+            _source_failed(ses, cam, exc.errno, str(exc))
+            return None
+        if _changed(os.fstat(fd), cam) or staged.size_bytes != cam.size_bytes:
+            os.unlink(staged.path)
+            return _defer(ses, cam, deferred, last_try)
+        return staged
+    finally:
+        os.close(fd)
+
+
+def _changed(st: os.stat_result, cam: CameraFile) -> bool:
+    return st.st_size != cam.size_bytes or st.st_mtime_ns != cam.mtime_ns
+
+
+def _defer(ses: _Session, cam: CameraFile, deferred: list[CameraFile],
+           last_try: bool) -> None:
+    if last_try:
+        _add_result(ses, cam, Outcome.DEFERRED,
+                    _("still being written (size or time changed while read); dock again later"),
+                    blocking=True)
+    else:
+        st = _restat(ses, cam)
+        deferred.append(cam if st is None else CameraFile(
+            cam.parts, cam.display_path, cam.name, st.st_size, st.st_mtime_ns))
+    return None
+
+
+def _restat(ses: _Session, cam: CameraFile) -> os.stat_result | None:
+    try:
+        fd = camerafs.open_file(ses.root_fd, cam.parts)
+    except OSError:
+        return None
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def _source_failed(ses: _Session, cam: CameraFile, err: int | None, why: str) -> None:
+    if err in GONE_ERRNOS and not _device_present(ses.root_fd):
+        raise DeviceGoneError(
+            _("the camera disappeared while reading %s (%s)") % (cam.display_path, why),
+            hint=_("dock it again: what is already in the vault is skipped, the rest resumes"),
+        )
+    _add_result(ses, cam, Outcome.FAILED, _("cannot read from the camera: %s") % why, blocking=True)
+
+
+def _device_present(root_fd: int) -> bool:
+    try:
+        os.listdir(root_fd)
+        return True
+    except OSError:
+        return False
+
+
+def _commit_batch(ses: _Session, items: list[_Item]) -> None:
+    """Intents, renames, then one transaction with every row of the batch."""
+    if not items:
+        return
+    vault, now = ses.vault, ses.clock()
+    with vault.engine.connect() as conn:
+        fresh = [i for i in items if rec_db.find_by_sha(conn, i.staged.sha256) is None]
+    seen: set[str] = set()
+    for item in fresh:
+        if item.staged.sha256 not in seen:
+            seen.add(item.staged.sha256)
+            item.recording = describe(item.cam, item.staged, ses.identity, vault.config,
+                                      session_id=ses.report.session_id, now=now)
+    new = [i for i in items if i.recording is not None]
+    with vault.engine.begin() as conn:
+        for item in new:
+            ses_db.add_intent(conn, item.staged.sha256, ses.report.session_id, now)
+    faults.point("ingest.intents_recorded")
+    for item in new:
+        vault.store.commit(item.staged, durable=False)
+    vault.store.flush()
+    faults.point("ingest.objects_placed")
+    _insert_rows(ses, items, now)
+    faults.point("ingest.rows_committed")
+
+
+def _insert_rows(ses: _Session, items: list[_Item], now: datetime) -> None:
+    try:
+        with ses.vault.engine.begin() as conn:
+            for item in items:
+                _insert_item(ses, conn, item, now)
+    except SQLIntegrityError:
+        # another session catalogued the same bytes meanwhile: try once more,
+        # now seeing its rows, so ours become sightings
+        with ses.vault.engine.begin() as conn:
+            for item in items:
+                _insert_item(ses, conn, item, now)
+    for item in items:
+        assert item.sighting_id is not None
+        outcome = Outcome.NEW if item.recording is not None else Outcome.DUPLICATE
+        ses.done[item.cam.display_path] = (item.cam, item.staged.sha256, item.sighting_id)
+        _add_result(ses, item.cam, outcome, None, staged=item.staged, recording=item.recording)
+
+
+def _insert_item(ses: _Session, conn: Connection, item: _Item, now: datetime) -> None:
+    sid = ses.report.session_id
+    existing = rec_db.find_by_sha(conn, item.staged.sha256)
+    if existing is None and item.recording is not None:
+        rec_db.insert(conn, item.recording)
+        rec_id = item.recording.id
+    else:
+        assert existing is not None
+        item.recording = None
+        rec_id = existing.id
+    ses_db.drop_intent(conn, item.staged.sha256, sid)
+    item.sighting_id = ses_db.add_sighting(conn, ses_db.Sighting(
+        recording_id=rec_id, session_id=sid, device_serial=ses.identity.serial,
+        source_path=item.cam.display_path, name_raw=item.cam.name.raw,
+        size_bytes=item.staged.size_bytes, mtime=_mtime(item.cam), seen_at=now,
+        outcome="new" if item.recording is not None else "duplicate"))
+
+
+def _mtime(cam: CameraFile) -> datetime:
+    return datetime.fromtimestamp(cam.mtime_ns / 1e9, tz=timezone.utc)
+
+
+def _add_result(ses: _Session, cam: CameraFile, outcome: Outcome, reason: str | None, *,
+                blocking: bool = False, staged: StagedObject | None = None,
+                recording: Recording | None = None) -> None:
+    rec_id = recording.id if recording else None
+    if recording is None and staged is not None:
+        with ses.vault.engine.connect() as conn:
+            existing = rec_db.find_by_sha(conn, staged.sha256)
+            rec_id = existing.id if existing else None
+    ses.report.results.append(FileResult(
+        path=cam.display_path, outcome=outcome, reason=reason, recording_id=rec_id,
+        sha256=staged.sha256 if staged else None,
+        size_bytes=staged.size_bytes if staged else cam.size_bytes,
+        name_oddities=cam.name.oddities, damaged=bool(recording and recording.damaged),
+        blocking=blocking))
+    if outcome in (Outcome.DEFERRED, Outcome.FAILED):
+        with ses.vault.engine.begin() as conn:
+            ses_db.add_file_event(conn, session_id=ses.report.session_id,
+                                  source_path=cam.display_path, name_raw=cam.name.raw,
+                                  outcome=outcome.value, reason=reason or "", at=ses.clock())
+
+
+def _record_passed(ses: _Session, passed: list[Passed]) -> None:
+    now = ses.clock()
+    with ses.vault.engine.begin() as conn:
+        for p in passed:
+            outcome = Outcome.FAILED if p.failed else Outcome.SKIPPED
+            ses_db.add_file_event(conn, session_id=ses.report.session_id, source_path=p.display_path,
+                                  name_raw=p.name_raw, outcome=outcome.value, reason=p.reason, at=now)
+            ses.report.results.append(FileResult(
+                path=p.display_path, outcome=outcome, reason=p.reason,
+                blocking=p.failed or p.limit))
+
+
+def _wipe(ses: _Session) -> None:
+    """Delete camera files whose copies are durable, catalogued and re-verified."""
+    if not ses.report.complete:
+        ses.report.wipe_note = _("wipe skipped: not every file on the camera is safely in the vault")
+        return
+    wiped = 0
+    for i, res in enumerate(ses.report.results):
+        entry = ses.done.get(res.path)
+        if entry is None:
+            continue
+        cam, sha, sighting_id = entry
+        faults.point("ingest.before_wipe")
+        if _wipe_one(ses, cam, sha, sighting_id):
+            ses.report.results[i] = FileResult(**{**res.__dict__, "wiped": True})
+            wiped += 1
+    ses.report.wipe_note = _("wiped %d files from the camera") % wiped
+
+
+def _wipe_one(ses: _Session, cam: CameraFile, sha: str, sighting_id: int) -> bool:
+    try:
+        fd = camerafs.open_file(ses.root_fd, cam.parts)
+        try:
+            same = hash_fd(fd) == sha
+        finally:
+            os.close(fd)
+        if not same:
+            log.warning("not wiping %s: it changed since it was copied", cam.display_path)
+            return False
+        camerafs.unlink_file(ses.root_fd, cam.parts)
+    except OSError as exc:
+        log.warning("not wiping %s: %s", cam.display_path, exc.strerror)
+        return False
+    with ses.vault.engine.begin() as conn:
+        ses_db.mark_wiped(conn, sighting_id, ses.clock())
+    faults.point("ingest.after_wipe")
+    return True
+
+
+def _finish(ses: _Session) -> None:
+    rep = ses.report
+    rep.finished_at = ses.clock()
+    status = "complete" if rep.complete else ("stopped" if rep.error else "incomplete")
+    with ses.vault.engine.begin() as conn:
+        ses_db.finish(conn, rep.session_id, at=rep.finished_at, status=status,
+                      summary={"counts": rep.counts(), "error": rep.error, "wipe": rep.wipe_note})
+
+
+def recover(vault: Vault) -> int:
+    """Undo what killed sessions left half done. Returns how many objects it removed.
+
+    Runs only when no other session is running (the staging lock); an object
+    placed in the store by a dead session but never catalogued is removed
+    (the camera was not wiped, so the next ingest copies it again).
+    """
+    with vault.store.recovery_lock() as exclusive:
+        if not exclusive:
+            return 0
+        removed = 0
+        with vault.engine.begin() as conn:
+            for sha, session_id, has_row in ses_db.orphan_intents(conn):
+                if not has_row and vault.store.remove_uncommitted(sha):
+                    removed += 1
+                    log.warning("recovery: removed uncatalogued object %s of dead session %s",
+                                sha, session_id)
+                ses_db.drop_intent(conn, sha, session_id)
+            ses_db.abandon_running(conn, utcnow())
+        vault.store.clean_staging()
+        return removed
+
+
+__all__ = ["FileResult", "IngestReport", "Progress", "VaultError", "ingest_path", "recover"]

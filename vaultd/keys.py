@@ -1,0 +1,85 @@
+"""The vault's keys: created once by ``vaultd init``, never overwritten."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from vaultd.errors import IntegrityError, StorageError
+from vaultd.i18n import _
+
+LOG_KEY = "log-ed25519.pem"
+VAULT_ID = "vault-id"
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    keys_dir: Path
+
+    @property
+    def log_key(self) -> Path:
+        return self.keys_dir / LOG_KEY
+
+    @property
+    def vault_id(self) -> Path:
+        return self.keys_dir / VAULT_ID
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write a new 0600 file durably; refuse to overwrite."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_keys(keys_dir: Path) -> list[str]:
+    """Create the vault id and log key if missing; return what was created."""
+    files = KeyFiles(keys_dir)
+    created: list[str] = []
+    try:
+        if not files.vault_id.exists():
+            _write_new(files.vault_id, (uuid.uuid4().hex + "\n").encode())
+            created.append(VAULT_ID)
+        if not files.log_key.exists():
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            _write_new(files.log_key, pem)
+            created.append(LOG_KEY)
+        dir_fd = os.open(keys_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StorageError(_("cannot write keys in %s: %s") % (keys_dir, exc.strerror)) from exc
+    return created
+
+
+def vault_id(keys_dir: Path) -> str:
+    try:
+        return KeyFiles(keys_dir).vault_id.read_text().strip()
+    except OSError as exc:
+        raise StorageError(_("cannot read the vault id: %s") % exc.strerror) from exc
+
+
+def load_log_key(keys_dir: Path) -> Ed25519PrivateKey:
+    path = KeyFiles(keys_dir).log_key
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise StorageError(_("cannot read the log key %s: %s") % (path, exc.strerror)) from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise IntegrityError(_("%s is not an Ed25519 key") % path)
+    return key

@@ -1,0 +1,56 @@
+"""Progress bars for long work, shown only on a terminal (quiet for --json)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+
+class BytesBar:
+    """Bytes, MB/s and ETA on stderr; the ``ingest.Progress`` protocol."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
+        self._label = label
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[current]}", style="dim"),
+            console=Console(file=stream),
+            transient=False,
+        )
+        self._task: TaskID | None = None
+
+    def begin(self, total_files: int, total_bytes: int) -> None:
+        self._bar.start()
+        self._task = self._bar.add_task(f"{self._label} ({total_files})", total=total_bytes, current="")
+
+    def file(self, display_path: str) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, current=display_path[-40:])
+
+    def advance(self, nbytes: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, nbytes)
+
+    def end(self) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, current="")
+        self._bar.stop()
+
+
+def wanted(json_output: bool, stream: TextIO = sys.stderr) -> bool:
+    return not json_output and stream.isatty()

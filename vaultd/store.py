@@ -1,0 +1,406 @@
+"""The content-addressed store of originals.
+
+An original lives at ``store/sha256/ab/cd/<hex>``, read-only, written once.
+It gets there through staging: one pass that reads the source, hashes it and
+writes it (reader and writer overlap on two threads), then ``fsync`` of the
+file, a rename into place and ``fsync`` of the directories. Nothing in this
+module rewrites or deletes a stored original.
+
+The store knows nothing of the catalog.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import queue
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaultd import faults
+from vaultd.errors import DiskFullError, HashMismatchError, StorageError
+from vaultd.i18n import _
+
+log = logging.getLogger(__name__)
+
+GONE_ERRNOS = frozenset({errno.EIO, errno.ENODEV, errno.ENXIO, errno.ENOTCONN, errno.ESHUTDOWN})
+_BUFFERS = 4
+LOCK_NAME = ".sessions.lock"
+
+
+class SourceReadError(Exception):
+    """Reading the source (the camera) failed; ``errno`` tells how."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__(err.strerror or str(err))
+        self.errno = err.errno
+
+
+@dataclass(frozen=True)
+class StagedObject:
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    sha256: str
+    ok: bool
+    problem: str | None  # "missing", "size differs", "hash differs: <hex>"
+
+
+ProgressFn = Callable[[int], None]
+
+
+class Staging:
+    """One ingest session's private staging folder.
+
+    While it is open the session holds a shared lock on the staging area, so
+    crash recovery (which needs the exclusive lock) never runs beside it.
+    """
+
+    def __init__(self, staging_dir: Path, session_id: str) -> None:
+        self._lock_fd = os.open(staging_dir / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+        self.root = staging_dir / session_id
+        try:
+            self.root.mkdir(mode=0o700)
+        except OSError as exc:
+            os.close(self._lock_fd)
+            raise _storage_error(exc, self.root) from exc
+
+    def new_part(self) -> Path:
+        return self.root / f"{uuid.uuid4().hex}.part"
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        os.close(self._lock_fd)
+
+
+class Store:
+    def __init__(self, store_dir: Path, staging_dir: Path, *, chunk_bytes: int = 4 << 20) -> None:
+        self.store_dir = store_dir
+        self.staging_dir = staging_dir
+        self.chunk_bytes = chunk_bytes
+
+    # -- places ---------------------------------------------------------
+    def object_path(self, sha256: str) -> Path:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        return self.store_dir / "sha256" / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.object_path(sha256).is_file()
+
+    def open_original(self, sha256: str) -> int:
+        """Open an original read-only; the caller closes the fd."""
+        path = self.object_path(sha256)
+        try:
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise StorageError(
+                _("original %s is missing from the store") % sha256,
+                hint=_("run 'vaultd scrub' and restore the store from backup"),
+            ) from None
+
+    def iter_objects(self) -> Iterator[str]:
+        base = self.store_dir / "sha256"
+        if not base.is_dir():
+            return
+        for a in sorted(os.listdir(base)):
+            for b in sorted(os.listdir(base / a)):
+                yield from sorted(os.listdir(base / a / b))
+
+    # -- space ----------------------------------------------------------
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.store_dir)
+        return st.f_bavail * st.f_frsize
+
+    def check_space(self, needed_bytes: int, reserve_bytes: int) -> None:
+        free = self.free_bytes()
+        if free - needed_bytes < reserve_bytes:
+            raise DiskFullError(
+                _("not enough space in the vault: %d MiB free, %d MiB needed plus a reserve of %d MiB")
+                % (free >> 20, -(-needed_bytes >> 20), reserve_bytes >> 20),
+                hint=_("free space on %s (or lower ingest.reserve_bytes), then ingest again; nothing was wiped")
+                % self.store_dir,
+            )
+
+    # -- staging --------------------------------------------------------
+    def open_staging(self, session_id: str) -> Staging:
+        return Staging(self.staging_dir, session_id)
+
+    @contextmanager
+    def recovery_lock(self) -> Iterator[bool]:
+        """Exclusive hold on staging; yields False when a session is running."""
+        fd = os.open(self.staging_dir / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def clean_staging(self) -> int:
+        """Remove every staging folder; call only under ``recovery_lock``."""
+        removed = 0
+        for entry in os.scandir(self.staging_dir):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+        return removed
+
+    def stage(self, staging: Staging, src_fd: int, progress: ProgressFn | None = None,
+              *, fsync: bool = True) -> StagedObject:
+        """Copy ``src_fd`` into staging while hashing it; fsync the copy.
+
+        With ``fsync=False`` the caller makes a batch durable with one
+        ``flush()`` before committing any of it.
+
+        Raises SourceReadError when the source fails, DiskFullError on ENOSPC
+        (the partial file is removed either way).
+        """
+        part = staging.new_part()
+        try:
+            dst_fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise _storage_error(exc, part) from exc
+        try:
+            digest, size = _copy_and_hash(src_fd, dst_fd, self.chunk_bytes, progress)
+            faults.point("stage.before_fsync")
+            os.fchmod(dst_fd, 0o444)
+            if fsync:
+                os.fsync(dst_fd)
+        except SourceReadError:
+            _discard(part)
+            raise
+        except OSError as exc:
+            _discard(part)
+            raise _storage_error(exc, part) from exc
+        except BaseException:
+            _discard(part)
+            raise
+        finally:
+            os.close(dst_fd)
+        faults.point("stage.done")
+        return StagedObject(path=part, sha256=digest, size_bytes=size)
+
+    def commit(self, staged: StagedObject, *, durable: bool = True) -> bool:
+        """Move a staged object into place. Returns False if it was already stored.
+
+        An existing object of the same name is never replaced; the staged copy
+        is dropped. With ``durable=False`` the directory entries are made
+        durable later by one ``flush()`` for the whole batch.
+        """
+        target = self.object_path(staged.sha256)
+        if target.exists():
+            _discard(staged.path)
+            if target.stat().st_size != staged.size_bytes:
+                raise HashMismatchError(
+                    _("stored original %s has the wrong size") % staged.sha256,
+                    hint=_("the store was altered; run 'vaultd scrub'"),
+                )
+            return False
+        created = _make_dirs(target.parent)
+        faults.point("store.before_rename")
+        try:
+            os.rename(staged.path, target)
+        except OSError as exc:
+            raise _storage_error(exc, target) from exc
+        if durable:
+            _fsync_dir(target.parent)
+            for d in created:
+                _fsync_dir(d.parent)
+        faults.point("store.after_rename")
+        return True
+
+    def flush(self) -> None:
+        """Make everything written to the vault's filesystem durable (syncfs)."""
+        fd = os.open(self.store_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _syncfs(fd)
+        finally:
+            os.close(fd)
+
+    def remove_uncommitted(self, sha256: str) -> bool:
+        """Remove an object that a dead ingest placed but never catalogued.
+
+        Only crash recovery calls this, and only for objects named in an open
+        ingest intent with no catalog row: they were never evidence of record.
+        """
+        target = self.object_path(sha256)
+        try:
+            os.unlink(target)
+        except FileNotFoundError:
+            return False
+        _fsync_dir(target.parent)
+        return True
+
+    # -- checking ---------------------------------------------------------
+    def check(self, sha256: str, size_bytes: int | None = None) -> CheckResult:
+        path = self.object_path(sha256)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return CheckResult(sha256, False, "missing")
+        except OSError as exc:
+            return CheckResult(sha256, False, f"unreadable: {exc.strerror}")
+        try:
+            if size_bytes is not None and os.fstat(fd).st_size != size_bytes:
+                return CheckResult(sha256, False, "size differs")
+            digest = hash_fd(fd, self.chunk_bytes)
+        except OSError as exc:
+            return CheckResult(sha256, False, f"unreadable: {exc.strerror}")
+        finally:
+            os.close(fd)
+        if digest != sha256:
+            return CheckResult(sha256, False, f"hash differs: {digest}")
+        return CheckResult(sha256, True, None)
+
+    def require_intact(self, sha256: str) -> None:
+        result = self.check(sha256)
+        if not result.ok:
+            raise HashMismatchError(
+                _("original %s failed its integrity check: %s") % (sha256, result.problem),
+                hint=_("the copy in the vault is not what was ingested; run 'vaultd scrub'"),
+            )
+
+
+def hash_fd(fd: int, chunk_bytes: int = 4 << 20) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(chunk_bytes)
+    view = memoryview(buf)
+    while True:
+        n = os.readv(fd, [buf])
+        if n == 0:
+            return h.hexdigest()
+        h.update(view[:n])
+
+
+def _copy_and_hash(src_fd: int, dst_fd: int, chunk: int, progress: ProgressFn | None) -> tuple[str, int]:
+    """Reader thread reads and hashes; this thread writes. Buffers are pooled."""
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _i in range(_BUFFERS):
+        free.put(bytearray(chunk))
+    full: queue.Queue[tuple[bytearray, int] | BaseException | None] = queue.Queue()
+    h = hashlib.sha256()
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                buf = free.get()
+                try:
+                    n = os.readv(src_fd, [buf])
+                except OSError as exc:
+                    full.put(SourceReadError(exc))
+                    return
+                if n == 0:
+                    full.put(None)
+                    return
+                h.update(memoryview(buf)[:n])
+                full.put((buf, n))
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            full.put(exc)
+
+    thread = threading.Thread(target=reader, name="vaultd-read", daemon=True)
+    thread.start()
+    size = 0
+    try:
+        while True:
+            item = full.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            buf, n = item
+            _write_all(dst_fd, memoryview(buf)[:n])
+            size += n
+            free.put(buf)
+            faults.point("stage.chunk")
+            if progress is not None:
+                progress(n)
+    finally:
+        stop.set()
+        free.put(bytearray(0))  # wakes a reader waiting for a buffer
+        thread.join()
+    return h.hexdigest(), size
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _storage_error(exc: OSError, path: Path) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(
+            _("the vault disk is full while writing %s") % path.name,
+            hint=_("free space, then ingest again; the partial copy was removed and nothing was wiped"),
+        )
+    return StorageError(_("cannot write %s: %s") % (path, exc.strerror))
+
+
+def _discard(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    created: list[Path] = []
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+            created.append(d)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _storage_error(exc, d) from exc
+    return created
+
+
+def _syncfs(fd: int) -> None:
+    if _libc is not None and _libc.syncfs(fd) == 0:
+        return
+    os.sync()  # no syncfs here: sync everything
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syncfs.argtypes = [ctypes.c_int]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_libc = _load_libc()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

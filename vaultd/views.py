@@ -1,0 +1,66 @@
+"""Turning values into what front ends print: JSON dicts and short lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from vaultd.model import Recording
+
+
+def iso(t: datetime | None, tz: ZoneInfo) -> str | None:
+    return t.astimezone(tz).isoformat() if t is not None else None
+
+
+def recording_json(rec: Recording, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": rec.id,
+        "sha256": rec.sha256,
+        "size_bytes": rec.size_bytes,
+        "original_name": rec.original_name,
+        "original_name_raw_hex": rec.original_name_raw.hex(),
+        "name_oddities": list(rec.name_oddities),
+        "source_path": rec.source_path,
+        "media_type": rec.media_type.value,
+        "device_serial": rec.device_serial,
+        "device_model": rec.device_model,
+        "officer_id": rec.officer_id,
+        "recorded_start": iso(rec.recorded_start, tz),
+        "recorded_end": iso(rec.recorded_end, tz),
+        "time_source": rec.time_source.value,
+        "clock_offset_s": rec.clock_offset_s,
+        "time_flags": list(rec.time_flags),
+        "ingested_at": iso(rec.ingested_at, tz),
+        "ingest_deadline": iso(rec.ingest_deadline, tz),
+        "on_time": rec.on_time,
+        "duration_s": rec.duration_s,
+        "video_codec": rec.video_codec,
+        "audio_codec": rec.audio_codec,
+        "width": rec.width,
+        "height": rec.height,
+        "damaged": rec.damaged,
+        "damage_reasons": list(rec.damage_reasons),
+        "important": rec.important,
+        "making_method": rec.making_method,
+        "maker": rec.maker,
+        "ingest_session": rec.ingest_session,
+        "extra": rec.extra,
+    }
+
+
+def recording_line(rec: Recording, tz: ZoneInfo) -> str:
+    start = rec.recorded_start.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if rec.recorded_start else "-"
+    dur = f"{rec.duration_s:7.1f}s" if rec.duration_s is not None else "       -"
+    flags = []
+    if rec.damaged:
+        flags.append("DAMAGED")
+    if rec.on_time is False:
+        flags.append("LATE")
+    if rec.important:
+        flags.append("IMP")
+    if rec.name_oddities:
+        flags.append("ODD-NAME")
+    return (f"{rec.id}  {rec.media_type.value:<5}  {start}  {dur}  {rec.size_bytes:>12,}  "
+            f"{rec.device_serial or '-':<10} {rec.officer_id or '-':<8} {rec.original_name}"
+            + (f"  [{' '.join(flags)}]" if flags else ""))
