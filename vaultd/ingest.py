@@ -279,6 +279,7 @@ def _source_failed(ses: _Session, cam: CameraFile, err: int | None, why: str) ->
 
 def _device_present(root_fd: int) -> bool:
     try:
+        faults.point("source.present")
         os.listdir(root_fd)
         return True
     except OSError:

@@ -304,6 +304,7 @@ def _copy_and_hash(src_fd: int, dst_fd: int, chunk: int, progress: ProgressFn | 
             while not stop.is_set():
                 buf = free.get()
                 try:
+                    faults.point("source.read")
                     n = os.readv(src_fd, [buf])
                 except OSError as exc:
                     full.put(SourceReadError(exc))

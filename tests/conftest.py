@@ -1,0 +1,68 @@
+"""Shared fixtures: every test gets its own home, keys and camera copy."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vaultd import faults
+from vaultd.vault import Vault, init_vault, open_vault
+
+TEST_CONFIG = """\
+[ingest]
+settle_s = 0.0
+reserve_bytes = 0
+defer_retries = 1
+"""
+
+
+@pytest.fixture(autouse=True)
+def _clear_fault_hooks() -> Iterator[None]:
+    yield
+    faults.hooks.clear()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "home"
+    init_vault(h)
+    (h / "vaultd.toml").write_text(TEST_CONFIG, encoding="utf-8")
+    return h
+
+
+@pytest.fixture
+def vault(home: Path) -> Iterator[Vault]:
+    v = open_vault(home)
+    yield v
+    v.close()
+
+
+@pytest.fixture(scope="session")
+def _sim_camera_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from vaultd.simulate import simulate_camera
+
+    root = tmp_path_factory.mktemp("simcam") / "cam"
+    simulate_camera(root, clips=4, seconds=2.0, damaged=2, odd_names=True, clock_offset_s=45.0)
+    return root
+
+
+@pytest.fixture
+def camera(_sim_camera_master: Path, tmp_path: Path) -> Path:
+    """A private copy of a simulated camera (4 clips, 2 damaged, odd names)."""
+    dest = tmp_path / "camera"
+    shutil.copytree(_sim_camera_master, dest, symlinks=True)
+    return dest
+
+
+def camera_files(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of every regular file on a camera (not the identity file)."""
+    import hashlib
+
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.is_symlink() and p.name != "vaultd-camera.json":
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out

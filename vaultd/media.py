@@ -1,0 +1,446 @@
+"""ffprobe and ffmpeg: the only place vaultd runs them.
+
+``probe`` reads what a media file claims (codecs, size, duration, creation
+time) and never raises for bad or hostile media: it reports ``ok=False``
+with ffprobe's complaint. ``make_video``, ``make_audio`` and ``make_photo``
+generate real test media for the camera simulator and the test suite.
+
+Structure checks that ffprobe misses (truncated MP4s) live in
+``vaultd.containers``, which is pure Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import struct
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import ffmpeg  # type: ignore[import-untyped]
+
+from vaultd.errors import ConfigError, VaultError
+from vaultd.i18n import _
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MediaToolError",
+    "ProbeResult",
+    "make_audio",
+    "make_photo",
+    "make_video",
+    "probe",
+    "tool_versions",
+]
+
+_STDERR_TAIL_CHARS = 2000
+_ERROR_LINE_CHARS = 200
+_PROBE_OUTPUT_MAX_BYTES = 16 * 1024 * 1024
+_LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-fA-F]+\]\s*")
+_SAFE_LABEL = re.compile(r"[^A-Za-z0-9 _.#+:/-]")
+
+
+class MediaToolError(VaultError):
+    """ffmpeg failed (or timed out) while generating media."""
+
+    code = "media_tool_error"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What ffprobe says about one file."""
+
+    ok: bool
+    error: str | None
+    format_name: str | None
+    duration_s: float | None
+    creation_time: datetime | None
+    video_codec: str | None
+    audio_codec: str | None
+    width: int | None
+    height: int | None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------
+# locating the tools
+
+
+def _install_hint() -> str:
+    return _("install ffmpeg: apt-get install ffmpeg")
+
+
+def _tool(name: str) -> str:
+    """Absolute path of ffmpeg/ffprobe, or ConfigError with an install hint."""
+    found = shutil.which(name)
+    if found is None:
+        raise ConfigError(
+            _("%(tool)s not found on PATH") % {"tool": name}, hint=_install_hint()
+        )
+    return found
+
+
+def tool_versions() -> dict[str, str]:
+    """First ``-version`` line of ffmpeg and ffprobe (cached for the process)."""
+    return dict(_tool_versions())
+
+
+@functools.cache
+def _tool_versions() -> tuple[tuple[str, str], ...]:
+    versions: list[tuple[str, str]] = []
+    for name in ("ffmpeg", "ffprobe"):
+        argv = [_tool(name), "-hide_banner", "-version"]
+        try:
+            done = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ConfigError(
+                _("cannot run %(tool)s: %(error)s") % {"tool": name, "error": exc},
+                hint=_install_hint(),
+            ) from exc
+        text = done.stdout.decode("utf-8", errors="replace").strip()
+        versions.append((name, text.splitlines()[0] if text else "unknown"))
+    return tuple(versions)
+
+
+# --------------------------------------------------------------------------
+# probe
+
+
+def probe(path: Path, *, timeout_s: float = 30.0) -> ProbeResult:
+    """Run ffprobe on ``path``; never raises for bad media.
+
+    Raises ConfigError only when ffprobe itself is missing.
+    """
+    argv = [
+        _tool("ffprobe"),
+        "-hide_banner",
+        "-v", "error",
+        "-print_format", "json",
+        "-show_format",
+        "-show_streams",
+        # "file:" keeps a name like "http:x" or "-x" from being read as a URL or option
+        "file:" + str(Path(path).absolute()),
+    ]
+    try:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return _failed(_("ffprobe timed out after %(s)s s") % {"s": timeout_s})
+    except OSError as exc:
+        return _failed(_("cannot run ffprobe: %(error)s") % {"error": exc})
+    if done.returncode != 0:
+        complaint = _complaint(done.stderr, argv[-1])
+        return _failed(complaint or _("ffprobe exited with %(rc)d") % {"rc": done.returncode})
+    if len(done.stdout) > _PROBE_OUTPUT_MAX_BYTES:
+        return _failed(_("ffprobe output too large"))
+    try:
+        raw = json.loads(done.stdout.decode("utf-8", errors="replace"))
+    except ValueError:
+        return _failed(_("ffprobe printed invalid JSON"))
+    if not isinstance(raw, dict) or not isinstance(raw.get("format"), dict):
+        return _failed(_("ffprobe found no container format"))
+    return _from_json(raw)
+
+
+def _failed(error: str) -> ProbeResult:
+    one_line = " ".join(error.split())[:_ERROR_LINE_CHARS]
+    return ProbeResult(
+        ok=False, error=one_line, format_name=None, duration_s=None, creation_time=None,
+        video_codec=None, audio_codec=None, width=None, height=None, raw={},
+    )
+
+
+def _complaint(stderr: bytes, url: str) -> str:
+    """The last few distinct stderr lines, without "[mov @ 0x..]" and file-name prefixes."""
+    lines: list[str] = []
+    for line in stderr.decode("utf-8", errors="replace").splitlines():
+        line = _LOG_PREFIX.sub("", line.strip())
+        line = line.removeprefix(url + ": ").strip()
+        if line and line not in lines:
+            lines.append(line)
+    return "; ".join(lines[-3:])
+
+
+def _from_json(raw: dict[str, Any]) -> ProbeResult:
+    fmt: dict[str, Any] = raw["format"]
+    streams = [s for s in raw.get("streams", []) if isinstance(s, dict)]
+    raw = {"format": fmt, "streams": streams}
+    video = _first_stream(streams, "video")
+    audio = _first_stream(streams, "audio")
+    return ProbeResult(
+        ok=True,
+        error=None,
+        format_name=_as_str(fmt.get("format_name")),
+        duration_s=_duration(fmt, streams),
+        creation_time=_creation_time(fmt, streams),
+        video_codec=_as_str(video.get("codec_name")) if video else None,
+        audio_codec=_as_str(audio.get("codec_name")) if audio else None,
+        width=_as_int(video.get("width")) if video else None,
+        height=_as_int(video.get("height")) if video else None,
+        raw=raw,
+    )
+
+
+def _first_stream(streams: list[dict[str, Any]], codec_type: str) -> dict[str, Any] | None:
+    for stream in streams:
+        if stream.get("codec_type") != codec_type:
+            continue
+        # a JPEG cover picture inside an audio file is not "the video"
+        disposition = stream.get("disposition")
+        if isinstance(disposition, dict) and disposition.get("attached_pic") == 1:
+            continue
+        return stream
+    return None
+
+
+def _as_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _as_float(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and number not in (float("inf"), float("-inf")) else None
+
+
+def _duration(fmt: dict[str, Any], streams: list[dict[str, Any]]) -> float | None:
+    found = _as_float(fmt.get("duration"))
+    if found is not None:
+        return found
+    for stream in streams:
+        found = _as_float(stream.get("duration"))
+        if found is not None:
+            return found
+    return None
+
+
+def _creation_time(fmt: dict[str, Any], streams: list[dict[str, Any]]) -> datetime | None:
+    """``creation_time`` tag of the format, else of the first stream that has one.
+
+    A full ISO ``date`` tag (what make_audio writes into WAV's ICRD) is the
+    fallback; a bare date is not precise enough and is ignored.
+    """
+    holders = [fmt, *streams]
+    for key, need_time in (("creation_time", False), ("date", True)):
+        for holder in holders:
+            tags = holder.get("tags")
+            if isinstance(tags, dict) and isinstance(tags.get(key), str):
+                parsed = _parse_time(tags[key], need_time=need_time)
+                if parsed is not None:
+                    return parsed
+    return None
+
+
+def _parse_time(text: str, *, need_time: bool) -> datetime | None:
+    text = text.strip()
+    if need_time and "T" not in text and " " not in text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        if need_time:
+            return None
+        parsed = parsed.replace(tzinfo=timezone.utc)  # ffmpeg writes UTC
+    return parsed.astimezone(timezone.utc)
+
+
+# --------------------------------------------------------------------------
+# generation
+
+
+def _iso_utc(when: datetime) -> str:
+    if when.tzinfo is None:
+        raise ValueError("creation_time must be timezone-aware")
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _run_ffmpeg(
+    stream: Any, out: Path, *, timeout_s: float, post: Callable[[bytes], bytes] | None = None
+) -> None:
+    """Compile an ffmpeg-python graph writing to a temp file, run it, rename to ``out``.
+
+    ``post`` rewrites the bytes before the rename (small files only).
+    """
+    out = Path(out).absolute()
+    # ffmpeg creates the file itself, so it gets the usual umask-based mode
+    tmp = out.with_name(f".vaultd-{secrets.token_hex(8)}{out.suffix}")
+    tmp_name = str(tmp)
+    try:
+        argv = (
+            stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+            .overwrite_output()
+            .compile(cmd=_tool("ffmpeg"))
+        )
+        argv = [tmp_name if a == "__OUT__" else a for a in argv]
+        try:
+            done = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise MediaToolError(
+                _("ffmpeg timed out after %(s)s s writing %(path)s") % {"s": timeout_s, "path": out}
+            ) from exc
+        if done.returncode != 0:
+            tail = done.stderr.decode("utf-8", errors="replace")[-_STDERR_TAIL_CHARS:].strip()
+            raise MediaToolError(
+                _("ffmpeg failed writing %(path)s: %(stderr)s") % {"path": out, "stderr": tail},
+                hint=_("check the ffmpeg build (libx264, aac): ffmpeg -hide_banner -encoders"),
+            )
+        if post is not None:
+            tmp.write_bytes(post(tmp.read_bytes()))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _timeout_for(seconds: float) -> float:
+    return 60.0 + 10.0 * seconds
+
+
+def make_video(
+    out: Path,
+    *,
+    seconds: float,
+    creation_time: datetime,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 25,
+    faststart: bool = True,
+    label: str = "",
+) -> None:
+    """Write a real H.264 + AAC MP4 with a test picture, a sine tone and a creation_time tag.
+
+    ``label`` is drawn on the picture when this ffmpeg can (drawtext needs
+    libfreetype and a font); characters outside a safe ASCII set become "_".
+    """
+    label = _SAFE_LABEL.sub("_", label)[:64].strip()
+    if label and not _can_drawtext():
+        label = ""
+    _make_video(out, seconds, creation_time, (width, height, fps), faststart, label)
+
+
+@functools.cache
+def _can_drawtext() -> bool:
+    """Whether drawtext works here (tried once on a one-frame picture)."""
+    frame = ffmpeg.input("color=size=32x32:duration=0.04", f="lavfi").video.filter("drawtext", text="x")
+    argv = ffmpeg.output(frame, "-", f="null").global_args("-hide_banner", "-nostdin").compile(
+        cmd=_tool("ffmpeg")
+    )
+    try:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if done.returncode != 0:
+        log.warning("ffmpeg drawtext unavailable; simulated videos carry no label")
+    return done.returncode == 0
+
+
+def _make_video(
+    out: Path,
+    seconds: float,
+    creation_time: datetime,
+    geometry: tuple[int, int, int],
+    faststart: bool,
+    label: str,
+) -> None:
+    width, height, fps = geometry
+    video = ffmpeg.input(
+        f"testsrc=size={width}x{height}:rate={fps}:duration={seconds}", f="lavfi"
+    ).video
+    if label:
+        video = video.filter(
+            "drawtext", text=label, expansion="none", x=8, y=8,
+            fontsize=max(12, height // 18), fontcolor="white", box=1, boxcolor="black@0.5",
+        )
+    audio = ffmpeg.input(f"sine=frequency=440:sample_rate=16000:duration={seconds}", f="lavfi").audio
+    options: dict[str, Any] = {
+        "f": "mp4",
+        "vcodec": "libx264",
+        "preset": "ultrafast",
+        "pix_fmt": "yuv420p",
+        "acodec": "aac",
+        "ac": 1,
+        "b:a": "32k",
+        "metadata": "creation_time=" + _iso_utc(creation_time),
+    }
+    if faststart:
+        options["movflags"] = "+faststart"
+    stream = ffmpeg.output(video, audio, "__OUT__", **options)
+    _run_ffmpeg(stream, out, timeout_s=_timeout_for(seconds))
+
+
+def make_audio(out: Path, *, seconds: float, creation_time: datetime) -> None:
+    """Write a sine-tone recording: WAV (pcm_s16le, mono, 16 kHz) for .wav, else AAC in an M4A container."""
+    when = _iso_utc(creation_time)
+    audio = ffmpeg.input(f"sine=frequency=660:sample_rate=16000:duration={seconds}", f="lavfi").audio
+    if Path(out).suffix.lower() == ".wav":
+        # the WAV muxer drops creation_time; "date" lands in the LIST/INFO ICRD chunk
+        options: dict[str, Any] = {"f": "wav", "acodec": "pcm_s16le", "ac": 1, "metadata": "date=" + when}
+    else:
+        options = {"f": "ipod", "acodec": "aac", "ac": 1, "b:a": "32k", "metadata": "creation_time=" + when}
+    _run_ffmpeg(ffmpeg.output(audio, "__OUT__", **options), out, timeout_s=_timeout_for(seconds))
+
+
+def make_photo(out: Path, *, width: int = 1280, height: int = 720, when: datetime | None = None) -> None:
+    """Write a JPEG test picture; ``when`` goes into EXIF DateTimeOriginal (+ OffsetTimeOriginal)."""
+    picture = ffmpeg.input(f"testsrc=size={width}x{height}:rate=1:duration=1", f="lavfi").video
+    stream = ffmpeg.output(picture, "__OUT__", f="image2", vcodec="mjpeg", **{"frames:v": 1, "q:v": 3})
+    if when is None:
+        _run_ffmpeg(stream, out, timeout_s=_timeout_for(1.0))
+        return
+    if when.tzinfo is None:
+        raise ValueError("when must be timezone-aware")
+    _run_ffmpeg(stream, out, timeout_s=_timeout_for(1.0), post=lambda jpeg: _with_exif(jpeg, when))
+
+
+def _with_exif(jpeg: bytes, when: datetime) -> bytes:
+    """Insert an APP1 Exif segment with DateTimeOriginal after SOI (and after APP0/JFIF)."""
+    offset = when.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    zone = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}".encode("ascii") + b"\0"
+    stamp = when.strftime("%Y:%m:%d %H:%M:%S").encode("ascii") + b"\0"
+    # TIFF, big-endian. IFD0 at 8 holds one entry: ExifIFD pointer -> IFD at 26.
+    exif_ifd = 26
+    data_at = exif_ifd + 2 + 2 * 12 + 4
+    tiff = b"MM\0\x2a" + struct.pack(">I", 8)
+    tiff += struct.pack(">H", 1) + struct.pack(">HHII", 0x8769, 4, 1, exif_ifd) + struct.pack(">I", 0)
+    tiff += struct.pack(">H", 2)
+    tiff += struct.pack(">HHII", 0x9003, 2, len(stamp), data_at)
+    tiff += struct.pack(">HHII", 0x9011, 2, len(zone), data_at + len(stamp))
+    tiff += struct.pack(">I", 0) + stamp + zone
+    payload = b"Exif\0\0" + tiff
+    segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    insert_at = 2
+    if jpeg[2:4] == b"\xff\xe0" and len(jpeg) >= 6:
+        insert_at = 4 + struct.unpack(">H", jpeg[4:6])[0]
+    return jpeg[:insert_at] + segment + jpeg[insert_at:]
