@@ -41,7 +41,29 @@ def mvhd(created: int, timescale: int, duration: int, version: int = 0) -> bytes
     return full_box(b"mvhd", times + bytes(80), version)
 
 
-def sample_tables(offsets: list[int], *, co64: bool = False) -> bytes:
+def hdlr(handler: bytes) -> bytes:
+    return full_box(b"hdlr", bytes(4) + handler + bytes(12) + b"\0")
+
+
+def sample_entry(fourcc: bytes, width: int = 0, height: int = 0, *, visual: bool = True) -> bytes:
+    """A VisualSampleEntry (86 bytes) or an AudioSampleEntry (36 bytes), codec boxes left out."""
+    base = bytes(6) + struct.pack(">H", 1)
+    if visual:
+        return box(fourcc, base + bytes(16) + struct.pack(">HH", width, height) + bytes(50))
+    return box(fourcc, base + bytes(20))
+
+
+def stsd(*entries: bytes, count: int | None = None) -> bytes:
+    return full_box(b"stsd", struct.pack(">I", len(entries) if count is None else count) + b"".join(entries))
+
+
+AVC = sample_entry(b"avc1", 640, 360)
+AAC = sample_entry(b"mp4a", visual=False)
+Track = tuple[bytes, bytes]   # handler type, stsd box
+VIDEO_TRACK: Track = (b"vide", stsd(AVC))
+
+
+def sample_tables(offsets: list[int], *, co64: bool = False, description: bytes = b"") -> bytes:
     sizes = [SAMPLE] * (len(offsets) * PER_CHUNK)
     if co64:
         chunk_box = full_box(b"co64", struct.pack(">I", len(offsets)) + b"".join(struct.pack(">Q", o) for o in offsets))
@@ -49,26 +71,34 @@ def sample_tables(offsets: list[int], *, co64: bool = False) -> bytes:
         chunk_box = full_box(b"stco", struct.pack(">I", len(offsets)) + b"".join(struct.pack(">I", o) for o in offsets))
     stsc = full_box(b"stsc", struct.pack(">IIII", 1, 1, PER_CHUNK, 1))
     stsz = full_box(b"stsz", struct.pack(">II", 0, len(sizes)) + b"".join(struct.pack(">I", s) for s in sizes))
-    return box(b"stbl", stsc + stsz + chunk_box)
+    return box(b"stbl", description + stsc + stsz + chunk_box)
 
 
-def moov_box(offsets: list[int], *, mvhd_version: int = 0, co64: bool = False) -> bytes:
+def trak_box(offsets: list[int], track: Track, *, co64: bool = False) -> bytes:
+    handler, description = track
+    stbl = sample_tables(offsets, co64=co64, description=description)
+    return box(b"trak", box(b"mdia", hdlr(handler) + box(b"minf", stbl)))
+
+
+def moov_box(
+    offsets: list[int], *, mvhd_version: int = 0, co64: bool = False, tracks: tuple[Track, ...] = (VIDEO_TRACK,)
+) -> bytes:
     created = int((CREATED - MP4_EPOCH).total_seconds())
-    stbl = sample_tables(offsets, co64=co64)
-    trak = box(b"trak", box(b"mdia", box(b"minf", stbl)))
-    return box(b"moov", mvhd(created, 1000, 4000, mvhd_version) + trak)
+    traks = b"".join(trak_box(offsets, track, co64=co64) for track in tracks)
+    return box(b"moov", mvhd(created, 1000, 4000, mvhd_version) + traks)
 
 
 def build_mp4(
-    *, faststart: bool = True, mvhd_version: int = 0, co64: bool = False, mdat_size_zero: bool = False
+    *, faststart: bool = True, mvhd_version: int = 0, co64: bool = False, mdat_size_zero: bool = False,
+    tracks: tuple[Track, ...] = (VIDEO_TRACK,),
 ) -> bytes:
     ftyp = box(b"ftyp", b"isom\0\0\2\0isomiso2mp41")
     media = bytes(range(256)) * 4
     media = media[: SAMPLE * PER_CHUNK * CHUNKS]
-    moov_len = len(moov_box([0] * CHUNKS, mvhd_version=mvhd_version, co64=co64))
+    moov_len = len(moov_box([0] * CHUNKS, mvhd_version=mvhd_version, co64=co64, tracks=tracks))
     mdat_start = len(ftyp) + (moov_len if faststart else 0) + 8
     offsets = [mdat_start + i * SAMPLE * PER_CHUNK for i in range(CHUNKS)]
-    moov = moov_box(offsets, mvhd_version=mvhd_version, co64=co64)
+    moov = moov_box(offsets, mvhd_version=mvhd_version, co64=co64, tracks=tracks)
     mdat = box(b"mdat", media)
     if mdat_size_zero:
         mdat = struct.pack(">I", 0) + b"mdat" + media
@@ -133,6 +163,7 @@ def test_complete_mp4_is_ok(faststart: bool, mvhd_version: int, co64: bool) -> N
     assert report.problems == ()
     assert report.creation_time == CREATED
     assert report.duration_s == pytest.approx(4.0)
+    assert (report.width, report.height, report.video_codec, report.audio_codec) == (640, 360, "h264", None)
 
 
 @pytest.mark.parametrize("faststart", [True, False])
@@ -216,6 +247,101 @@ def test_stream_position_is_restored() -> None:
     f.seek(17)
     check_stream(f, len(data))
     assert f.tell() == 17
+
+
+# --------------------------------------------------------------------------
+# MP4 sample descriptions
+
+
+def media_fields(report: StructureReport) -> tuple[int | None, int | None, str | None, str | None]:
+    return report.width, report.height, report.video_codec, report.audio_codec
+
+
+def test_first_video_and_first_audio_track_win() -> None:
+    tracks = (
+        (b"soun", stsd(sample_entry(b"samr", visual=False))),
+        (b"tmcd", stsd(sample_entry(b"tmcd", visual=False))),   # neither picture nor sound
+        (b"vide", stsd(sample_entry(b"hvc1", 1920, 1080), AVC)),  # only the first entry counts
+        (b"soun", stsd(AAC)),
+        (b"vide", stsd(AVC)),
+    )
+    report = check_bytes(build_mp4(tracks=tracks))
+    assert report.ok, report.problems
+    assert media_fields(report) == (1920, 1080, "hevc", "amr_nb")
+
+
+def test_audio_only_mp4_has_no_picture() -> None:
+    report = check_bytes(build_mp4(tracks=((b"soun", stsd(AAC)),)))
+    assert report.ok
+    assert media_fields(report) == (None, None, None, "aac")
+
+
+@pytest.mark.parametrize(
+    ("handler", "fourcc", "name"),
+    [
+        (b"vide", b"avc1", "h264"), (b"vide", b"avc3", "h264"), (b"vide", b"hvc1", "hevc"),
+        (b"vide", b"hev1", "hevc"), (b"vide", b"mp4v", "mpeg4"), (b"vide", b"XyZ ", "xyz"),
+        (b"soun", b"mp4a", "aac"), (b"soun", b"Opus", "opus"), (b"soun", b"samr", "amr_nb"),
+        (b"soun", b"sawb", "amr_wb"), (b"soun", b"ulaw", "pcm_mulaw"), (b"soun", b"alaw", "pcm_alaw"),
+        (b"soun", b"sowt", "pcm_s16le"), (b"soun", b"twos", "pcm_s16be"), (b"soun", b"lpcm", "pcm_s16le"),
+        (b"soun", b"\x01ab ", "\\x01ab"),
+    ],
+)
+def test_codec_names_follow_ffprobe(handler: bytes, fourcc: bytes, name: str) -> None:
+    entry = sample_entry(fourcc, 320, 240, visual=handler == b"vide")
+    report = check_bytes(build_mp4(tracks=((handler, stsd(entry)),)))
+    codec = report.video_codec if handler == b"vide" else report.audio_codec
+    assert codec == name
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        pytest.param(stsd(), id="zero-entries"),
+        pytest.param(stsd(count=1), id="count-without-entry"),
+        pytest.param(full_box(b"stsd", struct.pack(">I", 1) + AVC[:12]), id="entry-cut-short"),
+        pytest.param(full_box(b"stsd", struct.pack(">I", 1) + struct.pack(">I", 4000) + AVC[4:]),
+                     id="entry-larger-than-stsd"),
+        pytest.param(full_box(b"stsd", struct.pack(">I", 1) + struct.pack(">I", 4) + AVC[4:]),
+                     id="entry-smaller-than-its-header"),
+        pytest.param(full_box(b"stsd", b""), id="no-count"),
+        pytest.param(b"", id="no-stsd"),
+    ],
+)
+def test_bad_sample_description_leaves_fields_none(description: bytes) -> None:
+    report = check_bytes(build_mp4(tracks=((b"vide", description), (b"soun", description))))
+    assert report.ok, report.problems  # the chunk tables are fine; a description is read, not judged
+    assert media_fields(report) == (None, None, None, None)
+
+
+def test_short_visual_entry_gives_codec_without_size() -> None:
+    short = box(b"avc1", bytes(6) + struct.pack(">H", 1) + bytes(8))  # 24 bytes: width/height missing
+    report = check_bytes(build_mp4(tracks=((b"vide", stsd(short)),)))
+    assert media_fields(report) == (None, None, "h264", None)
+    zero = check_bytes(build_mp4(tracks=((b"vide", stsd(sample_entry(b"avc1", 0, 0))),)))
+    assert media_fields(zero) == (None, None, "h264", None)
+
+
+def test_track_without_handler_is_not_counted() -> None:
+    # a picture codec, but no 'hdlr' to say the track is video (and one whose 'hdlr' is cut short)
+    stbl = sample_tables([0], description=stsd(AVC))
+    short_hdlr = full_box(b"hdlr", bytes(4) + b"vid")
+    ftyp = box(b"ftyp", b"isom\0\0\0\0")
+    for mdia in (box(b"mdia", box(b"minf", stbl)), box(b"mdia", short_hdlr + box(b"minf", stbl))):
+        trak = box(b"trak", mdia)
+        report = check_bytes(ftyp + box(b"moov", mvhd(1, 1000, 1) + trak) + box(b"mdat", b"x" * 64))
+        assert media_fields(report) == (None, None, None, None)
+
+
+def test_hostile_sample_entry_reads_little() -> None:
+    # an stsd claiming 2**32-1 entries whose first claims 4 GiB, in a 1 TiB "file"
+    entry = struct.pack(">I4s", 2**32 - 1, b"avc1") + bytes(28)
+    description = full_box(b"stsd", struct.pack(">I", 2**32 - 1) + entry)
+    data = build_mp4(tracks=((b"vide", description),))
+    f = CountingFile(2**40, {0: data})
+    report = check_stream(cast(BinaryIO, f), f.size)
+    assert media_fields(report) == (None, None, None, None)
+    assert f.total_read < 16 * 1024
 
 
 # --------------------------------------------------------------------------

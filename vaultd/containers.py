@@ -5,11 +5,16 @@ reports its full duration, because the index is intact and only the media
 data is gone. Walking the ISO-BMFF boxes catches that, and also a tail-moov
 file that lost its index. JPEG and WAV get cheaper checks.
 
+Along the way the check reads what the headers say about the media, named as
+ffprobe names it: picture size and codecs (MP4 sample descriptions), picture
+size (JPEG frame header), codec and duration (WAV). These are read, never
+judged: a header too short to tell leaves the field None, not a problem.
+
 Every input is treated as hostile: sizes from the file are never used to
-allocate, every read is bounded, and the number of boxes, chunks and table
-entries looked at is capped, so a crafted file cannot make a check slow or
-large. Read errors (``OSError``) propagate: the caller decides whether the
-device is gone.
+allocate, every read is bounded, and the number of boxes, chunks, segments
+and table entries looked at is capped, so a crafted file cannot make a check
+slow or large. Read errors (``OSError``) propagate: the caller decides whether
+the device is gone.
 """
 
 from __future__ import annotations
@@ -22,20 +27,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
 
+from vaultd._boxes import Box, Reader, check_chunks, children, first, printable, walk
 from vaultd.i18n import _
 
 log = logging.getLogger(__name__)
 
 __all__ = ["StructureReport", "check_path", "check_stream"]
 
-_MAX_BOXES = 100_000            # boxes looked at per file, all levels together
-_MAX_DEPTH = 8                  # nesting levels descended
-_MAX_CHUNK_ENTRIES = 1_000_000  # stco/co64 entries checked per track
-_MAX_STSC_ENTRIES = 100_000     # stsc entries read per track
-_MAX_CHUNK_SAMPLES = 100_000    # samples summed for one chunk's size
 _MAX_RIFF_CHUNKS = 10_000
-_MAX_PROBLEMS = 32
-_READ_PIECE = 64 * 1024         # largest single read
+_MAX_JPEG_SEGMENTS = 1_000      # markers (and fill bytes) looked at before giving up on the frame header
 _JPEG_MAX_TRAILING_ZEROS = 16
 _MP4_EPOCH = datetime(1904, 1, 1, tzinfo=timezone.utc)
 
@@ -46,68 +46,60 @@ _SUFFIX_KINDS = {
     ".mp4": "mp4", ".mov": "mp4", ".m4a": "mp4", ".m4v": "mp4", ".3gp": "mp4", ".3g2": "mp4",
     ".jpg": "jpeg", ".jpeg": "jpeg", ".wav": "wav",
 }
+# sample entry fourcc -> ffprobe codec name; anything else is reported as the fourcc itself
+_MP4_CODECS = {
+    b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1": "hevc", b"mp4v": "mpeg4",
+    b"av01": "av1", b"vp09": "vp9", b"jpeg": "mjpeg", b"mjpa": "mjpeg",
+    b"mp4a": "aac", b"Opus": "opus", b"fLaC": "flac", b"ac-3": "ac3", b"ec-3": "eac3",
+    b"samr": "amr_nb", b"sawb": "amr_wb", b"ulaw": "pcm_mulaw", b"alaw": "pcm_alaw",
+    b"sowt": "pcm_s16le", b"twos": "pcm_s16be", b"lpcm": "pcm_s16le",
+}
+_VISUAL_ENTRY_BYTES = 36        # SampleEntry (16) + pre_defined/reserved (16) + width, height (2 + 2)
+# WAV format tag -> ffprobe codec name (PCM by bits per sample, rounded up to whole bytes)
+_WAV_INT_PCM = {8: "pcm_u8", 16: "pcm_s16le", 24: "pcm_s24le", 32: "pcm_s32le", 64: "pcm_s64le"}
+_WAV_FLOAT_PCM = {32: "pcm_f32le", 64: "pcm_f64le"}
+_WAV_CODECS = {6: "pcm_alaw", 7: "pcm_mulaw", 0x11: "adpcm_ima_wav"}
+_WAV_EXTENSIBLE = 0xFFFE
+# JPEG markers without a length field: TEM, RST0..7, SOI
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
+_JPEG_NOT_SOF = frozenset({0xC4, 0xC8, 0xCC})  # DHT, JPG, DAC share the SOF range
 
 
 @dataclass(frozen=True)
 class StructureReport:
-    """Outcome of a structure check. ``ok`` is always True for kind "unknown"."""
+    """Outcome of a structure check. ``ok`` is always True for kind "unknown".
+
+    ``width``, ``height``, ``video_codec`` and ``audio_codec`` are what the
+    headers claim, with ffprobe's codec names ("h264", "aac", "pcm_s16le");
+    None where the file does not say (photos carry no codec).
+    """
 
     kind: str
     ok: bool
     problems: tuple[str, ...]
     creation_time: datetime | None
     duration_s: float | None
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
 
 
 @dataclass(frozen=True)
-class _Box:
-    type: str
-    offset: int
-    header_size: int
-    size: int
+class _Track:
+    """One track's handler type ("vide", "soun", ...) and first sample description."""
 
-    @property
-    def start(self) -> int:
-        return self.offset + self.header_size
-
-    @property
-    def end(self) -> int:
-        return self.offset + self.size
+    handler: str | None
+    codec: str | None = None
+    width: int | None = None
+    height: int | None = None
 
 
-class _Reader:
-    """Bounded reads plus the problem list and box budget of one check."""
-
-    def __init__(self, f: BinaryIO, size_bytes: int) -> None:
-        self.f = f
-        self.size = size_bytes
-        self.problems: list[str] = []
-        self.boxes_seen = 0
-        self.dropped = 0
-
-    def read_at(self, offset: int, n: int) -> bytes:
-        n = max(0, min(n, _READ_PIECE, self.size - offset))
-        if n == 0 or offset < 0:
-            return b""
-        self.f.seek(offset)
-        return self.f.read(n)
-
-    def problem(self, text: str) -> None:
-        if len(self.problems) < _MAX_PROBLEMS:
-            self.problems.append(text)
-        else:
-            self.dropped += 1
-
-    def all_problems(self) -> tuple[str, ...]:
-        extra = [_("... and %(n)d more problems") % {"n": self.dropped}] if self.dropped else []
-        return tuple(self.problems + extra)
-
-    def take_box(self) -> bool:
-        """Count one more box; False once the budget is spent (reported once)."""
-        self.boxes_seen += 1
-        if self.boxes_seen == _MAX_BOXES + 1:
-            self.problem(_("more than %(n)d boxes; rest of the file not checked") % {"n": _MAX_BOXES})
-        return self.boxes_seen <= _MAX_BOXES
+@dataclass(frozen=True)
+class _Moov:
+    creation_time: datetime | None
+    duration_s: float | None
+    tracks: tuple[_Track, ...]
 
 
 # --------------------------------------------------------------------------
@@ -131,7 +123,7 @@ def check_stream(f: BinaryIO, size_bytes: int, *, expect_kind: str | None = None
     """
     position = f.tell()
     try:
-        r = _Reader(f, size_bytes)
+        r = Reader(f, size_bytes)
         head = r.read_at(0, 16)
         if _looks_like_mp4(head):
             return _check_mp4(r)
@@ -155,112 +147,44 @@ def _looks_like_mp4(head: bytes) -> bool:
     return size in (0, 1) or size >= 8
 
 
-def _printable(raw: bytes) -> str:
-    return "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in raw)
-
-
-# --------------------------------------------------------------------------
-# ISO-BMFF box walking
-
-
-def _walk(r: _Reader, start: int, end: int, where: str) -> list[_Box]:
-    """Boxes tiling ``[start, end)``; gaps, overruns and bad sizes become problems."""
-    boxes: list[_Box] = []
-    limit = min(end, r.size)
-    pos = start
-    while pos < limit:
-        if limit - pos < 8:
-            r.problem(_("%(n)d stray bytes at offset %(at)d after the last box in %(where)s")
-                      % {"n": limit - pos, "at": pos, "where": where})
-            break
-        if not r.take_box():
-            break
-        box = _read_box_header(r, pos, end)
-        if box is None:
-            break
-        boxes.append(box)
-        if box.end > limit:
-            ends = _("file ends at %(n)d") % {"n": r.size} if box.end > r.size else \
-                _("%(where)s ends at %(n)d") % {"where": where, "n": end}
-            r.problem(_("box '%(type)s' at offset %(at)d claims %(size)d bytes, %(ends)s")
-                      % {"type": box.type, "at": pos, "size": box.size, "ends": ends})
-            break
-        pos = box.end
-    return boxes
-
-
-def _read_box_header(r: _Reader, pos: int, end: int) -> _Box | None:
-    head = r.read_at(pos, 16)
-    if len(head) < 8:
-        r.problem(_("cannot read box header at offset %(at)d") % {"at": pos})
-        return None
-    size, raw_type = struct.unpack(">I4s", head[:8])
-    box_type = _printable(raw_type)
-    header = 8
-    if size == 1:
-        if len(head) < 16:
-            r.problem(_("box '%(type)s' at offset %(at)d: 64-bit size cut off") % {"type": box_type, "at": pos})
-            return None
-        size = struct.unpack(">Q", head[8:16])[0]
-        header = 16
-    elif size == 0:
-        size = end - pos  # "to the end of the enclosing box (or file)"
-    if size < header:
-        r.problem(_("box '%(type)s' at offset %(at)d has impossible size %(size)d")
-                  % {"type": box_type, "at": pos, "size": size})
-        return None
-    return _Box(box_type, pos, header, size)
-
-
-def _children(r: _Reader, box: _Box, where: str, depth: int) -> list[_Box]:
-    if depth > _MAX_DEPTH:
-        r.problem(_("boxes nested deeper than %(n)d levels") % {"n": _MAX_DEPTH})
-        return []
-    return _walk(r, box.start, box.end, where)
-
-
-def _first(boxes: list[_Box], box_type: str) -> _Box | None:
-    return next((b for b in boxes if b.type == box_type), None)
-
-
 # --------------------------------------------------------------------------
 # MP4
 
 
-def _check_mp4(r: _Reader) -> StructureReport:
-    top = _walk(r, 0, r.size, "file")
+def _check_mp4(r: Reader) -> StructureReport:
+    top = walk(r, 0, r.size, "file")
     types = {b.type for b in top}
     if "ftyp" not in types:
         r.problem(_("no 'ftyp' box"))
     if "mdat" not in types and "moof" not in types:
         r.problem(_("no 'mdat' box"))
-    moov = _first(top, "moov")
-    creation_time: datetime | None = None
-    duration_s: float | None = None
-    if moov is None:
+    moov_box = first(top, "moov")
+    moov = _Moov(None, None, ())
+    if moov_box is None:
         r.problem(_("no 'moov' box"))
     else:
-        creation_time, duration_s = _check_moov(r, moov)
+        moov = _check_moov(r, moov_box)
+    video = next((t for t in moov.tracks if t.handler == "vide"), _Track(None))
+    audio = next((t for t in moov.tracks if t.handler == "soun"), _Track(None))
     problems = r.all_problems()
-    return StructureReport("mp4", not problems, problems, creation_time, duration_s)
+    return StructureReport("mp4", not problems, problems, moov.creation_time, moov.duration_s,
+                           width=video.width, height=video.height, video_codec=video.codec, audio_codec=audio.codec)
 
 
-def _check_moov(r: _Reader, moov: _Box) -> tuple[datetime | None, float | None]:
-    children = _children(r, moov, "'moov'", depth=1)
-    mvhd = _first(children, "mvhd")
+def _check_moov(r: Reader, moov: Box) -> _Moov:
+    kids = children(r, moov, "'moov'", depth=1)
+    mvhd = first(kids, "mvhd")
     times: tuple[datetime | None, float | None] = (None, None)
     if mvhd is None:
         r.problem(_("no 'mvhd' box in 'moov'"))
     else:
         times = _parse_mvhd(r, mvhd)
-    for number, trak in enumerate((b for b in children if b.type == "trak"), start=1):
-        stbl = _find_stbl(r, trak, number)
-        if stbl is not None:
-            _check_stbl(r, stbl, number)
-    return times
+    tracks = tuple(_check_trak(r, trak, number)
+                   for number, trak in enumerate((b for b in kids if b.type == "trak"), start=1))
+    return _Moov(times[0], times[1], tracks)
 
 
-def _parse_mvhd(r: _Reader, mvhd: _Box) -> tuple[datetime | None, float | None]:
+def _parse_mvhd(r: Reader, mvhd: Box) -> tuple[datetime | None, float | None]:
     body = r.read_at(mvhd.start, min(32, mvhd.size - mvhd.header_size))
     version = body[0] if body else -1
     if version == 0 and len(body) >= 20:
@@ -285,158 +209,61 @@ def _parse_mvhd(r: _Reader, mvhd: _Box) -> tuple[datetime | None, float | None]:
     return creation_time, (None if duration == unknown else duration / timescale)
 
 
-def _find_stbl(r: _Reader, trak: _Box, number: int) -> _Box | None:
-    box = trak
-    for depth, box_type in enumerate(("mdia", "minf", "stbl"), start=2):
-        found = _first(_children(r, box, f"'{box.type}'", depth), box_type)
-        if found is None:
-            r.problem(_("track %(n)d: no '%(type)s' box in '%(parent)s'")
-                      % {"n": number, "type": box_type, "parent": box.type})
-            return None
-        box = found
-    return box
+def _check_trak(r: Reader, trak: Box, number: int) -> _Track:
+    """Check one track's chunk tables (trak/mdia/minf/stbl) and read its handler and sample description."""
+    mdia = _child(r, children(r, trak, "'trak'", 2), trak, "mdia", number)
+    if mdia is None:
+        return _Track(None)
+    mdia_kids = children(r, mdia, "'mdia'", 3)
+    handler = _handler_type(r, first(mdia_kids, "hdlr"))
+    minf = _child(r, mdia_kids, mdia, "minf", number)
+    stbl = None if minf is None else _child(r, children(r, minf, "'minf'", 4), minf, "stbl", number)
+    if stbl is None:
+        return _Track(handler)
+    stbl_kids = children(r, stbl, "'stbl'", 5)
+    check_chunks(r, stbl_kids, number)
+    return _sample_description(r, handler, first(stbl_kids, "stsd"))
 
 
-def _check_stbl(r: _Reader, stbl: _Box, number: int) -> None:
-    children = _children(r, stbl, "'stbl'", depth=5)
-    chunks = _first(children, "stco") or _first(children, "co64")
-    if chunks is None:
-        r.problem(_("track %(n)d: no 'stco' or 'co64' box") % {"n": number})
-        return
-    scan = _scan_chunk_offsets(r, chunks, number)
-    if scan is None or scan.max_offset >= r.size:
-        return
-    stsc, stsz = _first(children, "stsc"), _first(children, "stsz")
-    if stsc is None or stsz is None:
-        return
-    chunk_bytes = _chunk_bytes(r, (stsc, stsz), scan.max_index + 1, scan.count, number)
-    if chunk_bytes is not None and scan.max_offset + chunk_bytes > r.size:
-        r.problem(_("track %(n)d: sample data of the chunk at offset %(at)d runs to %(to)d, file ends at %(size)d")
-                  % {"n": number, "at": scan.max_offset, "to": scan.max_offset + chunk_bytes, "size": r.size})
+def _child(r: Reader, kids: list[Box], parent: Box, box_type: str, number: int) -> Box | None:
+    found = first(kids, box_type)
+    if found is None:
+        r.problem(_("track %(n)d: no '%(type)s' box in '%(parent)s'")
+                  % {"n": number, "type": box_type, "parent": parent.type})
+    return found
+
+
+def _handler_type(r: Reader, hdlr: Box | None) -> str | None:
+    """``hdlr``: version/flags (4), pre_defined (4), handler_type (4)."""
+    if hdlr is None or hdlr.end < hdlr.start + 12:
+        return None
+    raw = r.read_at(hdlr.start + 8, 4)
+    return printable(raw) if len(raw) == 4 else None
+
+
+def _sample_description(r: Reader, handler: str | None, stsd: Box | None) -> _Track:
+    """The first entry of ``stsd`` (version/flags, entry count, then sample entry boxes)."""
+    if stsd is None:
+        return _Track(handler)
+    entry_at = stsd.start + 8
+    head = r.read_at(stsd.start, 8 + _VISUAL_ENTRY_BYTES)
+    if len(head) < 16 or entry_at + 8 > stsd.end or struct.unpack(">I", head[4:8])[0] == 0:
+        return _Track(handler)
+    entry_size, fourcc = struct.unpack(">I4s", head[8:16])
+    if entry_size < 16 or entry_at + entry_size > stsd.end:
+        return _Track(handler)  # not a whole sample entry inside its box: nothing to trust
+    codec = _MP4_CODECS.get(fourcc) or printable(fourcc).strip().lower() or None
+    if handler != "vide" or entry_size < _VISUAL_ENTRY_BYTES or len(head) < 8 + _VISUAL_ENTRY_BYTES:
+        return _Track(handler, codec)
+    width, height = struct.unpack(">HH", head[8 + 32: 8 + 36])
+    return _Track(handler, codec, width or None, height or None)
 
 
 # --------------------------------------------------------------------------
-# sample tables
+# JPEG
 
 
-@dataclass(frozen=True)
-class _ChunkScan:
-    count: int          # entries in the table (as far as the box holds them)
-    max_offset: int     # largest chunk offset seen
-    max_index: int      # its 0-based chunk index
-
-
-def _table(r: _Reader, box: _Box, skip: int, entry_size: int, number: int) -> tuple[int, int]:
-    """(entry count the box really holds, offset of the first entry) of a full-box table.
-
-    ``skip`` is the number of header bytes after version/flags before the
-    entry count (0 for stco, co64, stsc; 8 for stsz's size and count).
-    """
-    head = r.read_at(box.start, 4 + skip + 4)
-    if len(head) < 8 + skip:
-        r.problem(_("track %(n)d: '%(type)s' box too short") % {"n": number, "type": box.type})
-        return 0, box.start
-    claimed = struct.unpack(">I", head[4 + skip: 8 + skip])[0]
-    first = box.start + 8 + skip
-    room = max(0, min(box.end, r.size) - first) // entry_size
-    if claimed > room:
-        r.problem(_("track %(n)d: '%(type)s' claims %(claimed)d entries, box holds %(room)d")
-                  % {"n": number, "type": box.type, "claimed": claimed, "room": room})
-        return room, first
-    return claimed, first
-
-
-def _entries(r: _Reader, first: int, count: int, fmt: str) -> list[tuple[int, ...]]:
-    """Read ``count`` fixed-size entries from ``first`` in bounded pieces (count already capped)."""
-    width = struct.calcsize(">" + fmt)
-    per_piece = _READ_PIECE // width
-    out: list[tuple[int, ...]] = []
-    done = 0
-    while done < count:
-        n = min(per_piece, count - done)
-        data = r.read_at(first + done * width, n * width)
-        n = len(data) // width
-        if n == 0:
-            break
-        out.extend(struct.iter_unpack(">" + fmt, data[: n * width]))
-        done += n
-    return out
-
-
-def _scan_chunk_offsets(r: _Reader, box: _Box, number: int) -> _ChunkScan | None:
-    width, fmt = (8, "Q") if box.type == "co64" else (4, "I")
-    count, first = _table(r, box, 0, width, number)
-    if count == 0:
-        return None
-    checked = min(count, _MAX_CHUNK_ENTRIES)
-    bad, first_bad, max_offset, max_index = 0, -1, -1, -1
-    done = 0
-    while done < checked:
-        piece = _entries(r, first + done * width, min(_READ_PIECE // width, checked - done), fmt)
-        if not piece:
-            break
-        for index, (offset,) in enumerate(piece, start=done):
-            if offset > max_offset:
-                max_offset, max_index = offset, index
-            if offset >= r.size:
-                bad += 1
-                first_bad = offset if first_bad < 0 else first_bad
-        done += len(piece)
-    if bad:
-        r.problem(_("track %(n)d: %(bad)d of %(count)d chunk offsets in '%(type)s' point past the end of the "
-                    "file (first %(first)d, file ends at %(size)d)")
-                  % {"n": number, "bad": bad, "count": done, "type": box.type, "first": first_bad, "size": r.size})
-    return _ChunkScan(count, max_offset, max_index)
-
-
-def _chunk_bytes(r: _Reader, tables: tuple[_Box, _Box], chunk: int, chunk_count: int, number: int) -> int | None:
-    """Bytes of sample data in 1-based ``chunk``, or None when too costly or inconsistent to tell."""
-    stsc, stsz = tables
-    located = _locate_chunk_samples(r, stsc, chunk, chunk_count, number)
-    if located is None:
-        return None
-    first_sample, n_samples = located
-    head = r.read_at(stsz.start, 12)
-    if len(head) < 12:
-        return None
-    sample_size: int
-    sample_count: int
-    sample_size, sample_count = struct.unpack(">II", head[4:12])
-    if sample_size:
-        return n_samples * sample_size
-    if first_sample + n_samples > sample_count or n_samples > _MAX_CHUNK_SAMPLES:
-        return None
-    count, first = _table(r, stsz, 4, 4, number)
-    if first_sample + n_samples > count:
-        return None
-    sizes = _entries(r, first + 4 * first_sample, n_samples, "I")
-    return sum(size for (size,) in sizes)
-
-
-def _locate_chunk_samples(
-    r: _Reader, stsc: _Box, chunk: int, chunk_count: int, number: int
-) -> tuple[int, int] | None:
-    """(0-based first sample, sample count) of 1-based ``chunk`` from the sample-to-chunk runs."""
-    count, first = _table(r, stsc, 0, 12, number)
-    if count == 0 or count > _MAX_STSC_ENTRIES:
-        return None
-    runs = [(entry[0], entry[1]) for entry in _entries(r, first, count, "III")]
-    samples_before = 0
-    for index, (first_chunk, per_chunk) in enumerate(runs):
-        next_first = runs[index + 1][0] if index + 1 < len(runs) else chunk_count + 1
-        if first_chunk <= chunk < next_first:
-            return samples_before + (chunk - first_chunk) * per_chunk, per_chunk
-        if next_first < first_chunk:
-            return None  # runs out of order: not ours to judge here
-        samples_before += (next_first - first_chunk) * per_chunk
-    return None
-
-
-# --------------------------------------------------------------------------
-# JPEG and WAV
-
-
-def _check_jpeg(r: _Reader) -> StructureReport:
+def _check_jpeg(r: Reader) -> StructureReport:
     tail = r.read_at(max(0, r.size - 64), 64)
     stripped = tail.rstrip(b"\0")
     zeros = len(tail) - len(stripped)
@@ -444,25 +271,77 @@ def _check_jpeg(r: _Reader) -> StructureReport:
         r.problem(_("%(n)d or more zero bytes at the end of the file") % {"n": zeros})
     elif not stripped.endswith(b"\xff\xd9"):
         r.problem(_("no end-of-image marker (FFD9) at the end of the file; it looks truncated"))
+    width, height = _jpeg_frame_size(r)
     problems = r.all_problems()
-    return StructureReport("jpeg", not problems, problems, None, None)
+    return StructureReport("jpeg", not problems, problems, None, None, width=width, height=height)
 
 
-def _check_wav(r: _Reader) -> StructureReport:
+def _jpeg_frame_size(r: Reader) -> tuple[int | None, int | None]:
+    """(width, height) from the first start-of-frame header, walking the marker segments after SOI."""
+    pos = 2
+    for _index in range(_MAX_JPEG_SEGMENTS):
+        head = r.read_at(pos, 4)
+        if len(head) < 2 or head[0] != 0xFF:
+            break
+        marker = head[1]
+        if marker == 0xFF or marker in _JPEG_STANDALONE:
+            pos += 1 if marker == 0xFF else 2  # fill byte, or a marker with no length
+            continue
+        if marker in (0xD9, 0xDA) or len(head) < 4:
+            break  # end of image, or entropy-coded data, before any frame header
+        length = struct.unpack(">H", head[2:4])[0]
+        if length < 2:
+            break
+        if 0xC0 <= marker <= 0xCF and marker not in _JPEG_NOT_SOF:
+            # length (2), precision (1), lines (2), samples per line (2)
+            frame = r.read_at(pos + 4, 5)
+            if length < 7 or len(frame) < 5:
+                break
+            height, width = struct.unpack(">HH", frame[1:5])
+            return width or None, height or None
+        pos += 2 + length
+    return None, None
+
+
+# --------------------------------------------------------------------------
+# WAV
+
+
+@dataclass(frozen=True)
+class _WavFacts:
+    fmt_at: int | None = None       # offset of the first 'fmt ' chunk's body
+    fmt_bytes: int = 0
+    data_bytes: int | None = None   # of the first 'data' chunk, as far as the file holds it
+
+
+def _check_wav(r: Reader) -> StructureReport:
     riff_size = struct.unpack("<I", r.read_at(4, 4))[0]
     declared_end = 8 + riff_size
     if declared_end > r.size:
         r.problem(_("RIFF header claims %(n)d bytes, file has %(size)d") % {"n": declared_end, "size": r.size})
     elif r.size - declared_end > 1:
         r.problem(_("%(n)d bytes after the end of the RIFF data") % {"n": r.size - declared_end})
-    limit = min(declared_end, r.size)
+    facts = _walk_riff(r, min(declared_end, r.size))
+    codec, byte_rate = _wav_format(r, facts)
+    duration_s = facts.data_bytes / byte_rate if facts.data_bytes is not None and byte_rate else None
+    problems = r.all_problems()
+    return StructureReport("wav", not problems, problems, None, duration_s, audio_codec=codec)
+
+
+def _walk_riff(r: Reader, limit: int) -> _WavFacts:
     seen: set[str] = set()
+    facts = _WavFacts()
     pos = 12
     for _index in range(_MAX_RIFF_CHUNKS):
         if pos + 8 > limit:
             break
         raw_id, size = struct.unpack("<4sI", r.read_at(pos, 8))
-        chunk_id = _printable(raw_id)
+        chunk_id = printable(raw_id)
+        if chunk_id == "fmt " and facts.fmt_at is None:
+            facts = _WavFacts(pos + 8, size, facts.data_bytes)
+        elif chunk_id == "data" and facts.data_bytes is None:
+            # a cut file (or one its recorder never closed) plays only the bytes it has
+            facts = _WavFacts(facts.fmt_at, facts.fmt_bytes, max(0, min(size, r.size - pos - 8)))
         seen.add(chunk_id)
         if pos + 8 + size > r.size:
             r.problem(_("chunk '%(id)s' at offset %(at)d claims %(n)d bytes, file ends at %(size)d")
@@ -472,5 +351,24 @@ def _check_wav(r: _Reader) -> StructureReport:
     for needed in ("fmt ", "data"):
         if needed not in seen:
             r.problem(_("no '%(id)s' chunk") % {"id": needed})
-    problems = r.all_problems()
-    return StructureReport("wav", not problems, problems, None, None)
+    return facts
+
+
+def _wav_format(r: Reader, facts: _WavFacts) -> tuple[str | None, int]:
+    """(ffprobe codec name, byte rate) from the fmt chunk; (None, 0) when there is none to read."""
+    if facts.fmt_at is None or facts.fmt_bytes < 16:
+        return None, 0
+    body = r.read_at(facts.fmt_at, min(facts.fmt_bytes, 40))
+    if len(body) < 16:
+        return None, 0
+    tag, _channels, _rate, byte_rate, _align, bits = struct.unpack("<HHIIHH", body[:16])
+    if tag == _WAV_EXTENSIBLE and len(body) >= 26:
+        tag = struct.unpack("<H", body[24:26])[0]  # first two bytes of the SubFormat GUID
+    whole_bits = (bits + 7) // 8 * 8
+    if tag == 1:
+        name = _WAV_INT_PCM.get(whole_bits)
+    elif tag == 3:
+        name = _WAV_FLOAT_PCM.get(whole_bits)
+    else:
+        name = _WAV_CODECS.get(tag)
+    return name or f"wav_0x{tag:04x}", byte_rate
