@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from vaultd import __version__, evidence, ingest, progress, scrub, views
+from vaultd import __version__, admin, cli_audit, evidence, ingest, progress, scrub, views
 from vaultd.catalog.recordings import RecordingFilter
 from vaultd.errors import IncompleteError, IntegrityError, UsageError, VaultError
+from vaultd.clicommon import cmd, open_, parse_time, print_json, seal_opened, zone
 from vaultd.home import resolve_home
 from vaultd.i18n import _
 from vaultd.model import Actor
-from vaultd.vault import Vault, init_vault, open_vault
 
 log = logging.getLogger("vaultd")
-Handler = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,7 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args))
+        try:
+            return int(args.handler(args))
+        finally:
+            seal_opened()
     except VaultError as exc:
         print(_("vaultd: error: %s") % exc.message, file=sys.stderr)
         if exc.hint:
@@ -68,50 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest(sub)
     _add_recordings(sub)
     _add_scrub(sub)
+    cli_audit.add_commands(sub)
     return p
-
-
-def _cmd(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
-    return parser
-
-
-# -- helpers -----------------------------------------------------------------
-
-def _open(args: argparse.Namespace) -> Vault:
-    return open_vault(resolve_home(args.home), args.config)
-
-
-def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
-
-
-def _zone(vault: Vault) -> ZoneInfo:
-    return ZoneInfo(vault.config.time.station_tz)
-
-
-def _parse_time(text: str, tz: ZoneInfo, option: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            t = datetime.combine(date.fromisoformat(text), datetime.min.time())
-        except ValueError:
-            raise UsageError(_("%s: %r is not an ISO 8601 date or time") % (option, text),
-                             hint=_("e.g. 2026-11-21 or 2026-11-21T08:30:00+08:00")) from None
-    return t.replace(tzinfo=tz) if t.tzinfo is None else t
 
 
 # -- init ---------------------------------------------------------------------
 
 def _add_init(sub: Any) -> None:
-    _cmd(sub, "init", _run_init, _("create the data home, the vault's keys and the catalog (safe to repeat)"))
+    cmd(sub, "init", _run_init, _("create the data home, the vault's keys and the catalog (safe to repeat)"))
 
 
 def _run_init(args: argparse.Namespace) -> int:
-    result = init_vault(resolve_home(args.home), args.config)
+    result = admin.initialise(resolve_home(args.home), args.config, Actor.local())
     if result.changed:
         print(_("initialised vault in %s (created: %s)") % (result.home, ", ".join(result.created)))
     else:
@@ -124,7 +94,7 @@ def _run_init(args: argparse.Namespace) -> int:
 def _add_simulate(sub: Any) -> None:
     sim = sub.add_parser("simulate", help=_("make simulated devices for demos and tests"))
     sim_sub = sim.add_subparsers(metavar="WHAT", required=True)
-    cam = _cmd(sim_sub, "camera", _run_simulate_camera,
+    cam = cmd(sim_sub, "camera", _run_simulate_camera,
                _("write a folder laid out like a Chinese body camera, with real MP4 clips"))
     cam.add_argument("dir", type=Path, help=_("new or empty folder to fill"))
     cam.add_argument("--serial", default="3201001", help=_("device serial (产品序号)"))
@@ -143,7 +113,7 @@ def _run_simulate_camera(args: argparse.Namespace) -> int:
     from vaultd.simulate import simulate_camera
 
     tz = ZoneInfo("Asia/Shanghai")
-    start = _parse_time(args.start, tz, "--start") if args.start else None
+    start = parse_time(args.start, tz, "--start") if args.start else None
     cam = simulate_camera(args.dir, serial=args.serial, officer_id=args.officer, clips=args.clips,
                           seconds=args.seconds, start=start, clock_offset_s=args.clock_offset,
                           damaged=args.damaged, odd_names=args.odd_names)
@@ -156,7 +126,7 @@ def _run_simulate_camera(args: argparse.Namespace) -> int:
 # -- ingest ---------------------------------------------------------------------
 
 def _add_ingest(sub: Any) -> None:
-    p = _cmd(sub, "ingest", _run_ingest,
+    p = cmd(sub, "ingest", _run_ingest,
              _("copy every file from a mounted or simulated camera into the vault; exit 0 only "
                "when every recording is safely in the vault"))
     p.add_argument("path", type=Path, help=_("the camera's mount point or simulated camera folder"))
@@ -166,11 +136,11 @@ def _add_ingest(sub: Any) -> None:
 
 
 def _run_ingest(args: argparse.Namespace) -> int:
-    vault = _open(args)
+    vault = open_(args)
     bar = progress.BytesBar(_("ingest")) if progress.wanted(args.json) else None
     report = ingest.ingest_path(vault, args.path, actor=Actor.local(), wipe=args.wipe, progress=bar)
     if args.json:
-        _print_json(_report_json(report))
+        print_json(_report_json(report))
     else:
         _print_report(report)
     if not report.complete:
@@ -221,31 +191,32 @@ def _print_report(report: ingest.IngestReport) -> None:
 def _add_recordings(sub: Any) -> None:
     rec = sub.add_parser("recordings", help=_("find and read recordings in the vault"))
     rs = rec.add_subparsers(metavar="ACTION", required=True)
-    lst = _cmd(rs, "list", _run_list, _("list recordings, oldest first"))
+    lst = cmd(rs, "list", _run_list, _("list recordings, oldest first"))
     lst.add_argument("--json", action="store_true")
     lst.add_argument("--device", help=_("only this device serial"))
     lst.add_argument("--officer", help=_("only this officer number"))
     lst.add_argument("--since", help=_("recorded at or after (ISO 8601; station zone if no offset)"))
     lst.add_argument("--until", help=_("recorded before (ISO 8601)"))
-    show = _cmd(rs, "show", _run_show, _("show one recording's metadata and where it was seen"))
+    show = cmd(rs, "show", _run_show, _("show one recording's metadata and where it was seen"))
     show.add_argument("id", help=_("recording id, or a sha256 prefix of 8+ hex digits"))
     show.add_argument("--json", action="store_true")
-    get = _cmd(rs, "get", _run_get, _("write the original's exact bytes to a new file"))
+    get = cmd(rs, "get", _run_get, _("write the original's exact bytes to a new file"))
     get.add_argument("id", help=_("recording id, or a sha256 prefix"))
     get.add_argument("--out", type=Path, required=True, help=_("new file to write (never overwritten)"))
     get.add_argument("--reason", required=True, help=_("why the original is read (kept in the audit log)"))
+    cli_audit.add_receipt(rs)
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    vault = _open(args)
-    tz = _zone(vault)
+    vault = open_(args)
+    tz = zone(vault)
     flt = RecordingFilter(
         device_serial=args.device, officer_id=args.officer,
-        since=_parse_time(args.since, tz, "--since") if args.since else None,
-        until=_parse_time(args.until, tz, "--until") if args.until else None)
+        since=parse_time(args.since, tz, "--since") if args.since else None,
+        until=parse_time(args.until, tz, "--until") if args.until else None)
     recs = evidence.list_recordings(vault, Actor.local(), flt)
     if args.json:
-        _print_json([views.recording_json(r, tz) for r in recs])
+        print_json([views.recording_json(r, tz) for r in recs])
     else:
         for r in recs:
             print(views.recording_line(r, tz))
@@ -254,8 +225,8 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    vault = _open(args)
-    tz = _zone(vault)
+    vault = open_(args)
+    tz = zone(vault)
     detail = evidence.show_recording(vault, Actor.local(), args.id)
     data = views.recording_json(detail.recording, tz)
     data["sightings"] = [{
@@ -263,7 +234,7 @@ def _run_show(args: argparse.Namespace) -> int:
         "seen_at": views.iso(s["seen_at"], tz), "outcome": s["outcome"],
         "wiped_at": views.iso(s["wiped_at"], tz)} for s in detail.sightings]
     if args.json:
-        _print_json(data)
+        print_json(data)
     else:
         width = max(len(k) for k in data)
         for key, value in data.items():
@@ -275,7 +246,7 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_get(args: argparse.Namespace) -> int:
-    vault = _open(args)
+    vault = open_(args)
     got = evidence.get_original(vault, Actor.local(), args.id, args.out, args.reason)
     print(_("wrote %s (%d bytes, sha256 %s)") % (got.out, got.size_bytes, got.recording.sha256))
     return 0
@@ -284,13 +255,13 @@ def _run_get(args: argparse.Namespace) -> int:
 # -- scrub -------------------------------------------------------------------------
 
 def _add_scrub(sub: Any) -> None:
-    p = _cmd(sub, "scrub", _run_scrub,
+    p = cmd(sub, "scrub", _run_scrub,
              _("re-hash every stored original; exit non-zero naming each one missing or different"))
     p.add_argument("--json", action="store_true")
 
 
 def _run_scrub(args: argparse.Namespace) -> int:
-    vault = _open(args)
+    vault = open_(args)
     show = progress.wanted(args.json)
 
     def tick(done: int, total: int) -> None:
@@ -301,7 +272,7 @@ def _run_scrub(args: argparse.Namespace) -> int:
     if show:
         print(file=sys.stderr)
     if args.json:
-        _print_json({"ok": report.ok, "checked": report.checked, "bytes_checked": report.bytes_checked,
+        print_json({"ok": report.ok, "checked": report.checked, "bytes_checked": report.bytes_checked,
                      "findings": [f.__dict__ for f in report.findings],
                      "unknown_objects": report.unknown_objects})
     else:

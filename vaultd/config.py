@@ -65,14 +65,23 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    origin: str = ""  # checkpoint origin line; empty: "vaultd/<vault id>"
+
+
+@dataclass(frozen=True)
 class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     time: TimeConfig = field(default_factory=TimeConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     source: str = _("built-in defaults")
+    text: str = ""  # the file's exact text ("" for defaults), for the audit log
 
 
-_SECTIONS: dict[str, type] = {"ingest": IngestConfig, "time": TimeConfig, "catalog": CatalogConfig}
+_SECTIONS: dict[str, type] = {
+    "ingest": IngestConfig, "time": TimeConfig, "catalog": CatalogConfig, "audit": AuditConfig,
+}
 
 
 def load(path: Path | None) -> Config:
@@ -80,16 +89,16 @@ def load(path: Path | None) -> Config:
     if path is None:
         return Config()
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        raw = Path(path).read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             _("config file %s does not exist") % path,
             hint=_("pass an existing file with --config, or leave it out for the defaults"),
         ) from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(_("%s is not valid TOML: %s") % (path, exc)) from None
-    return from_dict(data, str(path))
+    return dataclasses.replace(from_dict(data, str(path)), text=raw.decode("utf-8"))
 
 
 def from_dict(data: dict[str, Any], source: str) -> Config:
@@ -190,6 +199,9 @@ def _check(cfg: Config, source: str) -> None:
     }.items():
         if value < 0:
             raise ConfigError(_("%s: %s must not be negative, got %r") % (source, key, value))
+    origin = cfg.audit.origin
+    if origin and (any(c.isspace() for c in origin) or "+" in origin):
+        raise ConfigError(_("%s: audit.origin must not contain spaces or '+', got %r") % (source, origin))
     for key in ("station_tz", "camera_tz"):
         name = getattr(cfg.time, key)
         try:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vaultd import audit
+from vaultd.audit import Event, EvidenceRef
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog import sessions as ses_db
 from vaultd.catalog.recordings import RecordingFilter
@@ -22,8 +24,13 @@ from vaultd.vault import Vault
 
 
 def list_recordings(vault: Vault, actor: Actor, flt: RecordingFilter) -> list[Recording]:
-    with vault.engine.connect() as conn:
-        return rec_db.search(conn, flt)
+    with vault.engine.begin() as conn:
+        found = rec_db.search(conn, flt)
+        audit.append(conn, Event("recording.list", actor, {
+            "filter": {k: (v.isoformat() if hasattr(v, "isoformat") else getattr(v, "value", v))
+                       for k, v in flt.__dict__.items() if v is not None},
+            "ids": [r.id for r in found]}))
+    return found
 
 
 @dataclass(frozen=True)
@@ -33,9 +40,11 @@ class RecordingDetail:
 
 
 def show_recording(vault: Vault, actor: Actor, ref: str) -> RecordingDetail:
-    with vault.engine.connect() as conn:
+    with vault.engine.begin() as conn:
         rec = rec_db.get(conn, ref)
-        return RecordingDetail(rec, ses_db.sightings_of(conn, rec.id))
+        detail = RecordingDetail(rec, ses_db.sightings_of(conn, rec.id))
+        audit.append(conn, Event("recording.show", actor, {}, EvidenceRef.of(rec)))
+    return detail
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,24 @@ def get_original(vault: Vault, actor: Actor, ref: str, out: Path, reason: str) -
                          hint=_("say why with --reason, e.g. --reason '案件 2026-017 review'"))
     with vault.engine.connect() as conn:
         rec = rec_db.get(conn, ref)
+    try:
+        size = _write_original(vault, rec, out)
+    except Exception as exc:
+        _log_get(vault, actor, rec, out, reason, getattr(exc, "message", str(exc)))
+        raise
+    _log_get(vault, actor, rec, out, reason, None)
+    return Retrieved(rec, out, size)
+
+
+def _log_get(vault: Vault, actor: Actor, rec: Recording, out: Path, reason: str,
+             problem: str | None) -> None:
+    with vault.engine.begin() as conn:
+        audit.append(conn, Event("recording.get" if problem is None else "recording.get.failed", actor,
+                                 {"reason": reason, "out": str(out), "problem": problem},
+                                 EvidenceRef.of(rec)))
+
+
+def _write_original(vault: Vault, rec: Recording, out: Path) -> int:
     src = vault.store.open_original(rec.sha256)
     try:
         dst = _create_out(out)
@@ -70,7 +97,7 @@ def get_original(vault: Vault, actor: Actor, ref: str, out: Path, reason: str) -
         raise HashMismatchError(
             _("original %s does not match its recorded hash; nothing was written") % rec.id,
             hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
-    return Retrieved(rec, out, size)
+    return size
 
 
 def _create_out(out: Path) -> int:

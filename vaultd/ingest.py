@@ -28,7 +28,8 @@ from typing import Protocol
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
-from vaultd import camerafs, faults
+from vaultd import audit, camerafs, faults
+from vaultd.audit import Event, EvidenceRef
 from vaultd.camerafs import CameraFile, Passed
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog import sessions as ses_db
@@ -135,6 +136,10 @@ def ingest_tree(vault: Vault, root_fd: int, source: str, identity: CameraIdentit
     with vault.engine.begin() as conn:
         ses_db.start(conn, session_id, at=report.started_at, source=source,
                      device_serial=identity.serial, actor=actor.label)
+        audit.append(conn, Event("ingest.session.start", actor, {
+            "session": session_id, "source": source, "device": _identity_details(identity),
+            "files_found": len(walk.files), "bytes_found": sum(f.size_bytes for f in walk.files),
+        }), report.started_at)
     staging = vault.store.open_staging(session_id)
     ses = _Session(vault, root_fd, identity, actor, report, staging, progress, clock)
     try:
@@ -346,6 +351,18 @@ def _insert_item(ses: _Session, conn: Connection, item: _Item, now: datetime) ->
         source_path=item.cam.display_path, name_raw=item.cam.name.raw,
         size_bytes=item.staged.size_bytes, mtime=_mtime(item.cam), seen_at=now,
         outcome="new" if item.recording is not None else "duplicate"))
+    details: dict[str, object] = {
+        "session": sid, "source_path": item.cam.display_path, "name_raw_hex": item.cam.name.raw.hex(),
+        "name_oddities": list(item.cam.name.oddities), "device_serial": ses.identity.serial,
+        "camera_mtime": _mtime(item.cam).isoformat()}
+    if item.recording is not None:
+        rec = item.recording
+        details.update({"media_type": rec.media_type.value, "damaged": rec.damaged,
+                        "recorded_start": rec.recorded_start.isoformat() if rec.recorded_start else None,
+                        "time_source": rec.time_source.value, "on_time": rec.on_time})
+    evidence = EvidenceRef(rec_id, item.staged.sha256, item.staged.size_bytes)
+    kind = "ingest" if item.recording is not None else "ingest.duplicate"
+    audit.append(conn, Event(kind, ses.actor, details, evidence), now)
 
 
 def _mtime(cam: CameraFile) -> datetime:
@@ -367,10 +384,14 @@ def _add_result(ses: _Session, cam: CameraFile, outcome: Outcome, reason: str | 
         name_oddities=cam.name.oddities, damaged=bool(recording and recording.damaged),
         blocking=blocking))
     if outcome in (Outcome.DEFERRED, Outcome.FAILED):
+        at = ses.clock()
         with ses.vault.engine.begin() as conn:
             ses_db.add_file_event(conn, session_id=ses.report.session_id,
                                   source_path=cam.display_path, name_raw=cam.name.raw,
-                                  outcome=outcome.value, reason=reason or "", at=ses.clock())
+                                  outcome=outcome.value, reason=reason or "", at=at)
+            audit.append(conn, Event(f"ingest.{outcome.value}", ses.actor, {
+                "session": ses.report.session_id, "source_path": cam.display_path,
+                "name_raw_hex": cam.name.raw.hex(), "reason": reason or ""}), at)
 
 
 def _record_passed(ses: _Session, passed: list[Passed]) -> None:
@@ -380,6 +401,9 @@ def _record_passed(ses: _Session, passed: list[Passed]) -> None:
             outcome = Outcome.FAILED if p.failed else Outcome.SKIPPED
             ses_db.add_file_event(conn, session_id=ses.report.session_id, source_path=p.display_path,
                                   name_raw=p.name_raw, outcome=outcome.value, reason=p.reason, at=now)
+            audit.append(conn, Event(f"ingest.{outcome.value}", ses.actor, {
+                "session": ses.report.session_id, "source_path": p.display_path,
+                "name_raw_hex": p.name_raw.hex(), "reason": p.reason, "limit": p.limit}), now)
             ses.report.results.append(FileResult(
                 path=p.display_path, outcome=outcome, reason=p.reason,
                 blocking=p.failed or p.limit))
@@ -397,39 +421,53 @@ def _wipe(ses: _Session) -> None:
             continue
         cam, sha, sighting_id = entry
         faults.point("ingest.before_wipe")
-        if _wipe_one(ses, cam, sha, sighting_id):
+        if _wipe_one(ses, cam, EvidenceRef(res.recording_id or "", sha, res.size_bytes or 0), sighting_id):
             ses.report.results[i] = FileResult(**{**res.__dict__, "wiped": True})
             wiped += 1
     ses.report.wipe_note = _("wiped %d files from the camera") % wiped
 
 
-def _wipe_one(ses: _Session, cam: CameraFile, sha: str, sighting_id: int) -> bool:
+def _wipe_one(ses: _Session, cam: CameraFile, ev: EvidenceRef, sighting_id: int) -> bool:
+    problem = None
     try:
         fd = camerafs.open_file(ses.root_fd, cam.parts)
         try:
-            same = hash_fd(fd) == sha
+            same = hash_fd(fd) == ev.sha256
         finally:
             os.close(fd)
-        if not same:
-            log.warning("not wiping %s: it changed since it was copied", cam.display_path)
-            return False
-        camerafs.unlink_file(ses.root_fd, cam.parts)
+        if same:
+            camerafs.unlink_file(ses.root_fd, cam.parts)
+        else:
+            problem = "camera file changed since it was copied"
     except OSError as exc:
-        log.warning("not wiping %s: %s", cam.display_path, exc.strerror)
-        return False
+        problem = exc.strerror or str(exc)
+    at = ses.clock()
     with ses.vault.engine.begin() as conn:
-        ses_db.mark_wiped(conn, sighting_id, ses.clock())
+        if problem is None:
+            ses_db.mark_wiped(conn, sighting_id, at)
+        audit.append(conn, Event("camera.wipe" if problem is None else "camera.wipe.refused", ses.actor, {
+            "session": ses.report.session_id, "source_path": cam.display_path,
+            "device_serial": ses.identity.serial, "problem": problem}, ev), at)
+    if problem is not None:
+        log.warning("not wiping %s: %s", cam.display_path, problem)
+        return False
     faults.point("ingest.after_wipe")
     return True
+
+
+def _identity_details(identity: CameraIdentity) -> dict[str, object]:
+    return {k: v for k, v in identity.__dict__.items() if v is not None}
 
 
 def _finish(ses: _Session) -> None:
     rep = ses.report
     rep.finished_at = ses.clock()
     status = "complete" if rep.complete else ("stopped" if rep.error else "incomplete")
+    summary = {"counts": rep.counts(), "error": rep.error, "wipe": rep.wipe_note}
     with ses.vault.engine.begin() as conn:
-        ses_db.finish(conn, rep.session_id, at=rep.finished_at, status=status,
-                      summary={"counts": rep.counts(), "error": rep.error, "wipe": rep.wipe_note})
+        ses_db.finish(conn, rep.session_id, at=rep.finished_at, status=status, summary=summary)
+        audit.append(conn, Event("ingest.session.end", ses.actor, {
+            "session": rep.session_id, "status": status, **summary}), rep.finished_at)
 
 
 def recover(vault: Vault) -> int:
@@ -449,6 +487,9 @@ def recover(vault: Vault) -> int:
                     removed += 1
                     log.warning("recovery: removed uncatalogued object %s of dead session %s",
                                 sha, session_id)
+                    audit.append(conn, Event("recovery.uncatalogued_removed", Actor("service", "vaultd"), {
+                        "sha256": sha, "session": session_id,
+                        "why": "placed by a killed ingest before its catalog row; camera not wiped"}))
                 ses_db.drop_intent(conn, sha, session_id)
             ses_db.abandon_running(conn, utcnow())
         vault.store.clean_staging()

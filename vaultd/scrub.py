@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vaultd import audit
+from vaultd.audit import Event, EvidenceRef
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog import sessions as ses_db
 from vaultd.model import Actor
@@ -46,10 +48,18 @@ def scrub_all(vault: Vault, actor: Actor,
         report.bytes_checked += size
         if not result.ok:
             report.findings.append(ScrubFinding(rec_id, sha, result.problem or "?"))
+        at = utcnow()
         with vault.engine.begin() as conn:
-            ses_db.add_scrub_result(conn, rec_id, utcnow(), result.ok, result.problem)
+            ses_db.add_scrub_result(conn, rec_id, at, result.ok, result.problem)
+            audit.append(conn, Event("scrub.result", actor, {"ok": result.ok, "problem": result.problem},
+                                     EvidenceRef(rec_id, sha, size)), at)
         if progress:
             progress(n, len(items))
     known = {sha for _id, sha, _size in items}
     report.unknown_objects = [sha for sha in vault.store.iter_objects() if sha not in known]
+    with vault.engine.begin() as conn:
+        audit.append(conn, Event("scrub.run", actor, {
+            "checked": report.checked, "bytes_checked": report.bytes_checked,
+            "failed": [f.recording_id for f in report.findings],
+            "unknown_objects": report.unknown_objects}))
     return report

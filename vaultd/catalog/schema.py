@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -149,3 +150,41 @@ scrub_results = Table(
     Column("ok", Boolean, nullable=False),
     Column("problem", Text),
 )
+
+# -- the audit log (append-only; triggers refuse UPDATE and DELETE) -----------
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry", LargeBinary, nullable=False),  # canonical JSON (RFC 8785), exact bytes
+    Column("type", String(48), nullable=False, index=True),
+    Column("actor", String(160), nullable=False, index=True),
+    Column("evidence_id", String(16), index=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+)
+
+audit_nodes = Table(
+    "audit_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("note", LargeBinary, nullable=False),  # the signed note, exact bytes
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+AUDIT_APPEND_ONLY = ("audit_entries", "audit_nodes", "audit_checkpoints")

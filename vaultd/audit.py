@@ -1,0 +1,265 @@
+"""The audit log: an RFC 6962 transparency log in the catalog database.
+
+Entries are canonical JSON (RFC 8785), numbered without gaps by a counter row
+that every writer locks; each append stores its leaf and every complete
+subtree hash it finishes, so roots and proofs need O(log n) reads. Triggers
+refuse UPDATE and DELETE. Checkpoints are C2SP signed notes made with the
+vault's Ed25519 log key; the latest one is also kept in a file outside the
+database, so that replacing the database with an older copy is detected.
+
+The audit log is evidence, not ``logging``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, func, insert, select, tuple_, update
+
+from vaultd import keys, merkle, note, tlogfmt
+from vaultd.catalog.schema import audit_checkpoints, audit_entries, audit_head, audit_nodes
+from vaultd.errors import LogTamperedError, NotFoundError, UsageError
+from vaultd.i18n import _
+from vaultd.model import Actor, Recording
+from vaultd.vault import Vault, utcnow
+
+ENTRY_VERSION = 1
+CHECKPOINT_FILE = "audit-checkpoint.txt"
+
+
+@dataclass(frozen=True)
+class EvidenceRef:
+    id: str
+    sha256: str
+    size_bytes: int
+
+    @staticmethod
+    def of(rec: Recording) -> "EvidenceRef":
+        return EvidenceRef(rec.id, rec.sha256, rec.size_bytes)
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    actor: Actor
+    details: Mapping[str, Any] = field(default_factory=dict)
+    evidence: EvidenceRef | None = None
+
+
+class SqlNodes:
+    """``merkle.NodeReader`` over the ``audit_nodes`` table: one SELECT per call."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get_nodes(self, keys_: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+        if not keys_:
+            return {}
+        q = select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).where(
+            tuple_(audit_nodes.c.level, audit_nodes.c.idx).in_(list(keys_)))
+        return {(r.level, r.idx): bytes(r.hash) for r in self.conn.execute(q)}
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def encode_entry(event: Event, at: datetime, prev: int | None) -> bytes:
+    body: dict[str, Any] = {
+        "v": ENTRY_VERSION,
+        "type": event.type,
+        "time": _iso(at),
+        "actor": {"kind": event.actor.kind, "name": event.actor.name, "via": event.actor.via},
+        "evidence": None if event.evidence is None else {
+            "id": event.evidence.id, "sha256": event.evidence.sha256,
+            "size_bytes": event.evidence.size_bytes},
+        "prev": prev,
+        "details": dict(event.details),
+    }
+    return bytes(rfc8785.dumps(body))
+
+
+def append(conn: Connection, event: Event, at: datetime | None = None) -> int:
+    """Append one entry inside the caller's transaction; returns its index."""
+    at = at or utcnow()
+    size = conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1).with_for_update()).scalar_one()
+    prev = None
+    if event.evidence is not None:
+        prev = conn.execute(select(func.max(audit_entries.c.idx))
+                            .where(audit_entries.c.evidence_id == event.evidence.id)).scalar_one()
+    entry = encode_entry(event, at, prev)
+    completed = merkle.nodes_completed_by_append(size, merkle.hash_leaf(entry), SqlNodes(conn))
+    conn.execute(insert(audit_entries).values(
+        idx=size, entry=entry, type=event.type, actor=event.actor.label,
+        evidence_id=event.evidence.id if event.evidence else None, at=at))
+    conn.execute(insert(audit_nodes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in completed])
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(size=size + 1))
+    return int(size)
+
+
+def size(conn: Connection) -> int:
+    return int(conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1)).scalar_one())
+
+
+def entry_bytes(conn: Connection, index: int) -> bytes:
+    row = conn.execute(select(audit_entries.c.entry).where(audit_entries.c.idx == index)).first()
+    if row is None:
+        raise NotFoundError(_("no audit entry %d") % index,
+                            hint=_("entries are numbered from 0; 'vaultd audit checkpoint' shows the size"))
+    return bytes(row.entry)
+
+
+def root(conn: Connection, tree_size: int) -> bytes:
+    return merkle.root_hash(tree_size, SqlNodes(conn))
+
+
+# -- keys and checkpoints ---------------------------------------------------------
+
+def origin(vault: Vault) -> str:
+    return vault.config.audit.origin or f"vaultd/{vault.vault_id}"
+
+
+def signer(vault: Vault) -> note.Signer:
+    key = keys.load_log_key(vault.layout.keys_dir)
+    seed = key.private_bytes_raw()
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+    name = origin(vault)
+    return note.Signer(name, note.key_id(name, public), seed)
+
+
+def verifier(vault: Vault) -> note.Verifier:
+    return signer(vault).verifier()
+
+
+def latest_checkpoint(conn: Connection) -> tuple[int, bytes] | None:
+    row = conn.execute(select(audit_checkpoints.c.size, audit_checkpoints.c.note)
+                       .order_by(audit_checkpoints.c.size.desc()).limit(1)).first()
+    return (int(row.size), bytes(row.note)) if row else None
+
+
+def seal(vault: Vault) -> bytes | None:
+    """Sign a checkpoint covering every entry, if any is not yet covered.
+
+    Returns the new signed note, or None when the latest one covers all.
+    """
+    with vault.engine.begin() as conn:
+        n = size(conn)
+        last = latest_checkpoint(conn)
+        if n == 0 or (last is not None and last[0] >= n):
+            return None
+        body = tlogfmt.checkpoint_body(tlogfmt.Checkpoint(origin(vault), n, root(conn, n)))
+        signed = note.sign_note(body, [signer(vault)])
+        conn.execute(insert(audit_checkpoints).values(size=n, note=signed, created_at=utcnow()))
+    _write_file(vault.layout.root / CHECKPOINT_FILE, signed)
+    return signed
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def current_checkpoint(vault: Vault) -> bytes:
+    """The latest checkpoint, sealing one first if entries are uncovered."""
+    seal(vault)
+    with vault.engine.connect() as conn:
+        last = latest_checkpoint(conn)
+    if last is None:
+        raise NotFoundError(_("the audit log is empty; there is no checkpoint yet"))
+    return last[1]
+
+
+def checkpoint_of(vault: Vault, signed: bytes) -> tlogfmt.Checkpoint:
+    """Open a signed checkpoint with this vault's log key (raises if forged)."""
+    text, _ok = note.open_note(signed, [verifier(vault)])
+    return tlogfmt.parse_checkpoint_body(text)
+
+
+# -- proofs -------------------------------------------------------------------------
+
+def inclusion_receipt(vault: Vault, index: int) -> bytes:
+    """A C2SP tlog-proof@v1 for entry ``index`` against the latest checkpoint."""
+    signed = current_checkpoint(vault)
+    cp = checkpoint_of(vault, signed)
+    if index >= cp.size:
+        raise LogTamperedError(_("entry %d is not covered by the latest checkpoint") % index)
+    with vault.engine.connect() as conn:
+        proof = merkle.inclusion_proof(index, cp.size, SqlNodes(conn))
+    return tlogfmt.format_tlog_proof(index, proof, signed)
+
+
+def consistency(vault: Vault, old_size: int, new_size: int | None) -> list[bytes]:
+    with vault.engine.connect() as conn:
+        n = size(conn)
+        new = n if new_size is None else new_size
+        if not 0 < old_size <= new <= n:
+            raise UsageError(_("sizes must satisfy 0 < OLD_SIZE <= NEW_SIZE <= %d (the log size)") % n)
+        return merkle.consistency_proof(old_size, new, SqlNodes(conn))
+
+
+def ingest_entry_index(conn: Connection, recording_id: str) -> int:
+    row = conn.execute(select(audit_entries.c.idx).where(
+        audit_entries.c.evidence_id == recording_id, audit_entries.c.type == "ingest")
+        .order_by(audit_entries.c.idx).limit(1)).first()
+    if row is None:
+        raise LogTamperedError(_("recording %s has no ingest entry in the audit log") % recording_id,
+                               hint=_("run 'vaultd audit verify'"))
+    return int(row.idx)
+
+
+# -- reading the log (itself logged) ---------------------------------------------------
+
+@dataclass(frozen=True)
+class AuditFilter:
+    recording_id: str | None = None
+    actor: str | None = None  # "local:alice", or just "alice"
+    type: str | None = None  # exact, or a prefix ending in "." / "*": "ingest.*"
+    since: datetime | None = None
+    limit: int = 1000
+
+
+@dataclass(frozen=True)
+class LoggedEntry:
+    index: int
+    entry: bytes
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        import json
+
+        value: dict[str, Any] = json.loads(self.entry)
+        return value
+
+
+def read_entries(vault: Vault, actor: Actor, flt: AuditFilter) -> list[LoggedEntry]:
+    q = select(audit_entries.c.idx, audit_entries.c.entry).order_by(audit_entries.c.idx)
+    if flt.recording_id:
+        q = q.where(audit_entries.c.evidence_id == flt.recording_id)
+    if flt.actor:
+        who = flt.actor
+        q = q.where((audit_entries.c.actor == who) | audit_entries.c.actor.endswith(":" + who))
+    if flt.type:
+        t = flt.type.rstrip("*")
+        q = q.where(audit_entries.c.type.startswith(t) if t.endswith(".") else audit_entries.c.type == t)
+    if flt.since:
+        q = q.where(audit_entries.c.at >= flt.since)
+    with vault.engine.begin() as conn:
+        rows = [LoggedEntry(int(r.idx), bytes(r.entry)) for r in conn.execute(q.limit(flt.limit))]
+        append(conn, Event("audit.read", actor, {
+            "filter": {k: (v.isoformat() if isinstance(v, datetime) else v)
+                       for k, v in flt.__dict__.items() if v is not None},
+            "returned": len(rows)}))
+    return rows

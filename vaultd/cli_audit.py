@@ -1,0 +1,150 @@
+"""``vaultd audit ...``, ``vaultd keys show`` and ``vaultd recordings receipt``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from vaultd import audit, auditcheck, note, tlogfmt
+from vaultd.audit import AuditFilter, Event, EvidenceRef
+from vaultd.catalog import recordings as rec_db
+from vaultd.clicommon import cmd, open_, parse_time, print_json, zone
+from vaultd.errors import LogTamperedError, UsageError
+from vaultd.i18n import _
+from vaultd.model import Actor
+
+
+def add_commands(sub: Any) -> None:
+    a = sub.add_parser("audit", help=_("the tamper-evident audit log: list, verify, checkpoints, proofs"))
+    asub = a.add_subparsers(metavar="ACTION", required=True)
+    lst = cmd(asub, "list", _run_list, _("show log entries (reading the log is itself logged)"))
+    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--recording", help=_("only entries about this recording id"))
+    lst.add_argument("--actor", help=_("only this actor, e.g. local:alice or alice"))
+    lst.add_argument("--type", help=_("only this type, or a prefix like 'ingest.*'"))
+    lst.add_argument("--since", help=_("only entries at or after this time (ISO 8601)"))
+    lst.add_argument("--limit", type=int, default=1000)
+    cp = cmd(asub, "checkpoint", _run_checkpoint, _("print the latest signed checkpoint (C2SP tlog-checkpoint)"))
+    cp.add_argument("--out", type=Path, help=_("also write it to this file, to check the log against later"))
+    ent = cmd(asub, "entry", _run_entry, _("print the exact bytes of entry N"))
+    ent.add_argument("n", type=int)
+    con = cmd(asub, "consistency", _run_consistency,
+              _("print an RFC 6962 consistency proof, base64, one hash per line"))
+    con.add_argument("old_size", type=int)
+    con.add_argument("new_size", type=int, nargs="?")
+    ver = cmd(asub, "verify", _run_verify,
+              _("recompute the whole log and check every checkpoint, link and recording; exit 0 when intact"))
+    ver.add_argument("--since", type=Path, metavar="FILE",
+                     help=_("a checkpoint saved earlier with 'audit checkpoint --out'"))
+    ver.add_argument("--json", action="store_true")
+    k = sub.add_parser("keys", help=_("the vault's public keys"))
+    ksub = k.add_subparsers(metavar="ACTION", required=True)
+    show = cmd(ksub, "show", _run_keys_show, _("print public keys"))
+    show.add_argument("--log", action="store_true", required=True,
+                      help=_("the log's verifier key in signed-note format (<name>+<keyid>+<key>)"))
+
+
+def add_receipt(rsub: Any) -> None:
+    rc = cmd(rsub, "receipt", _run_receipt,
+             _("print a C2SP tlog-proof@v1 for the recording's ingest entry"))
+    rc.add_argument("id", help=_("recording id, or a sha256 prefix"))
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    vault = open_(args)
+    tz = zone(vault)
+    flt = AuditFilter(recording_id=args.recording, actor=args.actor, type=args.type,
+                      since=parse_time(args.since, tz, "--since") if args.since else None,
+                      limit=args.limit)
+    entries = audit.read_entries(vault, Actor.local(), flt)
+    if args.json:
+        print_json([{"index": e.index, **e.doc} for e in entries])
+        return 0
+    for e in entries:
+        d = e.doc
+        ev = d.get("evidence") or {}
+        actor = d["actor"]
+        what = ev.get("id", "")
+        extra = {k: v for k, v in d["details"].items() if k in ("reason", "source_path", "problem", "ok", "status")}
+        print(f"{e.index:>7}  {d['time']}  {actor['kind']}:{actor['name']}/{actor['via']:<6} "
+              f"{d['type']:<22} {what:<13} {extra if extra else ''}")
+    print(_("%d entries") % len(entries))
+    return 0
+
+
+def _run_checkpoint(args: argparse.Namespace) -> int:
+    vault = open_(args)
+    signed = audit.current_checkpoint(vault)
+    if args.out:
+        try:
+            args.out.write_bytes(signed)
+        except OSError as exc:
+            raise UsageError(_("cannot write %s: %s") % (args.out, exc.strerror)) from None
+    sys.stdout.write(signed.decode("utf-8"))
+    return 0
+
+
+def _run_entry(args: argparse.Namespace) -> int:
+    vault = open_(args)
+    with vault.engine.connect() as conn:
+        data = audit.entry_bytes(conn, args.n)
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return 0
+
+
+def _run_consistency(args: argparse.Namespace) -> int:
+    vault = open_(args)
+    audit.seal(vault)
+    proof = audit.consistency(vault, args.old_size, args.new_size)
+    sys.stdout.write(tlogfmt.format_consistency_proof(proof))
+    return 0
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    vault = open_(args)
+    held = None
+    if args.since:
+        try:
+            held = args.since.read_bytes()
+        except OSError as exc:
+            raise UsageError(_("cannot read %s: %s") % (args.since, exc.strerror)) from None
+    report = auditcheck.verify(vault, held)
+    with vault.engine.begin() as conn:
+        audit.append(conn, Event("audit.verify", Actor.local(), {
+            "ok": report.ok, "entries": report.entries, "problems": report.problems[:20]}))
+    if args.json:
+        print_json({"ok": report.ok, "entries": report.entries, "checkpoints": report.checkpoints,
+                    "recordings": report.recordings, "problems": report.problems})
+    else:
+        print(_("audit log: %d entries, %d checkpoints, %d recordings checked")
+              % (report.entries, report.checkpoints, report.recordings))
+        for p in report.problems:
+            print(_("  FAIL %s") % p)
+    if not report.ok:
+        raise LogTamperedError(report.problems[0], hint=_("the log or the catalog was altered outside vaultd"))
+    print(_("intact"))
+    return 0
+
+
+def _run_keys_show(args: argparse.Namespace) -> int:
+    vault = open_(args)
+    print(note.verifier_key_string(audit.verifier(vault)))
+    return 0
+
+
+def _run_receipt(args: argparse.Namespace) -> int:
+    vault = open_(args)
+    with vault.engine.connect() as conn:
+        rec = rec_db.get(conn, args.id)
+        index = audit.ingest_entry_index(conn, rec.id)
+    receipt = audit.inclusion_receipt(vault, index)
+    with vault.engine.begin() as conn:
+        audit.append(conn, Event("recording.receipt", Actor.local(), {"entry": index}, EvidenceRef.of(rec)))
+    sys.stdout.write(receipt.decode("utf-8"))
+    return 0
+
+
+__all__ = ["add_commands", "add_receipt"]

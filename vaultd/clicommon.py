@@ -1,0 +1,71 @@
+"""Pieces shared by the command-line front ends."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from vaultd import admin, audit
+from vaultd.errors import UsageError
+from vaultd.home import resolve_home
+from vaultd.i18n import _
+from vaultd.model import Actor
+from vaultd.vault import Vault, open_vault
+
+Handler = Callable[[argparse.Namespace], int]
+#: vaults opened by this command; ``cli.main`` seals their logs before exit
+opened: list[Vault] = []
+
+
+def cmd(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+# -- helpers -----------------------------------------------------------------
+
+def open_(args: argparse.Namespace) -> Vault:
+    vault = open_vault(resolve_home(args.home), args.config)
+    opened.append(vault)
+    admin.record_config(vault, Actor.local())
+    return vault
+
+
+def seal_opened() -> None:
+    """Leave every entry this command appended covered by a signed checkpoint."""
+    while opened:
+        vault = opened.pop()
+        try:
+            audit.seal(vault)
+        finally:
+            vault.close()
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def zone(vault: Vault) -> ZoneInfo:
+    return ZoneInfo(vault.config.time.station_tz)
+
+
+def parse_time(text: str, tz: ZoneInfo, option: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            t = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        except ValueError:
+            raise UsageError(_("%s: %r is not an ISO 8601 date or time") % (option, text),
+                             hint=_("e.g. 2026-11-21 or 2026-11-21T08:30:00+08:00")) from None
+    return t.replace(tzinfo=tz) if t.tzinfo is None else t
+
+
