@@ -12,7 +12,7 @@ from typing import BinaryIO, cast
 import pytest
 
 from vaultd.containers import StructureReport, check_path, check_stream
-from vaultd.media import make_audio, make_photo, make_video
+from vaultd.media import make_audio, make_photo, make_video, probe
 
 MP4_EPOCH = datetime(1904, 1, 1, tzinfo=timezone.utc)
 CREATED = datetime(2024, 5, 1, 2, 3, 4, tzinfo=timezone.utc)
@@ -440,6 +440,68 @@ def test_jpeg_ok_and_truncated() -> None:
     assert "FFD9" in cut.problems[0]
 
 
+def segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", 2 + len(payload)) + payload
+
+
+def sof(marker: int, width: int, height: int) -> bytes:
+    return segment(marker, bytes([8]) + struct.pack(">HH", height, width) + b"\x03" + bytes(9))
+
+
+def jpeg_with(*segments: bytes) -> bytes:
+    return b"\xff\xd8" + b"".join(segments) + b"\xff\xda\0\x08\1\1\0\0\x3f\0" + b"\x12\x34" * 50 + b"\xff\xd9"
+
+
+DHT = segment(0xC4, bytes(17) + b"\0")          # in the SOF range, but a Huffman table
+COM = segment(0xFE, b"vaultd test")
+
+
+@pytest.mark.parametrize("marker", [0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC9, 0xCB, 0xCF])
+def test_jpeg_frame_size(marker: int) -> None:
+    app0 = jpeg_bytes()[2:20]
+    data = jpeg_with(COM, app0, DHT, segment(0xC8, b"jpg"), segment(0xCC, b"ac"), sof(marker, 321, 123))
+    report = check_bytes(data)
+    assert report.ok, report.problems
+    assert media_fields(report) == (321, 123, None, None)  # a photo has no codec
+
+
+def test_jpeg_fill_bytes_and_restart_markers_are_stepped_over() -> None:
+    data = jpeg_with(COM, b"\xff\xff\xff", b"\xff\xd0", sof(0xC0, 64, 48))
+    assert media_fields(check_bytes(data)) == (64, 48, None, None)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(jpeg_bytes(), id="no-sof"),
+        pytest.param(jpeg_with(COM) + sof(0xC0, 64, 48), id="sof-after-scan"),
+        pytest.param(jpeg_with(COM, segment(0xC0, b"\x08\0")), id="sof-too-short"),
+        pytest.param(b"\xff\xd8" + COM + b"\xff\xc0\0\x11\x08\0", id="sof-cut-by-eof"),
+        pytest.param(jpeg_with(COM, segment(0xC0, b"")[:2] + b"\0\x01", sof(0xC0, 64, 48)), id="length-below-2"),
+        pytest.param(jpeg_with(COM, b"garbage", sof(0xC0, 64, 48)), id="not-a-marker"),
+        pytest.param(b"\xff\xd8\xff", id="soi-only"),
+        pytest.param(jpeg_with(sof(0xC0, 0, 0)), id="zero-size"),
+    ],
+)
+def test_jpeg_without_usable_frame_header_leaves_size_none(data: bytes) -> None:
+    assert media_fields(check_bytes(data)) == (None, None, None, None)
+
+
+def test_jpeg_segment_walk_is_bounded() -> None:
+    # thousands of segments before the frame header: the walk gives up, reading a few bytes per segment
+    empty_app = segment(0xE5, b"")
+    data = b"\xff\xd8" + empty_app * 2000 + sof(0xC0, 64, 48)
+    assert media_fields(check_bytes(data)) == (None, None, None, None)
+    # the same with full-size (64 KiB) APP1 segments in a 1 GiB "file"
+    step = 2 + 0xFFFF
+    regions = {0: b"\xff\xd8"} | {2 + i * step: b"\xff\xe1\xff\xff" for i in range(1200)}
+    regions[2 + 1200 * step] = sof(0xC0, 64, 48)
+    f = CountingFile(2**30, regions)
+    report = check_stream(cast(BinaryIO, f), f.size)
+    assert report.width is None
+    assert f.total_read < 64 * 1024
+
+
 def wav_bytes(tmp_path: Path, frames: int = 1600) -> bytes:
     path = tmp_path / "a.wav"
     with wave.open(str(path), "wb") as w:
@@ -464,7 +526,67 @@ def test_wav_ok_truncated_and_padded(tmp_path: Path) -> None:
 def test_wav_without_data_chunk(tmp_path: Path) -> None:
     fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16)
     data = b"RIFF" + struct.pack("<I", 4 + len(fmt)) + b"WAVE" + fmt
-    assert check_bytes(data).problems == ("no 'data' chunk",)
+    report = check_bytes(data)
+    assert report.problems == ("no 'data' chunk",)
+    assert report.audio_codec == "pcm_s16le" and report.duration_s is None
+
+
+def riff(*chunks: tuple[bytes, bytes]) -> bytes:
+    body = b"".join(cid + struct.pack("<I", len(c)) + c + b"\0" * (len(c) & 1) for cid, c in chunks)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+
+
+def fmt_chunk(tag: int, bits: int, byte_rate: int = 32000, extra: bytes = b"") -> tuple[bytes, bytes]:
+    return b"fmt ", struct.pack("<HHIIHH", tag, 1, 16000, byte_rate, max(1, bits // 8), bits) + extra
+
+
+def extensible(sub_tag: int, bits: int) -> tuple[bytes, bytes]:
+    guid = struct.pack("<H", sub_tag) + b"\0\0\0\0\x10\0\x80\0\0\xaa\0\x38\x9b\x71"
+    return fmt_chunk(0xFFFE, bits, extra=struct.pack("<HHI", 22, bits, 4) + guid)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        (fmt_chunk(1, 16), "pcm_s16le"), (fmt_chunk(1, 8), "pcm_u8"), (fmt_chunk(1, 24), "pcm_s24le"),
+        (fmt_chunk(1, 32), "pcm_s32le"), (fmt_chunk(1, 12), "pcm_s16le"), (fmt_chunk(3, 32), "pcm_f32le"),
+        (fmt_chunk(6, 8), "pcm_alaw"), (fmt_chunk(7, 8), "pcm_mulaw"), (fmt_chunk(0x11, 4), "adpcm_ima_wav"),
+        (fmt_chunk(0x55, 0), "wav_0x0055"), (fmt_chunk(1, 0), "wav_0x0001"),
+        (extensible(1, 24), "pcm_s24le"), (extensible(3, 32), "pcm_f32le"),
+    ],
+)
+def test_wav_codec_names_follow_ffprobe(fmt: tuple[bytes, bytes], name: str) -> None:
+    report = check_bytes(riff(fmt, (b"data", bytes(16000))))
+    assert report.ok, report.problems
+    assert report.audio_codec == name
+    assert report.duration_s == pytest.approx(0.5)
+    assert (report.width, report.height, report.video_codec) == (None, None, None)
+
+
+def test_wav_duration_needs_a_byte_rate_and_counts_only_bytes_present() -> None:
+    no_rate = check_bytes(riff(fmt_chunk(1, 16, byte_rate=0), (b"data", bytes(16000))))
+    assert no_rate.ok and no_rate.audio_codec == "pcm_s16le" and no_rate.duration_s is None
+    # a recorder that never closed its file leaves the RIFF and data sizes at 0xFFFFFFFF
+    open_ended = riff(fmt_chunk(1, 16), (b"LIST", b"INFOjunk"))
+    open_ended = open_ended[:4] + b"\xff" * 4 + open_ended[8:]
+    open_ended += b"data" + struct.pack("<I", 0xFFFFFFFF) + bytes(64000)
+    report = check_bytes(open_ended)
+    assert not report.ok
+    assert report.duration_s == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(riff((b"fmt ", struct.pack("<HH", 1, 1)), (b"data", bytes(100))), id="fmt-too-short"),
+        pytest.param(riff((b"data", bytes(100))), id="no-fmt"),
+        pytest.param(b"RIFF\xff\xff\xff\xffWAVEfmt \x10\0\0\0\1\0", id="fmt-cut-by-eof"),
+    ],
+)
+def test_wav_without_usable_fmt_leaves_fields_none(data: bytes) -> None:
+    report = check_bytes(data)
+    assert report.kind == "wav"
+    assert (report.audio_codec, report.duration_s) == (None, None)
 
 
 def test_unknown_is_ok_unless_a_kind_was_expected(tmp_path: Path) -> None:
@@ -512,7 +634,47 @@ def test_real_jpeg_and_wav(tmp_path: Path) -> None:
     make_photo(photo, width=320, height=240, when=CREATED)
     make_audio(sound, seconds=1.0, creation_time=CREATED)
     for path, kind in ((photo, "jpeg"), (sound, "wav")):
-        assert check_path(path) == StructureReport(kind, True, (), None, None)
+        report = check_path(path)
+        assert (report.kind, report.ok, report.problems, report.creation_time) == (kind, True, (), None)
         data = path.read_bytes()
         path.write_bytes(data[: int(len(data) * 0.6)])
-        assert not check_path(path).ok
+        cut = check_path(path)
+        assert not cut.ok
+        if kind == "wav":  # only the sound that is left
+            assert cut.duration_s is not None and report.duration_s is not None
+            assert cut.duration_s < 0.6 * report.duration_s
+        else:  # the frame header sits near the start and survives the cut
+            assert (cut.width, cut.height) == (320, 240)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("made", "expected"),
+    [
+        ("faststart.mp4", (320, 180, "h264", "aac")),
+        ("tail-moov.mp4", (320, 180, "h264", "aac")),
+        ("sound.m4a", (None, None, None, "aac")),
+        ("sound.wav", (None, None, None, "pcm_s16le")),
+        ("photo.jpg", (352, 288, None, None)),
+    ],
+)
+def test_real_media_reads_like_ffprobe(
+    tmp_path: Path, made: str, expected: tuple[int | None, int | None, str | None, str | None]
+) -> None:
+    path = tmp_path / made
+    if made.endswith(".mp4"):
+        make_video(path, seconds=1.0, creation_time=CREATED, width=320, height=180,
+                   faststart=made.startswith("faststart"))
+    elif made.endswith(".jpg"):
+        make_photo(path, width=352, height=288, when=CREATED)
+    else:
+        make_audio(path, seconds=1.5, creation_time=CREATED)
+    report, probed = check_path(path), probe(path)
+    assert report.ok and probed.ok, (report.problems, probed.error)
+    assert media_fields(report) == expected
+    assert (report.width, report.height) == (probed.width, probed.height)
+    if made.endswith(".jpg"):
+        assert probed.video_codec == "mjpeg"  # ffprobe's word for a still; a photo carries none here
+    else:
+        assert (report.video_codec, report.audio_codec) == (probed.video_codec, probed.audio_codec)
+        assert report.duration_s == pytest.approx(probed.duration_s, abs=0.05)

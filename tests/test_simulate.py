@@ -169,6 +169,37 @@ def test_odd_names(tmp_path: Path) -> None:
         assert os.path.isfile(cam.root / "DCIM" / "ODD" / name)
 
 
+@pytest.mark.slow
+def test_odd_name_files_are_recordings_of_their_own(tmp_path: Path) -> None:
+    cam = camera(tmp_path, clips=1, odd_names=True)
+    odd = [f for f in cam.files if f.rel_path.startswith("DCIM/ODD/")]
+    # no odd-name file has the content of any other file: ingest keeps each, under its odd name
+    assert len({f.sha256 for f in cam.files}) == len(cam.files)
+    assert sorted(f.kind for f in odd) == ["other", "other", "photo", "photo"]
+    photos = [f for f in cam.files if f.kind == "photo" and f not in odd]
+    device_log = next(f for f in cam.files if LOG.fullmatch(f.rel_path))
+    log_bytes = (cam.root / device_log.rel_path).read_bytes()
+    for f in odd:
+        path = cam.root / f.rel_path
+        data = path.read_bytes()
+        if f.kind == "photo":  # the same picture, still a whole JPEG, with a comment of its own
+            report = check_path(path)
+            assert report.kind == "jpeg" and report.ok, report.problems
+            assert (report.width, report.height) == (640, 360)
+            assert data[:4] == b"\xff\xd8\xff\xe0"  # JFIF APP0 still leads
+            comment = data.index(b"\xff\xfe")
+            length = int.from_bytes(data[comment + 2: comment + 4], "big")
+            without = data[:comment] + data[comment + 2 + length:]
+            assert hashlib.sha256(without).hexdigest() in {p.sha256 for p in photos}
+            assert path.stat().st_mtime in {(cam.root / p.rel_path).stat().st_mtime for p in photos}
+        else:  # the device log plus one line in the log's own format
+            assert data.startswith(log_bytes)
+            extra = data[len(log_bytes):].decode("ascii")
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d NOTE [ -~]+\r\n", extra), extra
+            assert extra[:19] == log_bytes.decode("ascii").splitlines()[-1][:19]  # stamped at power off
+            assert path.stat().st_mtime == (cam.root / device_log.rel_path).stat().st_mtime
+
+
 @pytest.mark.parametrize(
     ("options", "named"),
     [

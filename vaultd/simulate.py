@@ -20,6 +20,7 @@ import math
 import os
 import re
 import shutil
+import struct
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -156,7 +157,7 @@ def simulate_camera(
     written.append(setup.report(_write_log(setup, plan, photo_times, (audio_start, audio_s), power_off)))
     written.append(setup.report(_write_gps(setup, plan)))
     if odd_names:
-        written += [setup.report(w) for w in _write_odd_names(setup, written)]
+        written += [setup.report(w) for w in _write_odd_names(setup, written, power_off)]
     _write_identity(setup, unit, clock_offset_s)
     files = tuple(sorted((_describe(dest, w) for w in written), key=lambda f: f.rel_path))
     log.info("simulated camera %s with %d files under %s", serial, len(files), dest)
@@ -321,8 +322,13 @@ def _gprmc(when: datetime, step: int) -> str:
     return f"${body}*{checksum:02X}"
 
 
-def _write_odd_names(setup: _Setup, written: list[_Written]) -> list[_Written]:
-    """Hostile-but-legal names: right-to-left override, NFD text, a control character, a backslash."""
+def _write_odd_names(setup: _Setup, written: list[_Written], power_off: datetime) -> list[_Written]:
+    """Hostile-but-legal names: right-to-left override, NFD text, a control character, a backslash.
+
+    Each file is a copy of a photo or of the device log made unique (a JPEG
+    comment, one more log line), so after ingest each is a recording of its
+    own, known by its odd name, not a duplicate sighting of its source.
+    """
     photo = next(w for w in written if w.kind == "photo")
     device_log = next(w for w in written if w.rel_path.startswith("LOG/"))
     odd = [
@@ -333,11 +339,28 @@ def _write_odd_names(setup: _Setup, written: list[_Written]) -> list[_Written]:
     ]
     (setup.root / "DCIM" / "ODD").mkdir(parents=True, exist_ok=True)
     out: list[_Written] = []
-    for name, source in odd:
+    for number, (name, source) in enumerate(odd, start=1):
         rel = f"DCIM/ODD/{name}"
-        shutil.copy2(setup.root / source.rel_path, setup.root / rel)
+        data = (setup.root / source.rel_path).read_bytes()
+        note = f"vaultd-sim copy {number} of {source.rel_path}"
+        if source.kind == "photo":
+            data = _with_jpeg_comment(data, note)
+        else:
+            data += f"{setup.camera_time(power_off):%Y-%m-%d %H:%M:%S} NOTE {note}\r\n".encode("ascii")
+        (setup.root / rel).write_bytes(data)
+        shutil.copystat(setup.root / source.rel_path, setup.root / rel)  # the source's mtime
         out.append(_Written(rel, source.kind))
     return out
+
+
+def _with_jpeg_comment(jpeg: bytes, text: str) -> bytes:
+    """Insert a COM segment after SOI and the APPn segments (JFIF, Exif) that readers expect first."""
+    payload = text.encode("ascii")
+    comment = b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload
+    at = 2
+    while at + 4 <= len(jpeg) and jpeg[at] == 0xFF and 0xE0 <= jpeg[at + 1] <= 0xEF:
+        at += 2 + struct.unpack(">H", jpeg[at + 2: at + 4])[0]
+    return jpeg[:at] + comment + jpeg[at:]
 
 
 def _write_identity(setup: _Setup, unit: str, clock_offset_s: float) -> None:
