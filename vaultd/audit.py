@@ -12,11 +12,9 @@ The audit log is evidence, not ``logging``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import rfc8785
@@ -25,6 +23,7 @@ from sqlalchemy import Connection, func, insert, select, tuple_, update
 
 from vaultd import keys, merkle, note, tlogfmt
 from vaultd.catalog.schema import audit_checkpoints, audit_entries, audit_head, audit_nodes
+from vaultd.files import write_durably
 from vaultd.errors import LogTamperedError, NotFoundError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Actor, Recording
@@ -157,19 +156,8 @@ def seal(vault: Vault) -> bytes | None:
         body = tlogfmt.checkpoint_body(tlogfmt.Checkpoint(origin(vault), n, root(conn, n)))
         signed = note.sign_note(body, [signer(vault)])
         conn.execute(insert(audit_checkpoints).values(size=n, note=signed, created_at=utcnow()))
-    _write_file(vault.layout.root / CHECKPOINT_FILE, signed)
+    write_durably(vault.layout.root / CHECKPOINT_FILE, signed, replace=True)
     return signed
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def current_checkpoint(vault: Vault) -> bytes:

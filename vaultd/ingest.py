@@ -229,7 +229,8 @@ def _copy_one(ses: _Session, cam: CameraFile, *, fsync: bool, last_try: bool,
         return None
     try:
         if _changed(os.fstat(fd), cam):
-            return _defer(ses, cam, deferred, last_try)
+            _defer(ses, cam, deferred, last_try)
+            return None
         store.check_space(cam.size_bytes, cfg.reserve_bytes)
         try:
             staged = store.stage(ses.staging, fd, ses.progress.advance if ses.progress else None,
@@ -239,7 +240,8 @@ def _copy_one(ses: _Session, cam: CameraFile, *, fsync: bool, last_try: bool,
             return None
         if _changed(os.fstat(fd), cam) or staged.size_bytes != cam.size_bytes:
             os.unlink(staged.path)
-            return _defer(ses, cam, deferred, last_try)
+            _defer(ses, cam, deferred, last_try)
+            return None
         return staged
     finally:
         os.close(fd)
@@ -251,6 +253,7 @@ def _changed(st: os.stat_result, cam: CameraFile) -> bool:
 
 def _defer(ses: _Session, cam: CameraFile, deferred: list[CameraFile],
            last_try: bool) -> None:
+    """Report a file still being written, or queue it for another try."""
     if last_try:
         _add_result(ses, cam, Outcome.DEFERRED,
                     _("still being written (size or time changed while read); dock again later"),
@@ -259,7 +262,6 @@ def _defer(ses: _Session, cam: CameraFile, deferred: list[CameraFile],
         st = _restat(ses, cam)
         deferred.append(cam if st is None else CameraFile(
             cam.parts, cam.display_path, cam.name, st.st_size, st.st_mtime_ns))
-    return None
 
 
 def _restat(ses: _Session, cam: CameraFile) -> os.stat_result | None:

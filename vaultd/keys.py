@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vaultd.errors import IntegrityError, StorageError
+from vaultd.files import write_durably
 from vaultd.i18n import _
 
 LOG_KEY = "log-ed25519.pem"
@@ -30,23 +31,13 @@ class KeyFiles:
         return self.keys_dir / VAULT_ID
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """Write a new 0600 file durably; refuse to overwrite."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def ensure_keys(keys_dir: Path) -> list[str]:
     """Create the vault id and log key if missing; return what was created."""
     files = KeyFiles(keys_dir)
     created: list[str] = []
     try:
         if not files.vault_id.exists():
-            _write_new(files.vault_id, (uuid.uuid4().hex + "\n").encode())
+            write_durably(files.vault_id, (uuid.uuid4().hex + "\n").encode(), replace=False)
             created.append(VAULT_ID)
         if not files.log_key.exists():
             key = Ed25519PrivateKey.generate()
@@ -55,7 +46,7 @@ def ensure_keys(keys_dir: Path) -> list[str]:
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-            _write_new(files.log_key, pem)
+            write_durably(files.log_key, pem, replace=False)
             created.append(LOG_KEY)
         dir_fd = os.open(keys_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
