@@ -66,14 +66,14 @@ def describe(cam: CameraFile, staged: StagedObject, identity: CameraIdentity, cf
 
 def _probe(staged: StagedObject, media_type: MediaType,
            structure: containers.StructureReport) -> media.ProbeResult | None:
-    """ffprobe videos and audio; photos only when the JPEG header did not say enough.
+    """ffprobe videos, audio and non-JPEG photos (the JPEG walk reads SOF dimensions).
 
     ffprobe costs ~80 ms of CPU a file: negligible beside a video's copy,
     but it would dominate a camera's many small photos and logs.
     """
     if media_type is MediaType.OTHER:
         return None
-    if media_type is MediaType.PHOTO and structure.kind == "jpeg" and structure.width:
+    if media_type is MediaType.PHOTO and structure.kind == "jpeg":
         return None
     return media.probe(staged.path)
 
