@@ -35,7 +35,7 @@ def describe(cam: CameraFile, staged: StagedObject, identity: CameraIdentity, cf
         name_local=info.local_time, mtime=mtime, duration_s=duration)
     times = metadata.decide_times(evidence, media_type, identity, cfg.time, now)
     deadline = metadata.deadline(times.end, cfg.ingest.deadline_hours)
-    officer = info.officer_id or identity.officer_id
+    officer = info.officer_id  # else the assignment at recording time: see ingest
     damage = tuple(structure.problems) if not structure.ok else ()
     extra: dict[str, object] = {"structure_kind": structure.kind}
     if probe is not None:

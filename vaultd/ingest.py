@@ -15,6 +15,7 @@ A kill at any instant, then a rerun, ends in the state of an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -31,6 +32,7 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from vaultd import audit, camerafs, faults
 from vaultd.audit import Event, EvidenceRef
 from vaultd.camerafs import CameraFile, Passed
+from vaultd.catalog import people as people_db
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog import sessions as ses_db
 from vaultd.describe import describe
@@ -309,6 +311,7 @@ def _commit_batch(ses: _Session, items: list[_Item]) -> None:
     new = [i for i in items if i.recording is not None]
     with vault.engine.begin() as conn:
         for item in new:
+            item.recording = _attribute(conn, item.recording, ses.identity)
             ses_db.add_intent(conn, item.staged.sha256, ses.report.session_id, now)
     faults.point("ingest.intents_recorded")
     for item in new:
@@ -317,6 +320,19 @@ def _commit_batch(ses: _Session, items: list[_Item]) -> None:
     faults.point("ingest.objects_placed")
     _insert_rows(ses, items, now)
     faults.point("ingest.rows_committed")
+
+
+def _attribute(conn: Connection, rec: Recording | None, identity: CameraIdentity) -> Recording:
+    """R13: the officer named in the file, else who held the device when it
+    recorded, else the camera's configured officer; and that officer's unit."""
+    assert rec is not None
+    officer = rec.officer_id
+    if officer is None and rec.device_serial and rec.recorded_start:
+        officer = people_db.officer_at(conn, rec.device_serial, rec.recorded_start)
+    officer = officer or identity.officer_id
+    user = people_db.user_by_officer(conn, officer) if officer else None
+    return dataclasses.replace(rec, officer_id=officer, maker=officer,
+                               unit=user.unit if user else identity.unit)
 
 
 def _insert_rows(ses: _Session, items: list[_Item], now: datetime) -> None:

@@ -123,3 +123,5 @@ class Recording:
     maker: str | None
     ingest_session: str
     extra: dict[str, object] = field(default_factory=dict)
+    unit: str | None = None  # the accountable officer's unit when ingested
+    confidentiality: str = "normal"  # R9: normal | confidential | secret

@@ -45,6 +45,8 @@ def recording_json(rec: Recording, tz: ZoneInfo) -> dict[str, Any]:
         "making_method": rec.making_method,
         "maker": rec.maker,
         "ingest_session": rec.ingest_session,
+        "unit": rec.unit,
+        "confidentiality": rec.confidentiality,
         "extra": rec.extra,
     }
 

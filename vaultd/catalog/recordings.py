@@ -127,6 +127,8 @@ def _to_row(rec: Recording) -> dict[str, Any]:
         "maker": rec.maker,
         "ingest_session": rec.ingest_session,
         "extra": json.dumps(rec.extra, ensure_ascii=False, sort_keys=True),
+        "unit": rec.unit,
+        "confidentiality": rec.confidentiality,
     }
 
 
@@ -164,6 +166,8 @@ def _from_row(row: Row[Any]) -> Recording:
         maker=m["maker"],
         ingest_session=m["ingest_session"],
         extra=json.loads(m["extra"]),
+        unit=m["unit"],
+        confidentiality=m["confidentiality"],
     )
 
 

@@ -103,6 +103,8 @@ recordings = Table(
     Column("maker", String(128)),
     Column("ingest_session", String(32), ForeignKey("ingest_sessions.id"), nullable=False),
     Column("extra", Text, nullable=False),
+    Column("unit", String(128), index=True),  # the accountable officer's unit at ingest
+    Column("confidentiality", String(16), nullable=False, server_default="normal"),
 )
 
 sightings = Table(
@@ -188,3 +190,85 @@ audit_checkpoints = Table(
 )
 
 AUDIT_APPEND_ONLY = ("audit_entries", "audit_nodes", "audit_checkpoints")
+
+# -- people, devices and access (R5, R9, R13) ------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("roles", Text, nullable=False),  # JSON list of role names
+    Column("unit", String(128)),
+    Column("officer_number", String(32), unique=True),
+    Column("clearance", String(16), nullable=False),
+    Column("password_hash", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+auth_failures = Table(
+    "auth_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("source", String(128), nullable=False),
+)
+
+device_assignments = Table(
+    "device_assignments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_serial", String(64), nullable=False, index=True),
+    Column("officer_number", String(32), nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_until", UTCDateTime),
+)
+
+access_requests = Table(
+    "access_requests",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("requester_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("requester_unit", String(128)),
+    Column("purpose", Text, nullable=False),
+    Column("notice_number", String(128)),
+    Column("case_number", String(128)),
+    Column("recording_ids", Text, nullable=False),  # JSON list
+    Column("expires_days", Integer, nullable=False),
+    Column("uses", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | approved | denied
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("decided_by", Integer, ForeignKey("users.id")),
+    Column("decided_at", UTCDateTime),
+    Column("decision_reason", Text),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("request_id", String(16), ForeignKey("access_requests.id"), nullable=False, unique=True),
+    Column("grantee_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("kind", String(24), nullable=False),
+    Column("recording_ids", Text, nullable=False),  # JSON list
+    Column("purpose", Text, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("uses_total", Integer, nullable=False),
+    Column("uses_left", Integer, nullable=False),
+    Column("approved_by", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

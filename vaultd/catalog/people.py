@@ -1,0 +1,129 @@
+"""Users, API tokens, failed logins and device assignments in the catalog."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from vaultd.catalog.schema import api_tokens, auth_failures, device_assignments, users
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    name: str
+    roles: tuple[str, ...]
+    unit: str | None
+    officer_number: str | None
+    clearance: str
+    password_hash: str | None
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+def _user(row: Any) -> UserRow:
+    m = row._mapping
+    return UserRow(id=m["id"], name=m["name"], roles=tuple(json.loads(m["roles"])), unit=m["unit"],
+                   officer_number=m["officer_number"], clearance=m["clearance"],
+                   password_hash=m["password_hash"], created_at=m["created_at"],
+                   disabled_at=m["disabled_at"])
+
+
+def add_user(conn: Connection, *, name: str, roles: list[str], unit: str | None,
+             officer_number: str | None, clearance: str, password_hash: str | None,
+             at: datetime) -> int:
+    result = conn.execute(insert(users).values(
+        name=name, roles=json.dumps(roles), unit=unit, officer_number=officer_number,
+        clearance=clearance, password_hash=password_hash, created_at=at))
+    pk = result.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def user_by_name(conn: Connection, name: str) -> UserRow | None:
+    row = conn.execute(select(users).where(users.c.name == name)).first()
+    return _user(row) if row else None
+
+
+def user_by_id(conn: Connection, user_id: int) -> UserRow | None:
+    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    return _user(row) if row else None
+
+
+def user_by_officer(conn: Connection, officer_number: str) -> UserRow | None:
+    row = conn.execute(select(users).where(users.c.officer_number == officer_number)).first()
+    return _user(row) if row else None
+
+
+def all_users(conn: Connection) -> list[UserRow]:
+    return [_user(r) for r in conn.execute(select(users).order_by(users.c.name))]
+
+
+def disable_user(conn: Connection, user_id: int, at: datetime) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(disabled_at=at))
+
+
+def add_token(conn: Connection, *, token_id: str, user_id: int, token_sha256: str,
+              at: datetime, expires_at: datetime) -> None:
+    conn.execute(insert(api_tokens).values(id=token_id, user_id=user_id, token_sha256=token_sha256,
+                                           created_at=at, expires_at=expires_at))
+
+
+def token_owner(conn: Connection, token_sha256: str, now: datetime) -> tuple[str, UserRow] | None:
+    """(token id, user) for a live token, else None."""
+    q = select(api_tokens.c.id, users).join(users, users.c.id == api_tokens.c.user_id).where(
+        api_tokens.c.token_sha256 == token_sha256, api_tokens.c.revoked_at.is_(None),
+        api_tokens.c.expires_at > now)
+    row = conn.execute(q).first()
+    return (row.id, _user(row)) if row else None
+
+
+def token_row(conn: Connection, token_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def revoke_token(conn: Connection, token_id: str, at: datetime) -> None:
+    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=at))
+
+
+def add_auth_failure(conn: Connection, name: str, at: datetime, source: str) -> None:
+    conn.execute(insert(auth_failures).values(name=name, at=at, source=source))
+
+
+def recent_auth_failures(conn: Connection, name: str, since: datetime) -> int:
+    q = select(func.count()).select_from(auth_failures).where(
+        auth_failures.c.name == name, auth_failures.c.at >= since)
+    return int(conn.execute(q).scalar_one())
+
+
+def assign_device(conn: Connection, device_serial: str, officer_number: str, at: datetime) -> None:
+    """Start a new assignment; the open one for the device ends now (R13)."""
+    conn.execute(update(device_assignments).where(
+        device_assignments.c.device_serial == device_serial,
+        device_assignments.c.valid_until.is_(None)).values(valid_until=at))
+    conn.execute(insert(device_assignments).values(
+        device_serial=device_serial, officer_number=officer_number, valid_from=at))
+
+
+def officer_at(conn: Connection, device_serial: str, when: datetime) -> str | None:
+    """Who held the device at ``when`` (R13: 谁使用、谁负责)."""
+    q = select(device_assignments.c.officer_number).where(
+        device_assignments.c.device_serial == device_serial,
+        device_assignments.c.valid_from <= when,
+        or_(device_assignments.c.valid_until.is_(None), device_assignments.c.valid_until > when),
+    ).order_by(device_assignments.c.valid_from.desc()).limit(1)
+    row = conn.execute(q).first()
+    return str(row[0]) if row else None
+
+
+def assignments(conn: Connection, device_serial: str | None = None) -> list[dict[str, Any]]:
+    q = select(device_assignments).order_by(device_assignments.c.device_serial,
+                                            device_assignments.c.valid_from)
+    if device_serial:
+        q = q.where(and_(device_assignments.c.device_serial == device_serial))
+    return [dict(r._mapping) for r in conn.execute(q)]
