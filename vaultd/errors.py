@@ -73,10 +73,14 @@ class DiskFullError(StorageError):
 
 
 class AccessDeniedError(VaultError):
-    """The acting user may not do this."""
+    """The acting user may not do this; ``rule`` names the rule that decided."""
 
     exit_code = 7
     code = "access_denied"
+
+    def __init__(self, message: str, *, rule: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.rule = rule
 
 
 class IntegrityError(VaultError):
@@ -102,3 +106,16 @@ class IncompleteError(VaultError):
 
     exit_code = 1
     code = "incomplete"
+
+
+class AuthenticationError(VaultError):
+    """No credentials, or wrong ones (HTTP 401)."""
+
+    exit_code = 7
+    code = "unauthenticated"
+
+
+class TooManyAttemptsError(AuthenticationError):
+    """Failed logins for this name are being rate-limited (HTTP 429)."""
+
+    code = "too_many_attempts"

@@ -1,0 +1,406 @@
+"""Who may do what: one pure decision, no I/O, no database, no clock.
+
+``decide()`` answers yes or no and names the rule that decided, a short
+stable id for front ends and the audit log. The caller passes ``now`` and
+the grants it loaded, and does what follows (spends one use of
+``Decision.grant_id``, writes the audit entry). R5, R9, R10, R13 in RULES.md.
+Checked top down; roles combine (allowed when any held role allows):
+
+=================  ===============================================  ===========================
+action             allowed when                                     rule (allowed / denied)
+=================  ===============================================  ===========================
+any                actor.disabled: denied                           disabled
+any                actor.local_owner (the ``--home`` Unix owner)    local-owner
+any (R9)           the recording, or one in the request, ranks      clearance (denied)
+                   above actor.clearance
+VIEW_METADATA,     officer: own recording (officer numbers equal,   own-recording
+VIEW_PREVIEW       both set); supervisor: recording of their unit   unit-supervisor
+                   (both set); legal: all; auditor: metadata only;  legal, auditor-metadata
+                   an active grant to the actor naming it (any      grant:<id>
+                   kind); leader, admin, others: no                 role
+READ_ORIGINAL,     never by role: a grant to the actor, naming the  grant:<id> / no-grant,
+COPY, EXPORT       recording, unexpired (now < expires_at), uses    grant-other-user,
+                   left > 0, of a kind that covers the action:      grant-other-recording,
+                   READ_ORIGINAL <- view-original, copy, external,  grant-other-kind,
+                   party-copy; COPY <- copy, external, party-copy;  grant-expired,
+                   EXPORT <- export (the closest miss is named)     grant-used-up
+REQUEST            at least one recording;                          - / no-recordings
+                   external-retrieval: any user, with a notice      external-retrieval /
+                   number (调取证据通知书);                         notice-number-required
+                   others: officer -> view-original, copy,          officer, supervisor, legal
+                   party-copy; supervisor -> also export; legal     / role
+                   -> all; party-copy only of normal ones (R5);     party-copy-confidential
+                   the actor must see every recording in it         not-visible
+APPROVE, DENY      never one's own; only pending requests;          own-request, not-pending
+                   external-retrieval and party-copy: a leader      leader / leader-only
+                   (APPROVE only: external needs the notice         notice-number-required,
+                   number, party-copy only normal recordings);      party-copy-confidential
+                   view-original, copy, export: a supervisor of     unit-supervisor, leader /
+                   the requester's unit, or a leader                other-unit, role
+READ_AUDIT         auditor, legal, leader                           the role's value / role
+SPOT_CHECK         auditor, legal                                   the role's value / role
+MANAGE_USERS,      admin                                            admin / role
+_DEVICES, _CONFIG
+=================  ===============================================  ===========================
+
+A ``Grant`` exists only once its request was approved. Only READ_ORIGINAL,
+COPY and EXPORT spend a use of it; viewing through a grant does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+
+
+class Role(str, Enum):
+    OFFICER = "officer"
+    SUPERVISOR = "supervisor"
+    LEADER = "leader"
+    LEGAL = "legal"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class Level(str, Enum):
+    """Confidentiality of a recording, and a user's clearance (R9)."""
+
+    NORMAL = "normal"
+    CONFIDENTIAL = "confidential"
+    SECRET = "secret"
+
+    def rank(self) -> int:
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK: Mapping[Level, int] = {Level.NORMAL: 0, Level.CONFIDENTIAL: 1, Level.SECRET: 2}
+
+
+class RequestKind(str, Enum):
+    VIEW_ORIGINAL = "view-original"
+    COPY = "copy"
+    EXPORT = "export"
+    EXTERNAL = "external-retrieval"
+    PARTY_COPY = "party-copy"
+
+
+class Action(str, Enum):
+    VIEW_METADATA = "view-metadata"
+    VIEW_PREVIEW = "view-preview"
+    READ_ORIGINAL = "read-original"
+    COPY = "copy"
+    EXPORT = "export"
+    REQUEST = "request"
+    APPROVE = "approve"
+    DENY = "deny"
+    READ_AUDIT = "read-audit"
+    SPOT_CHECK = "spot-check"
+    MANAGE_USERS = "manage-users"
+    MANAGE_DEVICES = "manage-devices"
+    MANAGE_CONFIG = "manage-config"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A user as access control sees them."""
+
+    name: str
+    roles: frozenset[Role]
+    unit: str | None = None
+    officer_number: str | None = None
+    clearance: Level = Level.NORMAL
+    disabled: bool = False
+    local_owner: bool = False  # the vault's Unix owner in --home mode: full rights
+
+
+@dataclass(frozen=True)
+class RecordingRef:
+    id: str
+    officer_number: str | None
+    unit: str | None
+    confidentiality: Level = Level.NORMAL
+
+
+@dataclass(frozen=True)
+class RequestRef:
+    id: str
+    kind: RequestKind
+    requester: str
+    requester_unit: str | None
+    recordings: tuple[RecordingRef, ...]
+    notice_number: str | None = None  # 调取证据通知书, for external-retrieval
+    status: str = "pending"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What an approved request gives its grantee, until when, how often."""
+
+    id: str
+    kind: RequestKind
+    grantee: str
+    recording_ids: frozenset[str]
+    expires_at: datetime
+    uses_left: int
+    purpose: str
+
+    def __post_init__(self) -> None:
+        if self.expires_at.tzinfo is None:
+            raise ValueError(f"grant {self.id}: expires_at must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule: str
+    grant_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    actor: Principal
+    action: Action
+    recording: RecordingRef | None
+    request: RequestRef | None
+    grants: Sequence[Grant]
+    now: datetime
+
+
+def _allow(rule: str, grant_id: str | None = None) -> Decision:
+    return Decision(True, rule, grant_id)
+
+
+def _deny(rule: str) -> Decision:
+    return Decision(False, rule)
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and a == b
+
+
+def _has_notice(request: RequestRef) -> bool:
+    return bool(request.notice_number and request.notice_number.strip())
+
+
+def _first_role(actor: Principal, roles: Iterable[Role]) -> Role | None:
+    """The first of ``roles`` (in their given order) that the actor holds."""
+    return next((r for r in roles if r in actor.roles), None)
+
+
+# --- grants -------------------------------------------------------------
+
+_ALL_KINDS = frozenset(RequestKind)
+_COVERS: Mapping[Action, frozenset[RequestKind]] = {
+    Action.READ_ORIGINAL: frozenset(
+        {RequestKind.VIEW_ORIGINAL, RequestKind.COPY, RequestKind.EXTERNAL, RequestKind.PARTY_COPY}
+    ),
+    Action.COPY: frozenset({RequestKind.COPY, RequestKind.EXTERNAL, RequestKind.PARTY_COPY}),
+    Action.EXPORT: frozenset({RequestKind.EXPORT}),
+}
+# Why a grant does not fit, least specific first: the later a grant fails,
+# the closer it came, and the more a person learns from being told.
+_GRANT_MISSES = (
+    "no-grant",
+    "grant-other-user",
+    "grant-other-recording",
+    "grant-other-kind",
+    "grant-expired",
+    "grant-used-up",
+)
+
+
+def _grant_miss(grant: Grant, ctx: _Ctx, rec: RecordingRef, kinds: frozenset[RequestKind]) -> str | None:
+    """Why ``grant`` does not let the actor at ``rec``; None when it does."""
+    if grant.grantee != ctx.actor.name:
+        return "grant-other-user"
+    if rec.id not in grant.recording_ids:
+        return "grant-other-recording"
+    if grant.kind not in kinds:
+        return "grant-other-kind"
+    if ctx.now >= grant.expires_at:
+        return "grant-expired"
+    if grant.uses_left <= 0:
+        return "grant-used-up"
+    return None
+
+
+def _by_grant(ctx: _Ctx, rec: RecordingRef, kinds: frozenset[RequestKind]) -> Decision:
+    """Allow through the fitting grant that expires first, or say why none fits."""
+    fitting = [g for g in ctx.grants if _grant_miss(g, ctx, rec, kinds) is None]
+    if fitting:
+        best = min(fitting, key=lambda g: (g.expires_at, g.id))
+        return _allow(f"grant:{best.id}", best.id)
+    misses = [_grant_miss(g, ctx, rec, kinds) or "no-grant" for g in ctx.grants]
+    return _deny(max(misses, default="no-grant", key=_GRANT_MISSES.index))
+
+
+# --- per-action rules ---------------------------------------------------
+
+
+def _view(ctx: _Ctx, rec: RecordingRef, preview: bool) -> Decision:
+    actor = ctx.actor
+    if Role.OFFICER in actor.roles and _same(rec.officer_number, actor.officer_number):
+        return _allow("own-recording")
+    if Role.SUPERVISOR in actor.roles and _same(rec.unit, actor.unit):
+        return _allow("unit-supervisor")
+    if Role.LEGAL in actor.roles:
+        return _allow("legal")
+    if Role.AUDITOR in actor.roles and not preview:
+        return _allow("auditor-metadata")
+    by_grant = _by_grant(ctx, rec, _ALL_KINDS)
+    return by_grant if by_grant.allowed else _deny("role")
+
+
+def _view_action(ctx: _Ctx) -> Decision:
+    assert ctx.recording is not None
+    return _view(ctx, ctx.recording, preview=ctx.action is Action.VIEW_PREVIEW)
+
+
+def _media_action(ctx: _Ctx) -> Decision:
+    assert ctx.recording is not None
+    return _by_grant(ctx, ctx.recording, _COVERS[ctx.action])
+
+
+_REQUEST_KINDS: Mapping[Role, frozenset[RequestKind]] = {
+    Role.OFFICER: frozenset({RequestKind.VIEW_ORIGINAL, RequestKind.COPY, RequestKind.PARTY_COPY}),
+    Role.SUPERVISOR: frozenset(
+        {RequestKind.VIEW_ORIGINAL, RequestKind.COPY, RequestKind.EXPORT, RequestKind.PARTY_COPY}
+    ),
+    Role.LEGAL: _ALL_KINDS,
+}
+
+
+def _above_normal(request: RequestRef) -> bool:
+    return any(r.confidentiality is not Level.NORMAL for r in request.recordings)
+
+
+def _request_action(ctx: _Ctx) -> Decision:
+    req = ctx.request
+    assert req is not None
+    if not req.recordings:
+        return _deny("no-recordings")
+    if req.kind is RequestKind.EXTERNAL:
+        return _allow("external-retrieval") if _has_notice(req) else _deny("notice-number-required")
+    role = _first_role(ctx.actor, (r for r in _REQUEST_KINDS if req.kind in _REQUEST_KINDS[r]))
+    if role is None:
+        return _deny("role")
+    if req.kind is RequestKind.PARTY_COPY and _above_normal(req):
+        return _deny("party-copy-confidential")
+    if not all(_view(ctx, rec, preview=False).allowed for rec in req.recordings):
+        return _deny("not-visible")
+    return _allow(role.value)
+
+
+def _leader_decision(ctx: _Ctx, req: RequestRef) -> Decision:
+    """External retrieval and party copies: the principal leader only (R5)."""
+    if Role.LEADER not in ctx.actor.roles:
+        return _deny("leader-only")
+    if ctx.action is Action.APPROVE:
+        if req.kind is RequestKind.EXTERNAL and not _has_notice(req):
+            return _deny("notice-number-required")
+        if req.kind is RequestKind.PARTY_COPY and _above_normal(req):
+            return _deny("party-copy-confidential")
+    return _allow("leader")
+
+
+def _review_action(ctx: _Ctx) -> Decision:
+    req, actor = ctx.request, ctx.actor
+    assert req is not None
+    if req.requester == actor.name:
+        return _deny("own-request")
+    if req.status != "pending":
+        return _deny("not-pending")
+    if req.kind in (RequestKind.EXTERNAL, RequestKind.PARTY_COPY):
+        return _leader_decision(ctx, req)
+    if Role.SUPERVISOR in actor.roles and _same(actor.unit, req.requester_unit):
+        return _allow("unit-supervisor")
+    if Role.LEADER in actor.roles:
+        return _allow("leader")
+    return _deny("other-unit" if Role.SUPERVISOR in actor.roles else "role")
+
+
+_BY_ROLE_ONLY: Mapping[Action, tuple[Role, ...]] = {
+    Action.READ_AUDIT: (Role.AUDITOR, Role.LEGAL, Role.LEADER),
+    Action.SPOT_CHECK: (Role.AUDITOR, Role.LEGAL),
+    Action.MANAGE_USERS: (Role.ADMIN,),
+    Action.MANAGE_DEVICES: (Role.ADMIN,),
+    Action.MANAGE_CONFIG: (Role.ADMIN,),
+}
+
+
+def _role_action(ctx: _Ctx) -> Decision:
+    role = _first_role(ctx.actor, _BY_ROLE_ONLY[ctx.action])
+    return _deny("role") if role is None else _allow(role.value)
+
+
+_RULES: Mapping[Action, Callable[[_Ctx], Decision]] = {
+    Action.VIEW_METADATA: _view_action,
+    Action.VIEW_PREVIEW: _view_action,
+    Action.READ_ORIGINAL: _media_action,
+    Action.COPY: _media_action,
+    Action.EXPORT: _media_action,
+    Action.REQUEST: _request_action,
+    Action.APPROVE: _review_action,
+    Action.DENY: _review_action,
+    **{a: _role_action for a in _BY_ROLE_ONLY},
+}
+_NEEDS_RECORDING = frozenset(
+    {Action.VIEW_METADATA, Action.VIEW_PREVIEW, Action.READ_ORIGINAL, Action.COPY, Action.EXPORT}
+)
+_NEEDS_REQUEST = frozenset({Action.REQUEST, Action.APPROVE, Action.DENY})
+
+
+def _check_call(action: Action, recording: RecordingRef | None, request: RequestRef | None, now: datetime) -> None:
+    """A wrong call is a bug in the caller, not a denial: raise ValueError."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if action in _NEEDS_RECORDING and recording is None:
+        raise ValueError(f"{action.value} needs a recording")
+    if action in _NEEDS_REQUEST and request is None:
+        raise ValueError(f"{action.value} needs a request")
+
+
+def decide(
+    actor: Principal,
+    action: Action,
+    *,
+    recording: RecordingRef | None = None,
+    request: RequestRef | None = None,
+    grants: Sequence[Grant] = (),
+    now: datetime,
+) -> Decision:
+    """May ``actor`` do ``action`` on ``recording`` / ``request`` at ``now``?
+
+    Pure: reads nothing but its arguments. See the module docstring for
+    the rule table. Raises ValueError when the call itself is wrong (a
+    naive ``now``, a missing target the action needs).
+    """
+    _check_call(action, recording, request, now)
+    if actor.disabled:
+        return _deny("disabled")
+    if actor.local_owner:
+        return _allow("local-owner")
+    targets = ((recording,) if recording else ()) + (request.recordings if request else ())
+    if any(r.confidentiality.rank() > actor.clearance.rank() for r in targets):
+        return _deny("clearance")
+    return _RULES[action](_Ctx(actor, action, recording, request, grants, now))
+
+
+def visible(
+    actor: Principal,
+    recording: RecordingRef,
+    *,
+    grants: Sequence[Grant] = (),
+    now: datetime | None = None,
+) -> bool:
+    """Whether ``recording`` belongs in ``actor``'s lists (VIEW_METADATA).
+
+    Without grants the answer does not depend on time; pass ``now`` with
+    ``grants`` so that grants count only while they are active.
+    """
+    if grants and now is None:
+        raise ValueError("visible() with grants needs now")
+    when = now if now is not None else datetime.min.replace(tzinfo=timezone.utc)
+    return decide(actor, Action.VIEW_METADATA, recording=recording, grants=grants, now=when).allowed
