@@ -12,10 +12,11 @@ The audit log is evidence, not ``logging``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,12 +25,13 @@ from sqlalchemy import Connection, func, insert, select, tuple_, update
 from vaultd import keys, merkle, note, tlogfmt
 from vaultd.catalog.schema import audit_checkpoints, audit_entries, audit_head, audit_nodes
 from vaultd.files import write_durably
-from vaultd.errors import LogTamperedError, NotFoundError, UsageError
+from vaultd.errors import LogTamperedError, NotFoundError, UsageError, VaultError
 from vaultd.i18n import _
 from vaultd.model import Actor, Recording
 from vaultd.vault import Vault, utcnow
 
 ENTRY_VERSION = 1
+VaultErrorT = TypeVar("VaultErrorT", bound=VaultError)
 CHECKPOINT_FILE = "audit-checkpoint.txt"
 
 
@@ -153,11 +155,27 @@ def seal(vault: Vault) -> bytes | None:
         last = latest_checkpoint(conn)
         if n == 0 or (last is not None and last[0] >= n):
             return None
+        _require_extends_outside(vault, conn, n)
         body = tlogfmt.checkpoint_body(tlogfmt.Checkpoint(origin(vault), n, root(conn, n)))
         signed = note.sign_note(body, [signer(vault)])
         conn.execute(insert(audit_checkpoints).values(size=n, note=signed, created_at=utcnow()))
     write_durably(vault.layout.root / CHECKPOINT_FILE, signed, replace=True)
     return signed
+
+
+def _require_extends_outside(vault: Vault, conn: Connection, n: int) -> None:
+    """Never sign over the checkpoint kept outside the database unless the log
+    extends it: a database put back from an older copy must stay detectable."""
+    outside = vault.layout.root / CHECKPOINT_FILE
+    if not outside.is_file():
+        return
+    held = checkpoint_of(vault, outside.read_bytes())
+    if held.size > n or root(conn, held.size) != held.root:
+        raise LogTamperedError(
+            _("the audit log does not extend the checkpoint kept outside the database (size %d); "
+              "refusing to sign a new one") % held.size,
+            hint=_("the database was replaced or rewritten: run 'vaultd audit verify' and restore "
+                   "the catalog from a copy that matches"))
 
 
 def current_checkpoint(vault: Vault) -> bytes:
@@ -251,3 +269,25 @@ def read_entries(vault: Vault, actor: Actor, flt: AuditFilter) -> list[LoggedEnt
                        for k, v in flt.__dict__.items() if v is not None},
             "returned": len(rows)}))
     return rows
+
+
+# -- refusals: logged even though the transaction that found them rolls back ----------
+
+def refusal(exc: VaultErrorT, event: Event) -> VaultErrorT:
+    """Attach the audit entry a refusal must leave; ``logging_refusals`` writes it."""
+    setattr(exc, "audit_event", event)
+    return exc
+
+
+@contextmanager
+def logging_refusals(vault: Vault) -> Iterator[None]:
+    """Around a service call: a refusal raised inside a transaction (which rolls
+    back) is still written to the log, in a transaction of its own."""
+    try:
+        yield
+    except VaultError as exc:
+        event = getattr(exc, "audit_event", None)
+        if isinstance(event, Event):
+            with vault.engine.begin() as conn:
+                append(conn, event)
+        raise

@@ -21,6 +21,7 @@ from vaultd.clicommon import cmd, open_, parse_time, print_json, seal_opened, zo
 from vaultd.home import resolve_home
 from vaultd.i18n import _
 from vaultd.model import Actor
+from vaultd.people import local_owner
 
 log = logging.getLogger("vaultd")
 
@@ -214,7 +215,7 @@ def _run_list(args: argparse.Namespace) -> int:
         device_serial=args.device, officer_id=args.officer,
         since=parse_time(args.since, tz, "--since") if args.since else None,
         until=parse_time(args.until, tz, "--until") if args.until else None)
-    recs = evidence.list_recordings(vault, Actor.local(), flt)
+    recs = evidence.list_recordings(vault, local_owner(), flt)
     if args.json:
         print_json([views.recording_json(r, tz) for r in recs])
     else:
@@ -227,7 +228,7 @@ def _run_list(args: argparse.Namespace) -> int:
 def _run_show(args: argparse.Namespace) -> int:
     vault = open_(args)
     tz = zone(vault)
-    detail = evidence.show_recording(vault, Actor.local(), args.id)
+    detail = evidence.show_recording(vault, local_owner(), args.id)
     data = views.recording_json(detail.recording, tz)
     data["sightings"] = [{
         "session": s["session_id"], "device_serial": s["device_serial"], "source_path": s["source_path"],
@@ -247,7 +248,7 @@ def _run_show(args: argparse.Namespace) -> int:
 
 def _run_get(args: argparse.Namespace) -> int:
     vault = open_(args)
-    got = evidence.get_original(vault, Actor.local(), args.id, args.out, args.reason)
+    got = evidence.get_original(vault, local_owner(), args.id, args.out, args.reason)
     print(_("wrote %s (%d bytes, sha256 %s)") % (got.out, got.size_bytes, got.recording.sha256))
     return 0
 

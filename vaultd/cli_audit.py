@@ -125,7 +125,8 @@ def _run_verify(args: argparse.Namespace) -> int:
             print(_("  FAIL %s") % p)
     if not report.ok:
         raise LogTamperedError(report.problems[0], hint=_("the log or the catalog was altered outside vaultd"))
-    print(_("intact"))
+    if not args.json:
+        print(_("intact"))
     return 0
 
 

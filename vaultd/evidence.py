@@ -1,34 +1,59 @@
 """Reading evidence: list, show, and get an original's bytes.
 
-Every function takes the acting user; the audit log (its own issue) records
-each read here, so no front end can forget it.
+Every function takes the acting principal, applies the access rules, and
+writes the audit entry itself (refusals too), so no front end can forget it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from vaultd import audit
+from vaultd import access, audit
+from vaultd.access import Action, Level, Principal, Role
+from vaultd.approvals import grant_of, ref_of, take_grant, visible_recording
 from vaultd.audit import Event, EvidenceRef
+from vaultd.catalog import approvals as appr_db
+from vaultd.catalog import people as people_db
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog import sessions as ses_db
-from vaultd.catalog.recordings import RecordingFilter
+from vaultd.catalog.recordings import RecordingFilter, Scope
 from vaultd.errors import HashMismatchError, StorageError, UsageError
 from vaultd.i18n import _
-from vaultd.model import Actor, Recording
-from vaultd.vault import Vault
+from vaultd.model import Recording
+from vaultd.people import actor_of
+from vaultd.vault import Vault, utcnow
 
 
-def list_recordings(vault: Vault, actor: Actor, flt: RecordingFilter) -> list[Recording]:
+def _scope(vault: Vault, actor: Principal) -> tuple[Scope | None, list[access.Grant]]:
+    if actor.local_owner:
+        return None, []
+    with vault.engine.connect() as conn:
+        user = people_db.user_by_name(conn, actor.name)
+        grants = [grant_of(g) for g in appr_db.grants_of(conn, user.id)] if user else []
+    levels = tuple(lv.value for lv in Level if lv.rank() <= actor.clearance.rank())
+    live = [g for g in grants if g.expires_at > utcnow()]
+    return Scope(
+        levels=levels,
+        everything=bool(actor.roles & {Role.LEGAL, Role.AUDITOR}) and not actor.disabled,
+        officer_number=actor.officer_number if Role.OFFICER in actor.roles else None,
+        unit=actor.unit if Role.SUPERVISOR in actor.roles else None,
+        granted_ids=tuple(sorted({r for g in live for r in g.recording_ids})),
+    ), live
+
+
+def list_recordings(vault: Vault, actor: Principal, flt: RecordingFilter, via: str = "cli") -> list[Recording]:
+    scope, grants = _scope(vault, actor)
+    now = utcnow()
     with vault.engine.begin() as conn:
-        found = rec_db.search(conn, flt)
-        audit.append(conn, Event("recording.list", actor, {
+        found = rec_db.search(conn, replace(flt, scope=scope))
+        found = [r for r in found if access.visible(actor, ref_of(r), grants=grants, now=now)]
+        audit.append(conn, Event("recording.list", actor_of(actor, via), {
             "filter": {k: (v.isoformat() if hasattr(v, "isoformat") else getattr(v, "value", v))
-                       for k, v in flt.__dict__.items() if v is not None},
+                       for k, v in flt.__dict__.items() if v is not None and k != "scope"},
             "ids": [r.id for r in found]}))
     return found
 
@@ -39,11 +64,11 @@ class RecordingDetail:
     sightings: list[dict[str, Any]]
 
 
-def show_recording(vault: Vault, actor: Actor, ref: str) -> RecordingDetail:
-    with vault.engine.begin() as conn:
-        rec = rec_db.get(conn, ref)
+def show_recording(vault: Vault, actor: Principal, ref: str, via: str = "cli") -> RecordingDetail:
+    with audit.logging_refusals(vault), vault.engine.begin() as conn:
+        rec = visible_recording(conn, vault, actor, ref, via)
         detail = RecordingDetail(rec, ses_db.sightings_of(conn, rec.id))
-        audit.append(conn, Event("recording.show", actor, {}, EvidenceRef.of(rec)))
+        audit.append(conn, Event("recording.show", actor_of(actor, via), {}, EvidenceRef.of(rec)))
     return detail
 
 
@@ -54,28 +79,39 @@ class Retrieved:
     size_bytes: int
 
 
-def get_original(vault: Vault, actor: Actor, ref: str, out: Path, reason: str) -> Retrieved:
-    """Write the original's exact bytes to ``out``, checking the hash on the way."""
+def authorise_original(vault: Vault, actor: Principal, ref: str, reason: str, grant_id: str | None,
+                       via: str) -> tuple[Recording, str | None]:
+    """Check and use the right to read an original's bytes (one grant use)."""
     if not reason.strip():
         raise UsageError(_("a reason is required to read an original"),
                          hint=_("say why with --reason, e.g. --reason '案件 2026-017 review'"))
-    with vault.engine.connect() as conn:
-        rec = rec_db.get(conn, ref)
+    with audit.logging_refusals(vault), vault.engine.begin() as conn:
+        rec = visible_recording(conn, vault, actor, ref, via)
+        used = take_grant(conn, actor, grant_id, rec, Action.READ_ORIGINAL, via)
+    return rec, used
+
+
+def log_read(vault: Vault, actor: Principal, rec: Recording, *, reason: str, grant: str | None,
+             where: str, problem: str | None, via: str) -> None:
+    with vault.engine.begin() as conn:
+        audit.append(conn, Event("recording.get" if problem is None else "recording.get.failed",
+                                 actor_of(actor, via),
+                                 {"reason": reason, "grant": grant, "out": where, "problem": problem},
+                                 EvidenceRef.of(rec)))
+
+
+def get_original(vault: Vault, actor: Principal, ref: str, out: Path, reason: str,
+                 grant_id: str | None = None, via: str = "cli") -> Retrieved:
+    """Write the original's exact bytes to ``out``, checking the hash on the way."""
+    rec, used = authorise_original(vault, actor, ref, reason, grant_id, via)
     try:
         size = _write_original(vault, rec, out)
     except Exception as exc:
-        _log_get(vault, actor, rec, out, reason, getattr(exc, "message", str(exc)))
+        log_read(vault, actor, rec, reason=reason, grant=used, where=str(out),
+                 problem=getattr(exc, "message", str(exc)), via=via)
         raise
-    _log_get(vault, actor, rec, out, reason, None)
+    log_read(vault, actor, rec, reason=reason, grant=used, where=str(out), problem=None, via=via)
     return Retrieved(rec, out, size)
-
-
-def _log_get(vault: Vault, actor: Actor, rec: Recording, out: Path, reason: str,
-             problem: str | None) -> None:
-    with vault.engine.begin() as conn:
-        audit.append(conn, Event("recording.get" if problem is None else "recording.get.failed", actor,
-                                 {"reason": reason, "out": str(out), "problem": problem},
-                                 EvidenceRef.of(rec)))
 
 
 def _write_original(vault: Vault, rec: Recording, out: Path) -> int:

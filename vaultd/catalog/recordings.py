@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, and_, false, func, or_, select, true
 
 from vaultd.catalog.schema import recordings
 from vaultd.errors import NotFoundError, UsageError
@@ -25,7 +25,19 @@ def new_id() -> str:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What a user may see, as SQL can filter it (access.visible stays the authority)."""
+
+    levels: tuple[str, ...]  # confidentiality levels within clearance
+    everything: bool = False  # legal, auditor: every recording within clearance
+    officer_number: str | None = None  # officer: own recordings
+    unit: str | None = None  # supervisor: the unit's recordings
+    granted_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RecordingFilter:
+    scope: Scope | None = None  # None: no restriction (the local owner)
     device_serial: str | None = None
     officer_id: str | None = None
     since: datetime | None = None
@@ -68,6 +80,8 @@ def get(conn: Connection, ref: str) -> Recording:
 
 def search(conn: Connection, flt: RecordingFilter) -> list[Recording]:
     q = select(recordings)
+    if flt.scope is not None:
+        q = q.where(_scope_clause(flt.scope))
     if flt.device_serial:
         q = q.where(recordings.c.device_serial == flt.device_serial)
     if flt.officer_id:
@@ -82,6 +96,20 @@ def search(conn: Connection, flt: RecordingFilter) -> list[Recording]:
     if flt.limit is not None:
         q = q.limit(flt.limit)
     return [_from_row(r) for r in conn.execute(q)]
+
+
+def _scope_clause(scope: Scope) -> Any:
+    c = recordings.c
+    mine: list[Any] = [false()]
+    if scope.everything:
+        mine.append(true())
+    if scope.officer_number:
+        mine.append(c.officer_id == scope.officer_number)
+    if scope.unit:
+        mine.append(c.unit == scope.unit)
+    if scope.granted_ids:
+        mine.append(c.id.in_(scope.granted_ids))
+    return and_(c.confidentiality.in_(scope.levels), or_(*mine))
 
 
 def count(conn: Connection) -> int:

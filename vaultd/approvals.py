@@ -1,0 +1,195 @@
+"""Access requests, approvals and grants (R5): who asked, why, who approved,
+for which recordings, until when, how many uses. Every step is audited."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import Connection
+
+from vaultd import access, audit
+from vaultd.access import Action, Level, Principal, RecordingRef, RequestKind, RequestRef
+from vaultd.audit import Event, EvidenceRef
+from vaultd.catalog import approvals as db
+from vaultd.catalog import people as people_db
+from vaultd.catalog import recordings as rec_db
+from vaultd.catalog.approvals import GrantRow, RequestRow
+from vaultd.errors import AccessDeniedError, NotFoundError, UsageError
+from vaultd.i18n import _
+from vaultd.model import Recording
+from vaultd.people import actor_of
+from vaultd.vault import Vault, utcnow
+
+
+def ref_of(rec: Recording) -> RecordingRef:
+    return RecordingRef(rec.id, rec.officer_id, rec.unit, Level(rec.confidentiality))
+
+
+def grant_of(g: GrantRow) -> access.Grant:
+    return access.Grant(g.id, RequestKind(g.kind), g.grantee, frozenset(g.recording_ids), g.expires_at,
+                        g.uses_left, g.purpose)
+
+
+def visible_recording(conn: Connection, vault: Vault, actor: Principal, ref: str, via: str) -> Recording:
+    """The recording if the actor may see it; otherwise the same 'not found' as a
+    missing one (never reveal that it exists), with the refusal logged."""
+    rec = rec_db.get(conn, ref)
+    grants = [grant_of(g) for g in _grants_for(conn, actor)]
+    if access.visible(actor, ref_of(rec), grants=grants, now=utcnow()):
+        return rec
+    decision = access.decide(actor, Action.VIEW_METADATA, recording=ref_of(rec), grants=grants, now=utcnow())
+    raise audit.refusal(
+        NotFoundError(_("no recording %s") % ref, hint=_("'vaultd recordings list' shows the ids")),
+        Event("access.denied", actor_of(actor, via), {
+            "action": Action.VIEW_METADATA.value, "rule": decision.rule}, EvidenceRef.of(rec)))
+
+
+def _grants_for(conn: Connection, actor: Principal) -> list[GrantRow]:
+    if actor.local_owner:
+        return []
+    user = people_db.user_by_name(conn, actor.name)
+    return db.grants_of(conn, user.id) if user else []
+
+
+def _user_id(conn: Connection, actor: Principal) -> int:
+    if actor.local_owner:
+        raise UsageError(_("the station's local owner needs no approval and makes none"),
+                         hint=_("requests and approvals are made by named users: use --url/--token or 'vaultd login'"))
+    user = people_db.user_by_name(conn, actor.name)
+    if user is None:
+        raise NotFoundError(_("no user %s") % actor.name)
+    return user.id
+
+
+def _deny(actor: Principal, via: str, action: Action, rule: str,
+          details: dict[str, object]) -> AccessDeniedError:
+    return audit.refusal(
+        AccessDeniedError(_("%s may not %s (rule: %s)") % (actor.name, action.value, rule), rule=rule),
+        Event("access.denied", actor_of(actor, via), {"action": action.value, "rule": rule, **details}))
+
+
+def request_access(vault: Vault, actor: Principal, kind: RequestKind, refs: Sequence[str], purpose: str,
+                   *, notice: str | None, expires_days: int, uses: int, via: str) -> RequestRow:
+    if not purpose.strip():
+        raise UsageError(_("a purpose is required"), hint=_("say why with --purpose"))
+    if not 1 <= expires_days <= 365 or not 1 <= uses <= 1000:
+        raise UsageError(_("--expires-days must be 1..365 and --uses 1..1000"))
+    if not refs:
+        raise UsageError(_("name at least one recording with --recording"))
+    request_id = "q" + secrets.token_hex(5)
+    with audit.logging_refusals(vault), vault.engine.begin() as conn:
+        user_id = _user_id(conn, actor)
+        if kind is RequestKind.EXTERNAL:  # another department: it may not see them yet
+            recs = [rec_db.get(conn, r) for r in refs]
+        else:
+            recs = [visible_recording(conn, vault, actor, r, via) for r in refs]
+        probe = RequestRef(request_id, kind, actor.name, actor.unit, tuple(ref_of(r) for r in recs),
+                           notice, status="new")
+        decision = access.decide(actor, Action.REQUEST, request=probe, now=utcnow())
+        if not decision.allowed:
+            raise _deny(actor, via, Action.REQUEST, decision.rule, {"kind": kind.value})
+        db.add_request(conn, request_id=request_id, kind=kind.value, requester_id=user_id,
+                       requester_unit=actor.unit, purpose=purpose, notice_number=notice, case_number=None,
+                       recording_ids=[r.id for r in recs], expires_days=expires_days, uses=uses, at=utcnow())
+        audit.append(conn, Event("access.request", actor_of(actor, via), {
+            "request": request_id, "kind": kind.value, "recordings": [r.id for r in recs],
+            "purpose": purpose, "notice_number": notice, "expires_days": expires_days, "uses": uses}))
+        row = db.get_request(conn, request_id)
+    assert row is not None
+    return row
+
+
+def _request_ref(conn: Connection, row: RequestRow) -> RequestRef:
+    recs = tuple(ref_of(rec_db.get(conn, r)) for r in row.recording_ids)
+    return RequestRef(row.id, RequestKind(row.kind), row.requester, row.requester_unit, recs,
+                      row.notice_number, row.status)
+
+
+def pending(vault: Vault, actor: Principal, via: str) -> list[RequestRow]:
+    """Pending requests the actor may decide, and the actor's own."""
+    with vault.engine.connect() as conn:
+        rows = db.requests_with_status(conn, "pending")
+        return [r for r in rows if r.requester == actor.name or access.decide(
+            actor, Action.APPROVE, request=_request_ref(conn, r), now=utcnow()).allowed]
+
+
+def _load_request(conn: Connection, request_id: str) -> RequestRow:
+    row = db.get_request(conn, request_id)
+    if row is None:
+        raise NotFoundError(_("no access request %s") % request_id,
+                            hint=_("'vaultd access pending' lists the open ones"))
+    return row
+
+
+def approve(vault: Vault, actor: Principal, request_id: str, via: str) -> GrantRow:
+    now = utcnow()
+    with audit.logging_refusals(vault), vault.engine.begin() as conn:
+        approver_id = _user_id(conn, actor)
+        row = _load_request(conn, request_id)
+        decision = access.decide(actor, Action.APPROVE, request=_request_ref(conn, row), now=now)
+        if not decision.allowed:
+            raise _deny(actor, via, Action.APPROVE, decision.rule, {"request": request_id})
+        requester = people_db.user_by_name(conn, row.requester)
+        assert requester is not None
+        if not db.decide_request(conn, request_id, status="approved", decided_by=approver_id, at=now, reason=None):
+            raise UsageError(_("request %s is no longer pending") % request_id)
+        grant_id = "g" + secrets.token_hex(5)
+        db.add_grant(conn, grant_id=grant_id, request=row, grantee_id=requester.id, approved_by=approver_id,
+                     expires_at=now + timedelta(days=row.expires_days), at=now)
+        audit.append(conn, Event("access.approve", actor_of(actor, via), {
+            "request": request_id, "grant": grant_id, "rule": decision.rule, "kind": row.kind,
+            "grantee": row.requester, "recordings": list(row.recording_ids)}), now)
+        grant = db.get_grant(conn, grant_id)
+    assert grant is not None
+    return grant
+
+
+def deny(vault: Vault, actor: Principal, request_id: str, reason: str, via: str) -> RequestRow:
+    if not reason.strip():
+        raise UsageError(_("a reason is required to deny a request"), hint=_("--reason TEXT"))
+    with audit.logging_refusals(vault), vault.engine.begin() as conn:
+        approver_id = _user_id(conn, actor)
+        row = _load_request(conn, request_id)
+        decision = access.decide(actor, Action.DENY, request=_request_ref(conn, row), now=utcnow())
+        if not decision.allowed:
+            raise _deny(actor, via, Action.DENY, decision.rule, {"request": request_id})
+        if not db.decide_request(conn, request_id, status="denied", decided_by=approver_id,
+                                 at=utcnow(), reason=reason):
+            raise UsageError(_("request %s is no longer pending") % request_id)
+        audit.append(conn, Event("access.deny", actor_of(actor, via), {
+            "request": request_id, "reason": reason}))
+        out = db.get_request(conn, request_id)
+    assert out is not None
+    return out
+
+
+def my_grants(vault: Vault, actor: Principal, via: str) -> list[GrantRow]:
+    with vault.engine.connect() as conn:
+        if actor.local_owner:
+            return db.grants_of(conn, None)
+        return _grants_for(conn, actor)
+
+
+def take_grant(conn: Connection, actor: Principal, grant_id: str | None, rec: Recording,
+               action: Action, via: str) -> str | None:
+    """Check and use one use of a grant for ``action`` on ``rec`` (in the caller's
+    transaction). Returns the grant id used; the local owner needs none."""
+    if actor.local_owner:
+        return None
+    row = db.get_grant(conn, grant_id) if grant_id else None
+    grants = [grant_of(row)] if row else []
+    decision = access.decide(actor, action, recording=ref_of(rec), grants=grants, now=utcnow())
+    if not decision.allowed or row is None or not db.use_grant(conn, row.id):
+        rule = decision.rule if not decision.allowed else "grant-used-up"
+        raise audit.refusal(
+            AccessDeniedError(_("%s may not %s recording %s (rule: %s)")
+                              % (actor.name, action.value, rec.id, rule), rule=rule,
+                              hint=_("ask for access: 'vaultd access request --kind view-original "
+                                     "--recording %s --purpose ...'") % rec.id),
+            Event("access.denied", actor_of(actor, via), {
+                "action": action.value, "rule": rule, "grant": grant_id}, EvidenceRef.of(rec)))
+    audit.append(conn, Event("grant.use", actor_of(actor, via), {
+        "grant": row.id, "action": action.value, "uses_left": row.uses_left - 1}, EvidenceRef.of(rec)))
+    return row.id
