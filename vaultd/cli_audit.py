@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vaultd import audit, auditcheck, note, tlogfmt
-from vaultd.audit import AuditFilter, Event, EvidenceRef
-from vaultd.catalog import recordings as rec_db
+from vaultd import audit, auditcheck, logview, note, tlogfmt
+from vaultd.people import local_owner
+from vaultd.audit import AuditFilter, Event
 from vaultd.clicommon import cmd, open_, parse_time, print_json, zone
 from vaultd.errors import LogTamperedError, UsageError
 from vaultd.i18n import _
@@ -58,7 +58,7 @@ def _run_list(args: argparse.Namespace) -> int:
     flt = AuditFilter(recording_id=args.recording, actor=args.actor, type=args.type,
                       since=parse_time(args.since, tz, "--since") if args.since else None,
                       limit=args.limit)
-    entries = audit.read_entries(vault, Actor.local(), flt)
+    entries = logview.list_entries(vault, local_owner(), flt, "cli")
     if args.json:
         print_json([{"index": e.index, **e.doc} for e in entries])
         return 0
@@ -76,7 +76,7 @@ def _run_list(args: argparse.Namespace) -> int:
 
 def _run_checkpoint(args: argparse.Namespace) -> int:
     vault = open_(args)
-    signed = audit.current_checkpoint(vault)
+    signed = logview.checkpoint(vault)
     if args.out:
         try:
             args.out.write_bytes(signed)
@@ -88,8 +88,7 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
 
 def _run_entry(args: argparse.Namespace) -> int:
     vault = open_(args)
-    with vault.engine.connect() as conn:
-        data = audit.entry_bytes(conn, args.n)
+    data = logview.entry(vault, local_owner(), args.n, "cli")
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return 0
@@ -97,8 +96,7 @@ def _run_entry(args: argparse.Namespace) -> int:
 
 def _run_consistency(args: argparse.Namespace) -> int:
     vault = open_(args)
-    audit.seal(vault)
-    proof = audit.consistency(vault, args.old_size, args.new_size)
+    proof = logview.consistency(vault, args.old_size, args.new_size)
     sys.stdout.write(tlogfmt.format_consistency_proof(proof))
     return 0
 
@@ -138,12 +136,7 @@ def _run_keys_show(args: argparse.Namespace) -> int:
 
 def _run_receipt(args: argparse.Namespace) -> int:
     vault = open_(args)
-    with vault.engine.connect() as conn:
-        rec = rec_db.get(conn, args.id)
-        index = audit.ingest_entry_index(conn, rec.id)
-    receipt = audit.inclusion_receipt(vault, index)
-    with vault.engine.begin() as conn:
-        audit.append(conn, Event("recording.receipt", Actor.local(), {"entry": index}, EvidenceRef.of(rec)))
+    receipt = logview.receipt(vault, local_owner(), args.id, "cli")
     sys.stdout.write(receipt.decode("utf-8"))
     return 0
 
