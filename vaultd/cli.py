@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from datetime import date, datetime, timezone
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from vaultd import __version__, admin, cli_audit, evidence, ingest, progress, scrub, views
-from vaultd.catalog.recordings import RecordingFilter
-from vaultd.errors import IncompleteError, IntegrityError, UsageError, VaultError
-from vaultd.clicommon import cmd, open_, parse_time, print_json, seal_opened, zone
+from vaultd import __version__, admin, cli_access, cli_audit, cli_recordings, ingest, progress, scrub
+from vaultd.errors import IncompleteError, IntegrityError, VaultError
+from vaultd.clicommon import cmd, open_, parse_time, print_json, seal_opened
 from vaultd.home import resolve_home
 from vaultd.i18n import _
 from vaultd.model import Actor
-from vaultd.people import local_owner
 
 log = logging.getLogger("vaultd")
 
@@ -63,15 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
                  "or ~/.local/share/vaultd."))
     p.add_argument("--home", help=_("the vault's data home folder"))
     p.add_argument("--config", type=Path, help=_("config file (default: <home>/vaultd.toml, else built-in defaults)"))
+    p.add_argument("--url", help=_("talk to a vault over its API (or $VAULTD_URL, or 'vaultd login')"))
+    p.add_argument("--token", help=_("API token (or $VAULTD_TOKEN, or the one 'vaultd login' kept)"))
     p.add_argument("-v", "--verbose", action="store_true", help=_("log details to stderr"))
     p.add_argument("--version", action="version", version=f"vaultd {__version__}")
     sub = p.add_subparsers(metavar="COMMAND")
     _add_init(sub)
     _add_simulate(sub)
     _add_ingest(sub)
-    _add_recordings(sub)
+    cli_recordings.add_commands(sub)
     _add_scrub(sub)
     cli_audit.add_commands(sub)
+    cli_access.add_commands(sub)
     return p
 
 
@@ -185,72 +184,6 @@ def _print_report(report: ingest.IngestReport) -> None:
         print("  " + report.wipe_note)
     if report.error:
         print(_("  stopped: %s") % report.error)
-
-
-# -- recordings -------------------------------------------------------------------
-
-def _add_recordings(sub: Any) -> None:
-    rec = sub.add_parser("recordings", help=_("find and read recordings in the vault"))
-    rs = rec.add_subparsers(metavar="ACTION", required=True)
-    lst = cmd(rs, "list", _run_list, _("list recordings, oldest first"))
-    lst.add_argument("--json", action="store_true")
-    lst.add_argument("--device", help=_("only this device serial"))
-    lst.add_argument("--officer", help=_("only this officer number"))
-    lst.add_argument("--since", help=_("recorded at or after (ISO 8601; station zone if no offset)"))
-    lst.add_argument("--until", help=_("recorded before (ISO 8601)"))
-    show = cmd(rs, "show", _run_show, _("show one recording's metadata and where it was seen"))
-    show.add_argument("id", help=_("recording id, or a sha256 prefix of 8+ hex digits"))
-    show.add_argument("--json", action="store_true")
-    get = cmd(rs, "get", _run_get, _("write the original's exact bytes to a new file"))
-    get.add_argument("id", help=_("recording id, or a sha256 prefix"))
-    get.add_argument("--out", type=Path, required=True, help=_("new file to write (never overwritten)"))
-    get.add_argument("--reason", required=True, help=_("why the original is read (kept in the audit log)"))
-    cli_audit.add_receipt(rs)
-
-
-def _run_list(args: argparse.Namespace) -> int:
-    vault = open_(args)
-    tz = zone(vault)
-    flt = RecordingFilter(
-        device_serial=args.device, officer_id=args.officer,
-        since=parse_time(args.since, tz, "--since") if args.since else None,
-        until=parse_time(args.until, tz, "--until") if args.until else None)
-    recs = evidence.list_recordings(vault, local_owner(), flt)
-    if args.json:
-        print_json([views.recording_json(r, tz) for r in recs])
-    else:
-        for r in recs:
-            print(views.recording_line(r, tz))
-        print(_("%d recordings") % len(recs))
-    return 0
-
-
-def _run_show(args: argparse.Namespace) -> int:
-    vault = open_(args)
-    tz = zone(vault)
-    detail = evidence.show_recording(vault, local_owner(), args.id)
-    data = views.recording_json(detail.recording, tz)
-    data["sightings"] = [{
-        "session": s["session_id"], "device_serial": s["device_serial"], "source_path": s["source_path"],
-        "seen_at": views.iso(s["seen_at"], tz), "outcome": s["outcome"],
-        "wiped_at": views.iso(s["wiped_at"], tz)} for s in detail.sightings]
-    if args.json:
-        print_json(data)
-    else:
-        width = max(len(k) for k in data)
-        for key, value in data.items():
-            if key != "sightings":
-                print(f"{key:<{width}}  {value}")
-        for s in data["sightings"]:
-            print(_("seen      %s on %s at %s (%s)") % (s["seen_at"], s["device_serial"], s["source_path"], s["outcome"]))
-    return 0
-
-
-def _run_get(args: argparse.Namespace) -> int:
-    vault = open_(args)
-    got = evidence.get_original(vault, local_owner(), args.id, args.out, args.reason)
-    print(_("wrote %s (%d bytes, sha256 %s)") % (got.out, got.size_bytes, got.recording.sha256))
-    return 0
 
 
 # -- scrub -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 from vaultd import audit, auditcheck, logview, note, tlogfmt
 from vaultd.people import local_owner
 from vaultd.audit import AuditFilter, Event
-from vaultd.clicommon import cmd, open_, parse_time, print_json, zone
+from vaultd.clicommon import cmd, open_, parse_time, print_json, remote, zone
 from vaultd.errors import LogTamperedError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Actor
@@ -52,31 +52,40 @@ def add_receipt(rsub: Any) -> None:
     rc.add_argument("id", help=_("recording id, or a sha256 prefix"))
 
 
-def _run_list(args: argparse.Namespace) -> int:
+def _entries(args: argparse.Namespace) -> list[dict[str, Any]]:
+    client = remote(args)
+    if client:
+        params = {k: v for k, v in {"recording": args.recording, "actor": args.actor, "type": args.type,
+                                    "since": args.since, "limit": args.limit}.items() if v}
+        items: list[dict[str, Any]] = client.json("GET", "/audit/entries", params=params)["items"]
+        return items
     vault = open_(args)
     tz = zone(vault)
     flt = AuditFilter(recording_id=args.recording, actor=args.actor, type=args.type,
                       since=parse_time(args.since, tz, "--since") if args.since else None,
                       limit=args.limit)
-    entries = logview.list_entries(vault, local_owner(), flt, "cli")
+    return [{"index": e.index, **e.doc} for e in logview.list_entries(vault, local_owner(), flt, "cli")]
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    entries = _entries(args)
     if args.json:
-        print_json([{"index": e.index, **e.doc} for e in entries])
+        print_json(entries)
         return 0
-    for e in entries:
-        d = e.doc
+    for d in entries:
         ev = d.get("evidence") or {}
         actor = d["actor"]
         what = ev.get("id", "")
         extra = {k: v for k, v in d["details"].items() if k in ("reason", "source_path", "problem", "ok", "status")}
-        print(f"{e.index:>7}  {d['time']}  {actor['kind']}:{actor['name']}/{actor['via']:<6} "
+        print(f"{d['index']:>7}  {d['time']}  {actor['kind']}:{actor['name']}/{actor['via']:<6} "
               f"{d['type']:<22} {what:<13} {extra if extra else ''}")
     print(_("%d entries") % len(entries))
     return 0
 
 
 def _run_checkpoint(args: argparse.Namespace) -> int:
-    vault = open_(args)
-    signed = logview.checkpoint(vault)
+    client = remote(args)
+    signed = client.call("GET", "/audit/checkpoint").content if client else logview.checkpoint(open_(args))
     if args.out:
         try:
             args.out.write_bytes(signed)
@@ -87,16 +96,21 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _run_entry(args: argparse.Namespace) -> int:
-    vault = open_(args)
-    data = logview.entry(vault, local_owner(), args.n, "cli")
+    client = remote(args)
+    data = (client.call("GET", f"/audit/entries/{args.n}").content if client
+            else logview.entry(open_(args), local_owner(), args.n, "cli"))
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return 0
 
 
 def _run_consistency(args: argparse.Namespace) -> int:
-    vault = open_(args)
-    proof = logview.consistency(vault, args.old_size, args.new_size)
+    client = remote(args)
+    if client:
+        params = {"old": args.old_size, **({"new": args.new_size} if args.new_size else {})}
+        sys.stdout.write(client.call("GET", "/audit/consistency", params=params).text)
+        return 0
+    proof = logview.consistency(open_(args), args.old_size, args.new_size)
     sys.stdout.write(tlogfmt.format_consistency_proof(proof))
     return 0
 
@@ -135,8 +149,9 @@ def _run_keys_show(args: argparse.Namespace) -> int:
 
 
 def _run_receipt(args: argparse.Namespace) -> int:
-    vault = open_(args)
-    receipt = logview.receipt(vault, local_owner(), args.id, "cli")
+    client = remote(args)
+    receipt = (client.call("GET", f"/recordings/{args.id}/receipt").content if client
+               else logview.receipt(open_(args), local_owner(), args.id, "cli"))
     sys.stdout.write(receipt.decode("utf-8"))
     return 0
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from vaultd import admin, audit
+from vaultd.client import ApiClient, saved_credentials
 from vaultd.errors import UsageError
 from vaultd.home import resolve_home
 from vaultd.i18n import _
@@ -46,6 +47,24 @@ def seal_opened() -> None:
             audit.seal(vault)
         finally:
             vault.close()
+
+
+def remote(args: argparse.Namespace) -> ApiClient | None:
+    """The API client when this command talks to a vault over HTTP, else None.
+
+    Remote when --url or $VAULTD_URL is given, or when `vaultd login` saved
+    credentials and neither --home nor $VAULTD_HOME names a local vault.
+    """
+    url = getattr(args, "url", None) or os.environ.get("VAULTD_URL")
+    token = getattr(args, "token", None) or os.environ.get("VAULTD_TOKEN")
+    saved = saved_credentials()
+    if not url and saved and not args.home and not os.environ.get("VAULTD_HOME"):
+        url = saved[0]
+    if not url:
+        return None
+    if not token and saved and saved[0].rstrip("/") == url.rstrip("/"):
+        token = saved[1]
+    return ApiClient(url, token)
 
 
 def print_json(data: Any) -> None:

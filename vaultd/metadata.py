@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vaultd.config import TimeConfig
-from vaultd.model import CameraIdentity, MediaType, NameInfo, TimeSource
+from vaultd.model import CameraIdentity, MediaType, TimeSource
 
 _EXT_TYPES = {
     MediaType.VIDEO: {"mp4", "mov", "avi", "mkv", "ts", "3gp", "m4v", "mts", "asf", "wmv", "h264", "h265"},

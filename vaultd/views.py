@@ -51,18 +51,24 @@ def recording_json(rec: Recording, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def recording_line(rec: Recording, tz: ZoneInfo) -> str:
-    start = rec.recorded_start.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if rec.recorded_start else "-"
-    dur = f"{rec.duration_s:7.1f}s" if rec.duration_s is not None else "       -"
-    flags = []
-    if rec.damaged:
-        flags.append("DAMAGED")
-    if rec.on_time is False:
-        flags.append("LATE")
-    if rec.important:
-        flags.append("IMP")
-    if rec.name_oddities:
-        flags.append("ODD-NAME")
-    return (f"{rec.id}  {rec.media_type.value:<5}  {start}  {dur}  {rec.size_bytes:>12,}  "
-            f"{rec.device_serial or '-':<10} {rec.officer_id or '-':<8} {rec.original_name}"
+def detail_json(rec: Recording, sightings: list[dict[str, Any]], tz: ZoneInfo) -> dict[str, Any]:
+    """A recording with where and when it was seen on cameras."""
+    data = recording_json(rec, tz)
+    data["sightings"] = [{
+        "session": s["session_id"], "device_serial": s["device_serial"], "source_path": s["source_path"],
+        "seen_at": iso(s["seen_at"], tz), "outcome": s["outcome"],
+        "wiped_at": iso(s["wiped_at"], tz)} for s in sightings]
+    return data
+
+
+def line_of(d: dict[str, Any]) -> str:
+    """One line for a recording's JSON (the same for local and API results)."""
+    start = (d.get("recorded_start") or "-")[:19].replace("T", " ")
+    dur = f"{d['duration_s']:7.1f}s" if d.get("duration_s") is not None else "       -"
+    flags = [f for f, on in (("DAMAGED", d.get("damaged")), ("LATE", d.get("on_time") is False),
+                             ("IMP", d.get("important")), ("ODD-NAME", d.get("name_oddities")),
+                             (str(d.get("confidentiality", "")).upper(),
+                              d.get("confidentiality") not in (None, "normal"))) if on]
+    return (f"{d['id']}  {d['media_type']:<5}  {start}  {dur}  {d['size_bytes']:>12,}  "
+            f"{d.get('device_serial') or '-':<10} {d.get('officer_id') or '-':<8} {d['original_name']}"
             + (f"  [{' '.join(flags)}]" if flags else ""))

@@ -1,0 +1,252 @@
+"""``vaultd users|tokens|access|devices|login|serve``: people, approvals, the server."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from vaultd import approvals, people
+from vaultd.access import Level, RequestKind, Role
+from vaultd.clicommon import cmd, open_, print_json, remote
+from vaultd.client import ApiClient, save_credentials
+from vaultd.errors import UsageError
+from vaultd.home import resolve_home
+from vaultd.i18n import _
+from vaultd.people import NewUser, local_owner
+from vaultd.vault import open_vault
+
+KINDS = [k.value for k in RequestKind]
+
+
+def add_commands(sub: Any) -> None:
+    _add_users(sub)
+    _add_tokens(sub)
+    _add_access(sub)
+    _add_devices(sub)
+    login = cmd(sub, "login", _run_login, _("log in to a vault's API and keep the token in your config"))
+    login.add_argument("--user", required=True)
+    login.add_argument("--password-stdin", action="store_true", help=_("read the password from stdin"))
+    login.add_argument("--expires-days", type=int, default=30)
+    serve = cmd(sub, "serve", _run_serve, _("serve the HTTP API (OpenAPI at /openapi.json)"))
+    serve.add_argument("--listen", default="127.0.0.1:8470", help=_("HOST:PORT (default 127.0.0.1:8470)"))
+    serve.add_argument("--uds", help=_("also listen on this Unix socket"))
+    serve.add_argument("--tls-cert", help=_("TLS certificate (PEM); with --tls-key"))
+    serve.add_argument("--tls-key", help=_("TLS private key (PEM)"))
+
+
+def _password(args: argparse.Namespace, confirm: bool) -> str:
+    if getattr(args, "password_stdin", False):
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise UsageError(_("no terminal to ask for a password"), hint=_("pipe it in with --password-stdin"))
+    first = getpass.getpass(_("password: "))
+    if confirm and getpass.getpass(_("again: ")) != first:
+        raise UsageError(_("the passwords differ"))
+    return first
+
+
+def _user_json(u: Any) -> dict[str, Any]:
+    if isinstance(u, dict):
+        return u
+    return {"name": u.name, "roles": list(u.roles), "unit": u.unit, "officer_number": u.officer_number,
+            "clearance": u.clearance, "disabled": u.disabled_at is not None}
+
+
+# -- users --------------------------------------------------------------------------------
+
+def _add_users(sub: Any) -> None:
+    us = sub.add_parser("users", help=_("manage users (admin)")).add_subparsers(metavar="ACTION", required=True)
+    add = cmd(us, "add", _run_users_add, _("add a user; the password is asked for (or --password-stdin)"))
+    add.add_argument("name")
+    add.add_argument("--role", action="append", required=True, choices=[r.value for r in Role],
+                     help=_("a role; repeat for several"))
+    add.add_argument("--unit", help=_("the user's unit (department)"))
+    add.add_argument("--officer-number", help=_("警号: links ingested recordings to this user"))
+    add.add_argument("--clearance", default="normal", choices=[lv.value for lv in Level])
+    add.add_argument("--password-stdin", action="store_true")
+    add.add_argument("--no-password", action="store_true", help=_("token-only user"))
+    cmd(us, "list", _run_users_list, _("list users")).add_argument("--json", action="store_true")
+    cmd(us, "disable", _run_users_disable, _("disable a user (kept for the record)")).add_argument("name")
+
+
+def _run_users_add(args: argparse.Namespace) -> int:
+    password = None if args.no_password else _password(args, confirm=True)
+    client = remote(args)
+    if client:
+        data = client.json("POST", "/users", json={
+            "name": args.name, "role": args.role, "unit": args.unit, "officer_number": args.officer_number,
+            "clearance": args.clearance, "password": password})
+    else:
+        new = NewUser(args.name, tuple(Role(r) for r in args.role), args.unit, args.officer_number,
+                      Level(args.clearance))
+        data = _user_json(people.add_user(open_(args), local_owner(), new, password, "cli"))
+    print(_("added user %s (%s)") % (data["name"], ", ".join(data["roles"])))
+    return 0
+
+
+def _run_users_list(args: argparse.Namespace) -> int:
+    client = remote(args)
+    rows = client.json("GET", "/users") if client else [
+        _user_json(u) for u in people.list_users(open_(args), local_owner(), "cli")]
+    if args.json:
+        print_json(rows)
+        return 0
+    for u in rows:
+        print(f"{u['name']:<16} {','.join(u['roles']):<24} {u.get('unit') or '-':<16} "
+              f"{u.get('officer_number') or '-':<10} {u['clearance']:<12}" + (" DISABLED" if u["disabled"] else ""))
+    return 0
+
+
+def _run_users_disable(args: argparse.Namespace) -> int:
+    client = remote(args)
+    if client:
+        client.json("POST", f"/users/{args.name}/disable")
+    else:
+        people.disable_user(open_(args), local_owner(), args.name, "cli")
+    print(_("disabled %s") % args.name)
+    return 0
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+def _add_tokens(sub: Any) -> None:
+    ts = sub.add_parser("tokens", help=_("API tokens")).add_subparsers(metavar="ACTION", required=True)
+    c = cmd(ts, "create", _run_tokens_create, _("create an API token for a user; it is shown once"))
+    c.add_argument("name")
+    c.add_argument("--expires-days", type=int, default=90)
+    cmd(ts, "revoke", _run_tokens_revoke, _("revoke a token by its id")).add_argument("id")
+
+
+def _run_tokens_create(args: argparse.Namespace) -> int:
+    client = remote(args)
+    if client:
+        data = client.json("POST", "/tokens", json={"user": args.name, "expires_days": args.expires_days})
+        token, tid, expires = data["token"], data["id"], data["expires_at"]
+    else:
+        t = people.create_token(open_(args), local_owner(), args.name, args.expires_days, "cli")
+        token, tid, expires = t.secret, t.id, t.expires_at.isoformat()
+    print(token)
+    print(_("token %s for %s, expires %s; shown only now") % (tid, args.name, expires), file=sys.stderr)
+    return 0
+
+
+def _run_tokens_revoke(args: argparse.Namespace) -> int:
+    client = remote(args)
+    if client:
+        client.call("DELETE", f"/tokens/{args.id}")
+    else:
+        people.revoke_token(open_(args), local_owner(), args.id, "cli")
+    print(_("revoked %s") % args.id)
+    return 0
+
+
+# -- access requests -------------------------------------------------------------------------
+
+def _add_access(sub: Any) -> None:
+    acc = sub.add_parser("access", help=_("ask for, approve and deny access to originals (R5)"))
+    asub = acc.add_subparsers(metavar="ACTION", required=True)
+    r = cmd(asub, "request", _run_request, _("ask for access; prints the request id"))
+    r.add_argument("--kind", required=True, choices=KINDS)
+    r.add_argument("--recording", action="append", required=True, help=_("a recording id; repeat for several"))
+    r.add_argument("--purpose", required=True)
+    r.add_argument("--notice", help=_("evidence retrieval notice number (调取证据通知书), for external-retrieval"))
+    r.add_argument("--expires-days", type=int, default=7)
+    r.add_argument("--uses", type=int, default=1)
+    cmd(asub, "pending", _run_pending, _("requests waiting for your decision, and your own"))
+    cmd(asub, "approve", _run_approve, _("approve a request; prints the grant id")).add_argument("id")
+    d = cmd(asub, "deny", _run_deny, _("deny a request"))
+    d.add_argument("id")
+    d.add_argument("--reason", required=True)
+    cmd(asub, "grants", _run_grants, _("your grants"))
+
+
+def _api(args: argparse.Namespace) -> ApiClient:
+    client = remote(args)
+    if client is None:
+        raise UsageError(_("requests and approvals are made by named users over the API"),
+                         hint=_("use --url and --token, or 'vaultd login --url URL --user NAME'"))
+    return client
+
+
+def _run_request(args: argparse.Namespace) -> int:
+    data = _api(args).json("POST", "/access/requests", json={
+        "kind": args.kind, "recordings": args.recording, "purpose": args.purpose, "notice": args.notice,
+        "expires_days": args.expires_days, "uses": args.uses})
+    print(data["id"])
+    return 0
+
+
+def _run_pending(args: argparse.Namespace) -> int:
+    for r in _api(args).json("GET", "/access/pending"):
+        print(f"{r['id']}  {r['kind']:<18} {r['requester']:<12} {','.join(r['recording_ids'])}  {r['purpose']}"
+              + (f"  notice {r['notice_number']}" if r.get("notice_number") else ""))
+    return 0
+
+
+def _run_approve(args: argparse.Namespace) -> int:
+    g = _api(args).json("POST", f"/access/requests/{args.id}/approve")
+    print(g["id"])
+    print(_("grant %s for %s: %s of %s, %d uses, until %s")
+          % (g["id"], g["grantee"], g["kind"], ",".join(g["recording_ids"]), g["uses_left"], g["expires_at"]),
+          file=sys.stderr)
+    return 0
+
+
+def _run_deny(args: argparse.Namespace) -> int:
+    _api(args).json("POST", f"/access/requests/{args.id}/deny", json={"reason": args.reason})
+    print(_("denied %s") % args.id)
+    return 0
+
+
+def _run_grants(args: argparse.Namespace) -> int:
+    client = remote(args)
+    rows = client.json("GET", "/access/grants") if client else [
+        g.__dict__ for g in approvals.my_grants(open_(args), local_owner(), "cli")]
+    for g in rows:
+        print(f"{g['id']}  {g['kind']:<18} {g['grantee']:<12} {','.join(g['recording_ids'])}  "
+              f"uses left {g['uses_left']}/{g['uses_total']}  until {g['expires_at']}")
+    return 0
+
+
+# -- devices, login, serve --------------------------------------------------------------------
+
+def _add_devices(sub: Any) -> None:
+    ds = sub.add_parser("devices", help=_("cameras and who holds them (R13)")).add_subparsers(
+        metavar="ACTION", required=True)
+    a = cmd(ds, "assign", _run_assign, _("from now on, this camera is held by this officer"))
+    a.add_argument("serial")
+    a.add_argument("officer_number")
+
+
+def _run_assign(args: argparse.Namespace) -> int:
+    client = remote(args)
+    if client:
+        client.json("POST", f"/devices/{args.serial}/assign", json={"officer_number": args.officer_number})
+    else:
+        people.assign_device(open_(args), local_owner(), args.serial, args.officer_number, "cli")
+    print(_("camera %s is now held by officer %s") % (args.serial, args.officer_number))
+    return 0
+
+
+def _run_login(args: argparse.Namespace) -> int:
+    client = remote(args)
+    if client is None:
+        raise UsageError(_("log in to which vault?"), hint=_("give --url, e.g. --url http://127.0.0.1:8470"))
+    password = _password(args, confirm=False)
+    data = ApiClient(client.url, None).json("POST", "/login", json={
+        "name": args.user, "password": password, "expires_days": args.expires_days})
+    path = save_credentials(client.url, data["token"])
+    print(_("logged in as %s; token kept in %s until %s") % (args.user, path, data["expires_at"]))
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from vaultd.api.app import serve
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError(_("give both --tls-cert and --tls-key, or neither"))
+    vault = open_vault(resolve_home(args.home), args.config)
+    serve(vault, args.listen, certfile=args.tls_cert, keyfile=args.tls_key, uds=args.uds)
+    return 0

@@ -1,0 +1,100 @@
+"""``vaultd recordings ...``: locally on the station, or over the API."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from vaultd import cli_audit, evidence, views
+from vaultd.catalog.recordings import RecordingFilter
+from vaultd.clicommon import cmd, open_, parse_time, print_json, remote, zone
+from vaultd.i18n import _
+from vaultd.people import local_owner
+
+
+def add_commands(sub: Any) -> None:
+    rec = sub.add_parser("recordings", help=_("find and read recordings in the vault"))
+    rs = rec.add_subparsers(metavar="ACTION", required=True)
+    lst = cmd(rs, "list", _run_list, _("list recordings you may see, oldest first"))
+    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--device", help=_("only this device serial"))
+    lst.add_argument("--officer", help=_("only this officer number"))
+    lst.add_argument("--since", help=_("recorded at or after (ISO 8601; station zone if no offset)"))
+    lst.add_argument("--until", help=_("recorded before (ISO 8601)"))
+    lst.add_argument("--limit", type=int, default=None, help=_("at most this many"))
+    show = cmd(rs, "show", _run_show, _("show one recording's metadata and where it was seen"))
+    show.add_argument("id", help=_("recording id, or a sha256 prefix of 8+ hex digits"))
+    show.add_argument("--json", action="store_true")
+    get = cmd(rs, "get", _run_get, _("write the original's exact bytes to a new file"))
+    get.add_argument("id", help=_("recording id, or a sha256 prefix"))
+    get.add_argument("--out", type=Path, required=True, help=_("new file to write (never overwritten)"))
+    get.add_argument("--reason", required=True, help=_("why the original is read (kept in the audit log)"))
+    get.add_argument("--grant", help=_("the approved grant that allows it (not needed on the station)"))
+    cli_audit.add_receipt(rs)
+
+
+def _list_remote(args: argparse.Namespace) -> list[dict[str, Any]]:
+    client = remote(args)
+    assert client is not None
+    params = {k: v for k, v in {"device": args.device, "officer": args.officer, "since": args.since,
+                                "until": args.until}.items() if v}
+    items: list[dict[str, Any]] = []
+    while True:
+        page = client.json("GET", "/recordings", params={**params, "limit": 1000, "offset": len(items)})
+        items += page["items"]
+        if len(page["items"]) < 1000 or (args.limit and len(items) >= args.limit):
+            return items[: args.limit] if args.limit else items
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    if remote(args):
+        items = _list_remote(args)
+    else:
+        vault = open_(args)
+        tz = zone(vault)
+        flt = RecordingFilter(
+            device_serial=args.device, officer_id=args.officer, limit=args.limit,
+            since=parse_time(args.since, tz, "--since") if args.since else None,
+            until=parse_time(args.until, tz, "--until") if args.until else None)
+        items = [views.recording_json(r, tz) for r in evidence.list_recordings(vault, local_owner(), flt)]
+    if args.json:
+        print_json(items)
+    else:
+        for d in items:
+            print(views.line_of(d))
+        print(_("%d recordings") % len(items))
+    return 0
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    client = remote(args)
+    if client:
+        data = client.json("GET", f"/recordings/{args.id}")
+    else:
+        vault = open_(args)
+        detail = evidence.show_recording(vault, local_owner(), args.id)
+        data = views.detail_json(detail.recording, detail.sightings, zone(vault))
+    if args.json:
+        print_json(data)
+        return 0
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        if key not in ("sightings", "extra"):
+            print(f"{key:<{width}}  {value}")
+    for s in data.get("sightings", []):
+        print(_("seen      %s on %s at %s (%s)") % (s["seen_at"], s["device_serial"], s["source_path"], s["outcome"]))
+    return 0
+
+
+def _run_get(args: argparse.Namespace) -> int:
+    client = remote(args)
+    if client:
+        params = {"reason": args.reason, **({"grant": args.grant} if args.grant else {})}
+        size = client.download(f"/recordings/{args.id}/original", args.out, params)
+        print(_("wrote %s (%d bytes)") % (args.out, size))
+        return 0
+    vault = open_(args)
+    got = evidence.get_original(vault, local_owner(), args.id, args.out, args.reason, args.grant)
+    print(_("wrote %s (%d bytes, sha256 %s)") % (got.out, got.size_bytes, got.recording.sha256))
+    return 0
