@@ -59,6 +59,8 @@ def verify(vault: Vault, held: bytes | None = None) -> VerifyReport:
     outside = vault.layout.root / audit.CHECKPOINT_FILE
     if outside.is_file():
         _check_held(outside.read_bytes(), _("the checkpoint kept outside the database"), scan.tree, v, report)
+    elif report.checkpoints:
+        report.problems.append(_("the checkpoint kept outside the database (%s) is missing") % outside)
     if held is not None:
         _check_held(held, _("the checkpoint given with --since"), scan.tree, v, report)
     return report

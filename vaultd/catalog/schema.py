@@ -13,6 +13,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -164,6 +165,7 @@ audit_entries = Table(
     Column("actor", String(160), nullable=False, index=True),
     Column("evidence_id", String(16), index=True),
     Column("at", UTCDateTime, nullable=False, index=True),
+    Index("ix_audit_entries_evidence_idx", "evidence_id", "idx"),
 )
 
 audit_nodes = Table(
