@@ -162,9 +162,9 @@ audit_entries = Table(
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("entry", LargeBinary, nullable=False),  # canonical JSON (RFC 8785), exact bytes
     Column("type", String(48), nullable=False, index=True),
-    Column("actor", String(160), nullable=False, index=True),
-    Column("evidence_id", String(16), index=True),
-    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("actor", String(160), nullable=False),
+    Column("evidence_id", String(16)),
+    Column("at", UTCDateTime, nullable=False),
     Index("ix_audit_entries_evidence_idx", "evidence_id", "idx"),
 )
 
