@@ -81,20 +81,23 @@ def request_access(vault: Vault, actor: Principal, kind: RequestKind, refs: Sequ
     request_id = "q" + secrets.token_hex(5)
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         user_id = _user_id(conn, actor)
-        if kind is RequestKind.EXTERNAL:  # another department: it may not see them yet
-            recs = [rec_db.get(conn, r) for r in refs]
+        if kind is RequestKind.EXTERNAL:
+            # another department asks for what it cannot see: take the ids as given and
+            # reveal nothing about them; the leader's approval checks each one
+            ids = [r.strip().lower() for r in refs]
+            probe_refs = tuple(RecordingRef(i, None, None) for i in ids)
         else:
             recs = [visible_recording(conn, vault, actor, r, via) for r in refs]
-        probe = RequestRef(request_id, kind, actor.name, actor.unit, tuple(ref_of(r) for r in recs),
-                           notice, status="new")
+            ids, probe_refs = [r.id for r in recs], tuple(ref_of(r) for r in recs)
+        probe = RequestRef(request_id, kind, actor.name, actor.unit, probe_refs, notice, status="new")
         decision = access.decide(actor, Action.REQUEST, request=probe, now=utcnow())
         if not decision.allowed:
             raise _deny(actor, via, Action.REQUEST, decision.rule, {"kind": kind.value})
         db.add_request(conn, request_id=request_id, kind=kind.value, requester_id=user_id,
                        requester_unit=actor.unit, purpose=purpose, notice_number=notice, case_number=None,
-                       recording_ids=[r.id for r in recs], expires_days=expires_days, uses=uses, at=utcnow())
+                       recording_ids=ids, expires_days=expires_days, uses=uses, at=utcnow())
         audit.append(conn, Event("access.request", actor_of(actor, via), {
-            "request": request_id, "kind": kind.value, "recordings": [r.id for r in recs],
+            "request": request_id, "kind": kind.value, "recordings": ids,
             "purpose": purpose, "notice_number": notice, "expires_days": expires_days, "uses": uses}))
         row = db.get_request(conn, request_id)
     assert row is not None

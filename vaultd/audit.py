@@ -299,11 +299,11 @@ def read_entries(vault: Vault, actor: Actor, flt: AuditFilter) -> list[LoggedEnt
         q = q.where(audit_entries.c.evidence_id == flt.recording_id)
     if flt.actor:
         who = flt.actor
-        q = q.where((audit_entries.c.actor == who) | audit_entries.c.actor.endswith(":" + who))
+        q = q.where((audit_entries.c.actor == who) | audit_entries.c.actor.endswith(":" + who, autoescape=True))
     if flt.type:
         prefix = flt.type.endswith("*") or flt.type.endswith(".")
         t = flt.type.rstrip("*")
-        q = q.where(audit_entries.c.type.startswith(t) if prefix else audit_entries.c.type == t)
+        q = q.where(audit_entries.c.type.startswith(t, autoescape=True) if prefix else audit_entries.c.type == t)
     if flt.since:
         q = q.where(audit_entries.c.at >= flt.since)
     with vault.engine.begin() as conn:

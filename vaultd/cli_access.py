@@ -88,7 +88,7 @@ def _run_users_add(args: argparse.Namespace) -> int:
 
 def _run_users_list(args: argparse.Namespace) -> int:
     client = remote(args)
-    rows = client.json("GET", "/users") if client else [
+    rows = client.json("GET", "/users")["items"] if client else [
         _user_json(u) for u in people.list_users(open_(args), local_owner(), "cli")]
     if args.json:
         print_json(rows)
@@ -179,8 +179,8 @@ def _run_request(args: argparse.Namespace) -> int:
 
 
 def _run_pending(args: argparse.Namespace) -> int:
-    for r in _api(args).json("GET", "/access/pending"):
-        print(f"{r['id']}  {r['kind']:<18} {r['requester']:<12} {','.join(r['recording_ids'])}  {r['purpose']}"
+    for r in _api(args).json("GET", "/access/pending")["items"]:
+        print(f"{r['id']}  {r['kind']:<18} {r['requester']:<12} {','.join(r['recordings'])}  {r['purpose']}"
               + (f"  notice {r['notice_number']}" if r.get("notice_number") else ""))
     return 0
 
@@ -189,7 +189,7 @@ def _run_approve(args: argparse.Namespace) -> int:
     g = _api(args).json("POST", f"/access/requests/{args.id}/approve")
     print(g["id"])
     print(_("grant %s for %s: %s of %s, %d uses, until %s")
-          % (g["id"], g["grantee"], g["kind"], ",".join(g["recording_ids"]), g["uses_left"], g["expires_at"]),
+          % (g["id"], g["grantee"], g["kind"], ",".join(g["recordings"]), g["uses_left"], g["expires_at"]),
           file=sys.stderr)
     return 0
 
@@ -202,10 +202,10 @@ def _run_deny(args: argparse.Namespace) -> int:
 
 def _run_grants(args: argparse.Namespace) -> int:
     client = remote(args)
-    rows = client.json("GET", "/access/grants") if client else [
-        g.__dict__ for g in approvals.my_grants(open_(args), local_owner(), "cli")]
+    rows = client.json("GET", "/access/grants")["items"] if client else [
+        {**g.__dict__, "recordings": g.recording_ids} for g in approvals.my_grants(open_(args), local_owner(), "cli")]
     for g in rows:
-        print(f"{g['id']}  {g['kind']:<18} {g['grantee']:<12} {','.join(g['recording_ids'])}  "
+        print(f"{g['id']}  {g['kind']:<18} {g['grantee']:<12} {','.join(g['recordings'])}  "
               f"uses left {g['uses_left']}/{g['uses_total']}  until {g['expires_at']}")
     return 0
 

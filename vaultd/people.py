@@ -194,12 +194,15 @@ def authenticate(vault: Vault, secret: str, source: str) -> Principal:
 
 def login(vault: Vault, name: str, password: str, source: str, expires_days: int = 30) -> IssuedToken:
     """Password login; rate-limited per name; failures are logged."""
+    if not 1 <= expires_days <= 3650:
+        raise UsageError(_("expires_days must be between 1 and 3650"))
     now = utcnow()
-    with vault.engine.begin() as conn:
+    with audit.logging_refusals(vault), vault.engine.begin() as conn:
         if db.recent_auth_failures(conn, name, now - FAILURE_WINDOW) >= MAX_FAILURES:
-            audit.append(conn, Event("auth.rate_limited", Actor("user", name, "api"), {"source": source}))
-            raise TooManyAttemptsError(_("too many failed logins for %s") % name,
-                                       hint=_("wait 15 minutes, or ask an admin"))
+            raise audit.refusal(
+                TooManyAttemptsError(_("too many failed logins for %s") % name,
+                                     hint=_("wait 15 minutes, or ask an admin")),
+                Event("auth.rate_limited", Actor("user", name, "api"), {"source": source}))
         user = db.user_by_name(conn, name)
         if user is None or user.disabled_at is not None or not _password_ok(user, password):
             db.add_auth_failure(conn, name, now, source)

@@ -106,6 +106,8 @@ recordings = Table(
     Column("extra", Text, nullable=False),
     Column("unit", String(128), index=True),  # the accountable officer's unit at ingest
     Column("confidentiality", String(16), nullable=False, server_default="normal"),
+    Index("ix_recordings_unit_start", "unit", "recorded_start", "id"),
+    Index("ix_recordings_officer_start", "officer_id", "recorded_start", "id"),
 )
 
 sightings = Table(

@@ -1,0 +1,79 @@
+"""The HTTP API: a thin front end over the same service functions as the CLI.
+
+Access checks and audit entries live in the services (they take the caller
+and ``via="api"``); this package only turns HTTP into service calls and
+service answers into JSON. ``serve`` runs it under uvicorn.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+import vaultd
+from vaultd.api import (
+    errors,
+    routes_access,
+    routes_audit,
+    routes_evidence,
+    routes_people,
+)
+from vaultd.errors import ConfigError
+from vaultd.i18n import _
+from vaultd.vault import Vault
+
+log = logging.getLogger(__name__)
+PREFIX = "/api/v1"
+
+
+def create_app(vault: Vault) -> FastAPI:
+    """The API over one open vault, shared by every request."""
+    app = FastAPI(title="vaultd", version=vaultd.__version__, openapi_url="/openapi.json",
+                  docs_url=None, redoc_url=None,  # they load scripts from a CDN
+                  description="Evidence vault for body-worn cameras. Every call is checked and audited "
+                              "by the same services the command line uses.")
+    app.state.vault = vault
+    app.include_router(routes_people.public, prefix=PREFIX)
+    for router in (routes_people.admin, routes_evidence.router, routes_access.router, routes_audit.router):
+        app.include_router(router, prefix=PREFIX, responses=errors.responses())
+    errors.install(app)
+    return app
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(_("listen address %r is not host:port") % listen,
+                          hint=_("e.g. 127.0.0.1:8470 or [::1]:8470"))
+    return host, int(port)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve(vault: Vault, listen: str = "127.0.0.1:8470", *, certfile: Path | str | None = None,
+          keyfile: Path | str | None = None, uds: str | None = None) -> None:
+    """Run the API under uvicorn until stopped: TLS when both files are given,
+    on a Unix socket when ``uds`` is given. Logging is left to the caller."""
+    if (certfile is None) != (keyfile is None):
+        raise ConfigError(_("TLS needs both a certificate and a key file"),
+                          hint=_("give both, or neither for plain HTTP on loopback"))
+    host, port = parse_listen(listen)
+    if uds is None and certfile is None and not _loopback(host):
+        log.warning("serving plain HTTP on %s: bearer tokens and evidence cross the network unencrypted",
+                    listen)
+    config = uvicorn.Config(
+        create_app(vault), host=host, port=port, uds=uds,
+        ssl_certfile=str(certfile) if certfile else None, ssl_keyfile=str(keyfile) if keyfile else None,
+        log_config=None, proxy_headers=False, server_header=False, timeout_graceful_shutdown=30)
+    uvicorn.Server(config).run()

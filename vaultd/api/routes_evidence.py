@@ -1,0 +1,112 @@
+"""Recordings: search, show, the original's bytes, the ingest receipt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from vaultd import evidence, logview, views
+from vaultd.access import Principal
+from vaultd.api import errors, ranges
+from vaultd.api.deps import VIA, PrincipalDep, VaultDep, aware, source_of, zone
+from vaultd.api.download import OriginalResponse
+from vaultd.api.errors import VaultRoute
+from vaultd.api.models import ErrorOut, Long, RecordingDetailOut, RecordingPage
+from vaultd.catalog.recordings import RecordingFilter
+from vaultd.i18n import _
+from vaultd.model import MediaType, Recording
+from vaultd.vault import Vault
+
+router = APIRouter(tags=["recordings"], route_class=VaultRoute)
+RecordingId = Annotated[str, Path(min_length=1, max_length=200,
+                                  description="recording id, or a sha256 prefix of 8+ hex digits")]
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get("/recordings", response_model=RecordingPage, summary="Search recordings the caller may see")
+def list_recordings(
+    vault: VaultDep, actor: PrincipalDep,
+    device: Annotated[str | None, Query(max_length=200, description="device serial")] = None,
+    officer: Annotated[str | None, Query(max_length=200, description="officer number")] = None,
+    since: Annotated[datetime | None, Query(description="recorded at or after (station zone if none)")] = None,
+    until: Annotated[datetime | None, Query(description="recorded before (station zone if none)")] = None,
+    media_type: MediaType | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> dict[str, Any]:
+    tz = zone(vault)
+    flt = RecordingFilter(device_serial=device, officer_id=officer, since=aware(since, tz, "since"),
+                          until=aware(until, tz, "until"), media_type=media_type, limit=limit, offset=offset)
+    recs = evidence.list_recordings(vault, actor, flt, VIA)
+    return {"items": [views.recording_json(r, tz) for r in recs], "limit": limit, "offset": offset}
+
+
+@router.get("/recordings/{rec_id}", response_model=RecordingDetailOut, summary="One recording and its sightings")
+def show_recording(vault: VaultDep, actor: PrincipalDep, rec_id: RecordingId) -> dict[str, Any]:
+    tz = zone(vault)
+    detail = evidence.show_recording(vault, actor, rec_id, VIA)
+    data = views.recording_json(detail.recording, tz)
+    data["sightings"] = [{
+        "session": s["session_id"], "device_serial": s["device_serial"], "source_path": s["source_path"],
+        "seen_at": views.iso(s["seen_at"], tz), "outcome": s["outcome"],
+        "wiped_at": views.iso(s["wiped_at"], tz)} for s in detail.sightings]
+    return data
+
+
+@router.get(
+    "/recordings/{rec_id}/original", response_class=OriginalResponse, status_code=200,
+    summary="The original's exact bytes (one authorised read; Range supported)",
+    description="Each request is one authorised read and spends one use of the grant. "
+                "One range per request (bytes=a-b, a-, -n) gives 206; a range past the end gives 416 "
+                "(the use is spent: the size is only known once the read is authorised).",
+    responses={200: {"content": {"application/octet-stream": _BINARY}},
+               206: {"description": "the range asked for", "content": {"application/octet-stream": _BINARY}},
+               416: {"model": ErrorOut, "description": "the range lies past the end"}},
+)
+def get_original(
+    request: Request, vault: VaultDep, actor: PrincipalDep, rec_id: RecordingId,
+    reason: Annotated[Long, Query(min_length=1, description="why the original is read (kept in the audit log)")],
+    grant: Annotated[str | None, Query(max_length=200, description="the grant to use")] = None,
+    range_: Annotated[str | None, Header(alias="range", max_length=1000)] = None,
+    if_range: Annotated[str | None, Header(max_length=1000)] = None,
+) -> Response:
+    spec = ranges.parse(range_)  # bad syntax: 400 before any use is spent
+    rec, used = evidence.authorise_original(vault, actor, rec_id, reason, grant, VIA)
+    reader = _Reader(vault, actor, rec, reason, used, source_of(request))
+    try:
+        if not ranges.if_range_allows(if_range, f'"{rec.sha256}"'):
+            spec = None
+        part = spec.resolve(rec.size_bytes) if spec else None
+        if spec is not None and part is None:
+            message = _("the range %s lies past the end (%d bytes)") % (range_, rec.size_bytes)
+            reader.done(message)
+            return errors.error_response(416, "range_not_satisfiable", message, headers={
+                "accept-ranges": "bytes", "etag": f'"{rec.sha256}"', "content-range": f"bytes */{rec.size_bytes}"})
+        fd = vault.store.open_original(rec.sha256)
+    except Exception as exc:
+        reader.done(getattr(exc, "message", repr(exc)))
+        raise
+    reader.where += f" bytes {part.start}-{part.end}" if part else " whole"
+    return OriginalResponse(fd, rec, part, reader.done, chunk_bytes=vault.store.chunk_bytes)
+
+
+class _Reader:
+    """Writes the one audit entry that says how an authorised read ended."""
+
+    def __init__(self, vault: Vault, actor: Principal, rec: Recording, reason: str, grant: str | None,
+                 source: str) -> None:
+        self.vault, self.actor, self.rec, self.reason, self.grant = vault, actor, rec, reason, grant
+        self.where = f"http {source}"
+
+    def done(self, problem: str | None) -> None:
+        evidence.log_read(self.vault, self.actor, self.rec, reason=self.reason, grant=self.grant,
+                          where=self.where, problem=problem, via=VIA)
+
+
+@router.get("/recordings/{rec_id}/receipt", response_class=PlainTextResponse,
+            summary="C2SP tlog-proof of the recording's ingest entry")
+def receipt(vault: VaultDep, actor: PrincipalDep, rec_id: RecordingId) -> PlainTextResponse:
+    return PlainTextResponse(logview.receipt(vault, actor, rec_id, VIA))
