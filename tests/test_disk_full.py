@@ -13,7 +13,6 @@ import pytest
 from conftest import TEST_CONFIG, camera_files
 from vaultd import faults
 from vaultd.catalog import recordings as rec_db
-from vaultd.errors import DiskFullError
 from vaultd.ingest import ingest_path
 from vaultd.model import Actor
 from vaultd.vault import Vault, init_vault, open_vault

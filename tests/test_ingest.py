@@ -205,6 +205,9 @@ def test_wipe_refuses_when_camera_file_changed_after_copy(vault: Vault, camera: 
     faults.hooks["ingest.before_wipe"] = tamper
     report = ingest_path(vault, camera, actor=ME, wipe=True)
     assert target.exists()
+    mine = next(r for r in report.results if r.path == str(target.relative_to(camera)))
+    assert not mine.wiped
+    assert sum(r.wiped for r in report.results) == report.counts()["new"] + report.counts()["duplicate"] - 1
 
 
 def test_missing_path_is_a_clear_error(vault: Vault, tmp_path: Path) -> None:
