@@ -46,7 +46,7 @@ class IngestConfig:
     max_total_bytes: int = 4096 * GiB
     settle_s: float = 2.0
     defer_retries: int = 2
-    chunk_bytes: int = 4 * MiB
+    chunk_bytes: int = 8 * MiB
     name_patterns: tuple[NamePattern, ...] = (NamePattern(COMMON_NAME_PATTERN),)
 
 

@@ -88,7 +88,7 @@ class Staging:
 
 
 class Store:
-    def __init__(self, store_dir: Path, staging_dir: Path, *, chunk_bytes: int = 4 << 20) -> None:
+    def __init__(self, store_dir: Path, staging_dir: Path, *, chunk_bytes: int = 8 << 20) -> None:
         self.store_dir = store_dir
         self.staging_dir = staging_dir
         self.chunk_bytes = chunk_bytes
@@ -179,7 +179,8 @@ class Store:
         except OSError as exc:
             raise _storage_error(exc, part) from exc
         try:
-            digest, size = _copy_and_hash(src_fd, dst_fd, self.chunk_bytes, progress)
+            digest, size = _copy_and_hash(src_fd, dst_fd, self.chunk_bytes, progress,
+                                          size_hint=os.fstat(src_fd).st_size)
             faults.point("stage.before_fsync")
             os.fchmod(dst_fd, 0o444)
             if fsync:
@@ -279,9 +280,9 @@ class Store:
             )
 
 
-def hash_fd(fd: int, chunk_bytes: int = 4 << 20) -> str:
+def hash_fd(fd: int, chunk_bytes: int = 8 << 20) -> str:
     h = hashlib.sha256()
-    buf = bytearray(chunk_bytes)
+    buf = bytearray(max(65536, min(chunk_bytes, os.fstat(fd).st_size + 1)))
     view = memoryview(buf)
     while True:
         n = os.readv(fd, [buf])
@@ -290,8 +291,19 @@ def hash_fd(fd: int, chunk_bytes: int = 4 << 20) -> str:
         h.update(view[:n])
 
 
-def _copy_and_hash(src_fd: int, dst_fd: int, chunk: int, progress: ProgressFn | None) -> tuple[str, int]:
-    """Reader thread reads and hashes; this thread writes. Buffers are pooled."""
+def _copy_and_hash(src_fd: int, dst_fd: int, chunk: int, progress: ProgressFn | None,
+                   size_hint: int = -1) -> tuple[str, int]:
+    """Reader thread reads and hashes; this thread writes. Buffers are pooled.
+
+    A file that fits in one chunk is copied on this thread alone: a thread and
+    its buffers cost more than they save on small files.
+    """
+    try:
+        os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    except OSError:
+        pass  # a hint only
+    if 0 <= size_hint < chunk:
+        return _copy_small(src_fd, dst_fd, size_hint, progress)
     free: queue.Queue[bytearray] = queue.Queue()
     for _i in range(_BUFFERS):
         free.put(bytearray(chunk))
@@ -339,6 +351,25 @@ def _copy_and_hash(src_fd: int, dst_fd: int, chunk: int, progress: ProgressFn | 
         free.put(bytearray(0))  # wakes a reader waiting for a buffer
         thread.join()
     return h.hexdigest(), size
+
+
+def _copy_small(src_fd: int, dst_fd: int, size_hint: int, progress: ProgressFn | None) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    while True:
+        try:
+            faults.point("source.read")
+            data = os.read(src_fd, max(size_hint + 1, 65536))
+        except OSError as exc:
+            raise SourceReadError(exc) from exc
+        if not data:
+            return h.hexdigest(), size
+        h.update(data)
+        _write_all(dst_fd, memoryview(data))
+        size += len(data)
+        faults.point("stage.chunk")
+        if progress is not None:
+            progress(len(data))
 
 
 def _write_all(fd: int, view: memoryview) -> None:

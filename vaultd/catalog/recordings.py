@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, false, func, or_, select, true
+from sqlalchemy import Connection, Row, and_, bindparam, false, func, or_, select, true
 
 from vaultd.catalog.schema import recordings
 from vaultd.errors import NotFoundError, UsageError
@@ -47,12 +47,18 @@ class RecordingFilter:
     offset: int = 0
 
 
+_INSERT = recordings.insert()
+
+
 def insert(conn: Connection, rec: Recording) -> None:
-    conn.execute(recordings.insert().values(**_to_row(rec)))
+    conn.execute(_INSERT, _to_row(rec))
+
+
+_BY_SHA = select(recordings).where(recordings.c.sha256 == bindparam("sha"))
 
 
 def find_by_sha(conn: Connection, sha256: str) -> Recording | None:
-    row = conn.execute(select(recordings).where(recordings.c.sha256 == sha256)).first()
+    row = conn.execute(_BY_SHA, {"sha": sha256}).first()
     return _from_row(row) if row else None
 
 

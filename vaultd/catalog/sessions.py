@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from vaultd.catalog.schema import (
     file_events,
@@ -47,8 +47,15 @@ def finish(conn: Connection, session_id: str, *, at: datetime, status: str,
     ))
 
 
+_INSERT_SIGHTING = sightings.insert()
+_INSERT_EVENT = file_events.insert()
+_INSERT_INTENT = ingest_intents.insert()
+_DROP_INTENT = delete(ingest_intents).where(ingest_intents.c.sha256 == bindparam("sha"),
+                                            ingest_intents.c.session_id == bindparam("sid"))
+
+
 def add_sighting(conn: Connection, s: Sighting) -> int:
-    result = conn.execute(sightings.insert().values(
+    result = conn.execute(_INSERT_SIGHTING, dict(
         recording_id=s.recording_id, session_id=s.session_id, device_serial=s.device_serial,
         source_path=s.source_path, name_raw=s.name_raw, size_bytes=s.size_bytes,
         mtime=s.mtime, seen_at=s.seen_at, outcome=s.outcome,
@@ -69,7 +76,7 @@ def sightings_of(conn: Connection, recording_id: str) -> list[dict[str, Any]]:
 
 def add_file_event(conn: Connection, *, session_id: str, source_path: str, name_raw: bytes,
                    outcome: str, reason: str, at: datetime) -> None:
-    conn.execute(file_events.insert().values(
+    conn.execute(_INSERT_EVENT, dict(
         session_id=session_id, source_path=source_path, name_raw=name_raw,
         outcome=outcome, reason=reason, at=at,
     ))
@@ -78,12 +85,11 @@ def add_file_event(conn: Connection, *, session_id: str, source_path: str, name_
 # -- intents: "this session is about to place object X in the store" -------
 
 def add_intent(conn: Connection, sha256: str, session_id: str, at: datetime) -> None:
-    conn.execute(ingest_intents.insert().values(sha256=sha256, session_id=session_id, created_at=at))
+    conn.execute(_INSERT_INTENT, dict(sha256=sha256, session_id=session_id, created_at=at))
 
 
 def drop_intent(conn: Connection, sha256: str, session_id: str) -> None:
-    conn.execute(delete(ingest_intents).where(
-        ingest_intents.c.sha256 == sha256, ingest_intents.c.session_id == session_id))
+    conn.execute(_DROP_INTENT, {"sha": sha256, "sid": session_id})
 
 
 def orphan_intents(conn: Connection) -> list[tuple[str, str, bool]]:
