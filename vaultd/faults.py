@@ -13,23 +13,26 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable
 
 hooks: dict[str, Callable[[], None]] = {}
 _kill_at = int(os.environ.get("VAULTD_KILL_AT", "0") or 0)
 _trace = os.environ.get("VAULTD_KILL_TRACE")
 _count = 0
+_lock = threading.Lock()
 
 
 def point(name: str) -> None:
     global _count
     if _kill_at or _trace:
-        _count += 1
-        if _trace:
-            with open(_trace, "a", encoding="utf-8") as fh:
-                fh.write(f"{_count} {name}\n")
-        if _count == _kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+        with _lock:
+            _count += 1
+            if _trace:
+                with open(_trace, "a", encoding="utf-8") as fh:
+                    fh.write(f"{_count} {name}\n")
+            if _count == _kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
     hook = hooks.get(name)
     if hook is not None:
         hook()

@@ -21,6 +21,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 BATCH_FILES = 64
 BATCH_BYTES = 64 << 20
+_COMMITS_AHEAD = 2  # batches copied ahead of their commit
 
 
 class Progress(Protocol):
@@ -160,21 +162,30 @@ def ingest_tree(vault: Vault, root_fd: int, source: str, identity: CameraIdentit
 
 
 def _copy_all(ses: _Session, files: list[CameraFile], scanned_at: float) -> None:
+    """Copy batch after batch while the previous batch is described and committed
+    on a second thread (ffprobe and SQL overlap the next copy)."""
     cfg = ses.vault.config.ingest
     pending = files
-    for attempt in range(cfg.defer_retries + 1):
-        _settle(scanned_at, cfg.settle_s)
-        deferred: list[CameraFile] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaultd-commit") as committer:
+        commits: list[Future[None]] = []
         try:
-            for batch in _batches(pending):
-                deferred += _run_batch(ses, batch, last_try=attempt == cfg.defer_retries)
+            for attempt in range(cfg.defer_retries + 1):
+                _settle(scanned_at, cfg.settle_s)
+                deferred: list[CameraFile] = []
+                for batch in _batches(pending):
+                    items = _stage_batch(ses, batch, last_try=attempt == cfg.defer_retries, deferred=deferred)
+                    while len(commits) >= _COMMITS_AHEAD:
+                        commits.pop(0).result()
+                    commits.append(committer.submit(_commit_and_clean, ses, items))
+                if not deferred:
+                    break
+                pending, scanned_at = deferred, time.monotonic()
         except (DiskFullError, DeviceGoneError) as exc:
             ses.report.error = exc.message
             log.error("ingest of %s stopped: %s", ses.report.source, exc.message)
-            return
-        if not deferred:
-            return
-        pending, scanned_at = deferred, time.monotonic()
+        finally:
+            for commit in commits:
+                commit.result()
 
 
 def _settle(scanned_at: float, settle_s: float) -> None:
@@ -198,11 +209,12 @@ def _batches(files: list[CameraFile]) -> list[list[CameraFile]]:
     return out
 
 
-def _run_batch(ses: _Session, batch: list[CameraFile], *, last_try: bool) -> list[CameraFile]:
-    """Copy one batch; returns the files to try again (still being written)."""
+def _stage_batch(ses: _Session, batch: list[CameraFile], *, last_try: bool,
+                 deferred: list[CameraFile]) -> list[_Item]:
+    """Copy one batch into staging and make it durable; files still being written
+    go to ``deferred``."""
     big = len(batch) == 1
     items: list[_Item] = []
-    deferred: list[CameraFile] = []
     try:
         for cam in batch:
             staged = _copy_one(ses, cam, fsync=big, last_try=last_try, deferred=deferred)
@@ -211,12 +223,23 @@ def _run_batch(ses: _Session, batch: list[CameraFile], *, last_try: bool) -> lis
         if not big and items:
             ses.vault.store.flush()
         faults.point("ingest.batch_durable")
+    except BaseException:
+        _clean(items)
+        raise
+    return items
+
+
+def _commit_and_clean(ses: _Session, items: list[_Item]) -> None:
+    try:
         _commit_batch(ses, items)
     finally:
-        for item in items:
-            if item.staged.path.exists():
-                os.unlink(item.staged.path)
-    return deferred
+        _clean(items)
+
+
+def _clean(items: list[_Item]) -> None:
+    for item in items:
+        if item.staged.path.exists():
+            os.unlink(item.staged.path)
 
 
 def _copy_one(ses: _Session, cam: CameraFile, *, fsync: bool, last_try: bool,
