@@ -6,12 +6,14 @@ while vaultd is broken. Rates are decimal: 1 MB = 10**6 bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -198,7 +200,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def run_checked(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
-    done = subprocess.run(list(argv), capture_output=True, **kwargs)
+    done = subprocess.run(list(argv), capture_output=True, check=False, **kwargs)
     if done.returncode != 0:
         tail = done.stderr.decode("utf-8", "replace")[-2000:]
         raise RuntimeError(f"{argv[0]} exited {done.returncode}: {tail}")
@@ -290,8 +292,130 @@ def measures_table(measures: Iterable[Measure]) -> str:
 def ratios_table(ratios: Iterable[Ratio]) -> str:
     return table(
         ["tree", "ratio", "value", "target", "verdict"],
-        [[r.tree, f"{r.subject} / {r.baseline}", f"{r.value:.2f}x",
-          f">= {r.target:.2f}x" if r.target is not None else "-", r.verdict] for r in ratios])
+        [[r.tree, f"{r.subject} / {r.baseline}", _times(r.value),
+          f">= {_times(r.target)}" if r.target is not None else "-", r.verdict] for r in ratios])
+
+
+def _times(value: float) -> str:
+    """2 decimals, or 2 significant digits below 0.1 so that 0.004x does not read 0.00x."""
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
+
+
+def revision(repo: Path, package: str = "vaultd") -> str:
+    """``git`` commit of ``repo`` (``+dirty`` if the tree differs) and a digest of
+    ``package``'s sources, so that code changed mid-run shows even uncommitted."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                              check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    dirty = "+dirty" if git("status", "--porcelain") else ""
+    h = hashlib.sha256()
+    for path in sorted((repo / package).rglob("*.py")):
+        h.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes())
+    return f"{commit}{dirty} {package}-src:{h.hexdigest()[:12]}"
+
+
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+_PF_KTHREAD = 0x00200000
+
+
+@dataclass(frozen=True)
+class _Proc:
+    ppid: int
+    cpu_s: float
+    started_s: float  # since boot
+    kernel: bool
+
+
+def _procs() -> dict[int, _Proc]:
+    out: dict[int, _Proc] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                rest = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        out[int(entry.name)] = _Proc(
+            ppid=int(rest[1]), cpu_s=(int(rest[11]) + int(rest[12])) * _TICK_S,
+            started_s=int(rest[19]) * _TICK_S, kernel=bool(int(rest[6]) & _PF_KTHREAD))
+    return out
+
+
+def _uptime_s() -> float:
+    return float(Path("/proc/uptime").read_text(encoding="ascii").split()[0])
+
+
+def _descendants(root: int, procs: dict[int, _Proc]) -> set[int]:
+    ours = {root}
+    for pid in procs:
+        chain, p = [], pid
+        while p not in ours and p in procs and p > 1:
+            chain.append(p)
+            p = procs[p].ppid
+        if p in ours:
+            ours.update(chain)
+    return ours
+
+
+class OtherCpu:
+    """CPU that other user processes (not this one, not its children, not the
+    kernel's threads) use while this is open; /proc is sampled twice a second."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self._interval_s = interval_s
+        self._since_s = _uptime_s()
+        self._wall = time.monotonic()
+        self._seen: dict[int, float] = {}
+        self._other_s = 0.0
+        self._result: float | None = None
+        self._stop = threading.Event()
+        self._sample()
+        self._thread = threading.Thread(target=self._run, name="other-cpu", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._sample()
+
+    def _sample(self) -> None:
+        procs = _procs()
+        ours = _descendants(os.getpid(), procs)
+        for pid, proc in procs.items():
+            if proc.kernel or pid in ours:
+                continue
+            before = self._seen.get(pid)
+            if before is None:  # first seen: count it all only if it started after us
+                before = 0.0 if proc.started_s >= self._since_s else proc.cpu_s
+            self._other_s += max(0.0, proc.cpu_s - before)
+            self._seen[pid] = proc.cpu_s
+
+    def share(self) -> float:
+        """Stop sampling; others' CPU seconds per wall second, as a share of all CPUs."""
+        if self._result is None:
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+            wall = max(time.monotonic() - self._wall, 1e-9)
+            self._result = self._other_s / (wall * (os.cpu_count() or 1))
+        return self._result
+
+
+def idle_check(seconds: float = 3.0) -> float:
+    """Share of all CPUs that other processes use over ``seconds``."""
+    probe = OtherCpu()
+    time.sleep(seconds)
+    return probe.share()
+
+
+def busy_note(share: float, when: str) -> str | None:
+    if share >= 0.15:
+        return (f"WARNING: other work used {share:.0%} of the CPUs {when}; "
+                "the figures are not comparable with a quiet run")
+    return None
 
 
 def machine() -> dict[str, Any]:

@@ -29,9 +29,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import (GiB, Measure, Ratio, Tree, drop_caches, machine, make_large_tree,
-                     make_small_tree, measures_table, note, ratio, ratios_table, remove_tree,
-                     run_checked, same_filesystem, timed)
+from _common import (
+    GiB,
+    Measure,
+    OtherCpu,
+    Ratio,
+    Tree,
+    busy_note,
+    drop_caches,
+    idle_check,
+    machine,
+    make_large_tree,
+    make_small_tree,
+    measures_table,
+    note,
+    ratio,
+    ratios_table,
+    remove_tree,
+    revision,
+    run_checked,
+    same_filesystem,
+    timed,
+)
+
+REPO = Path(__file__).resolve().parent.parent
 
 CONTENDERS = ("cp+sync", "naive", "vaultd-api", "vaultd-cli")
 VAULTD = ("vaultd-api", "vaultd-cli")
@@ -162,6 +183,9 @@ def measure_once(contender: str, tree: Tree, scratch: Path) -> float:
 
 
 def measure_tree(tree: Tree, scratch: Path, repeat: int) -> list[Measure]:
+    # the first write after the trees were made or removed runs slow on some disks: not timed
+    warm = measure_once("cp+sync", tree, scratch)
+    note(f"  {tree.kind:<5} warm-up    cp+sync    {warm:8.2f} s (not counted)")
     measures = {c: Measure(tree.kind, c, tree.total_bytes, tree.files) for c in CONTENDERS}
     for r in range(repeat):
         order = CONTENDERS[r % len(CONTENDERS):] + CONTENDERS[:r % len(CONTENDERS)]
@@ -198,14 +222,21 @@ def make_trees(work: Path, sizes: Sizes, only: str | None) -> list[Tree]:
 
 
 def report_text(result: dict[str, Any], measures: list[Measure], ratios: list[Ratio]) -> str:
-    m, s = result["machine"], result["sizes"]
+    m, s, other = result["machine"], result["sizes"], result["other_cpu_share"]
     lines = [
         f"vaultd ingest benchmark  {m['at']}  {m['cpus']} CPUs  {m['cpu']}  Python {m['python']}",
-        f"large: {s['large_bytes'] / GiB:.3f} GiB in {s['large_files']} files; "
+        (f"large: {s['large_bytes'] / GiB:.3f} GiB in {s['large_files']} files; "
         f"small: {s['small_files']} files of {s['small_bytes'] // 1024} KiB; "
         f"repeat {result['repeat']} (median); page cache dropped before each run: "
-        f"{'yes' if result['caches_dropped'] else 'NO'}",
+        f"{'yes' if result['caches_dropped'] else 'NO'}"),
+        (f"vaultd revision: {result['revision']}"
+         + ("" if result["revision_at_end"] == result["revision"]
+            else f" (changed to {result['revision_at_end']} during the run)")),
         f"work: {result['work']}  (MB = 10^6 bytes)",
+        (f"CPU used by other processes: {other['before']:.0%} before the run, "
+         f"{other['during']:.0%} during it"),
+        *filter(None, [busy_note(other["before"], "before the run"),
+                       busy_note(other["during"], "during the run")]),
         "",
         measures_table(measures),
         "",
@@ -237,6 +268,9 @@ def _work_dir(args: argparse.Namespace) -> tuple[Path, Callable[[], None]]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = sizes_from(args)
+    # import now, so that vaultd-api runs the code of the revision recorded here
+    import vaultd.ingest  # noqa: F401
+    rev_start = revision(REPO)
     work, clean = _work_dir(args)
     try:
         trees = make_trees(work, sizes, args.only)
@@ -245,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         if not same_filesystem(work, scratch, *(t.root for t in trees)):
             raise SystemExit("the trees and the destinations must be on one filesystem")
         caches_dropped = drop_caches()
+        idle_share = idle_check()
+        for warning in filter(None, [busy_note(idle_share, "before the run")]):
+            note(warning)
+        others = OtherCpu()
         measures: list[Measure] = []
         for tree in trees:
             note(f"measuring {tree.kind} tree ({tree.files} files, {tree.total_bytes / 1e6:.0f} MB)")
@@ -255,9 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             clean()
     ratios = ratios_for(measures)
+    rev_end, run_share = revision(REPO), others.share()
+    if rev_end != rev_start:
+        note(f"WARNING: the repository changed during the run ({rev_start} -> {rev_end}); "
+             "vaultd-cli ran newer code than vaultd-api")
     result = {
-        "machine": machine(), "sizes": sizes.__dict__, "repeat": args.repeat,
+        "machine": machine(), "revision": rev_start, "revision_at_end": rev_end,
+        "sizes": sizes.__dict__, "repeat": args.repeat,
         "caches_dropped": caches_dropped, "work": str(work),
+        "other_cpu_share": {"before": idle_share, "during": run_share},
         "measures": [m.as_dict() for m in measures], "ratios": [r.as_dict() for r in ratios],
     }
     if args.json:

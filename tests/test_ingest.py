@@ -214,3 +214,13 @@ def test_missing_path_is_a_clear_error(vault: Vault, tmp_path: Path) -> None:
     from vaultd.errors import UsageError
     with pytest.raises(UsageError, match="does not exist"):
         ingest_path(vault, tmp_path / "nope", actor=ME)
+
+
+def test_unreadable_media_is_stored_and_marked_damaged(vault: Vault, camera: Path) -> None:
+    junk = camera / "DCIM" / "JUNK_0001.MP4"
+    junk.write_bytes(os.urandom(200_000))
+    report = ingest_path(vault, camera, actor=ME)
+    assert report.complete
+    rec = next(r for r in all_recordings(vault) if r.original_name == "JUNK_0001.MP4")
+    assert rec.damaged and "not a readable video file" in rec.damage_reasons[0]
+    assert vault.store.object_path(rec.sha256).read_bytes() == junk.read_bytes()

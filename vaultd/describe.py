@@ -37,6 +37,9 @@ def describe(cam: CameraFile, staged: StagedObject, identity: CameraIdentity, cf
     deadline = metadata.deadline(times.end, cfg.ingest.deadline_hours)
     officer = info.officer_id  # else the assignment at recording time: see ingest
     damage = tuple(structure.problems) if not structure.ok else ()
+    if not damage and probe is not None and not probe.ok and structure.kind == "unknown":
+        # named as media, yet neither the box walk nor ffprobe can read it
+        damage = (f"not a readable {media_type.value} file: {probe.error}",)
     extra: dict[str, object] = {"structure_kind": structure.kind}
     if probe is not None:
         extra["probe_format"] = probe.format_name
