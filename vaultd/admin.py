@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
 from vaultd import audit, note
 from vaultd.audit import Event
-from vaultd.catalog.schema import audit_entries
+from vaultd.catalog.schema import vault_meta
 from vaultd.model import Actor
 from vaultd.vault import InitResult, Vault, init_vault, open_vault
 
@@ -37,11 +36,16 @@ def record_config(vault: Vault, actor: Actor) -> bool:
     """Log the effective configuration when it differs from the last one logged."""
     text = vault.config.text
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    with vault.engine.connect() as conn:
+        logged = conn.execute(select(vault_meta.c.value).where(vault_meta.c.key == _CONFIG_KEY)).scalar()
+    if logged == digest:
+        return False
     with vault.engine.begin() as conn:
-        row = conn.execute(select(audit_entries.c.entry).where(audit_entries.c.type == "config.changed")
-                           .order_by(audit_entries.c.idx.desc()).limit(1)).first()
-        if row is not None and json.loads(row.entry)["details"].get("sha256") == digest:
-            return False
         audit.append(conn, Event("config.changed", actor, {
             "source": vault.config.source, "sha256": digest, "text": text}))
+        conn.execute(delete(vault_meta).where(vault_meta.c.key == _CONFIG_KEY))
+        conn.execute(insert(vault_meta).values(key=_CONFIG_KEY, value=digest))
     return True
+
+
+_CONFIG_KEY = "logged_config_sha256"

@@ -361,14 +361,12 @@ def _attribute(conn: Connection, rec: Recording | None, identity: CameraIdentity
 def _insert_rows(ses: _Session, items: list[_Item], now: datetime) -> None:
     try:
         with ses.vault.engine.begin() as conn:
-            for item in items:
-                _insert_item(ses, conn, item, now)
+            audit.append_many(conn, [_insert_item(ses, conn, item, now) for item in items], now)
     except SQLIntegrityError:
         # another session catalogued the same bytes meanwhile: try once more,
         # now seeing its rows, so ours become sightings
         with ses.vault.engine.begin() as conn:
-            for item in items:
-                _insert_item(ses, conn, item, now)
+            audit.append_many(conn, [_insert_item(ses, conn, item, now) for item in items], now)
     for item in items:
         assert item.sighting_id is not None
         outcome = Outcome.NEW if item.recording is not None else Outcome.DUPLICATE
@@ -376,7 +374,8 @@ def _insert_rows(ses: _Session, items: list[_Item], now: datetime) -> None:
         _add_result(ses, item.cam, outcome, None, staged=item.staged, recording=item.recording)
 
 
-def _insert_item(ses: _Session, conn: Connection, item: _Item, now: datetime) -> None:
+def _insert_item(ses: _Session, conn: Connection, item: _Item, now: datetime) -> Event:
+    """Catalog rows for one item; returns its audit event (appended with the batch's)."""
     sid = ses.report.session_id
     existing = rec_db.find_by_sha(conn, item.staged.sha256)
     if existing is None and item.recording is not None:
@@ -403,7 +402,7 @@ def _insert_item(ses: _Session, conn: Connection, item: _Item, now: datetime) ->
                         "time_source": rec.time_source.value, "on_time": rec.on_time})
     evidence = EvidenceRef(rec_id, item.staged.sha256, item.staged.size_bytes)
     kind = "ingest" if item.recording is not None else "ingest.duplicate"
-    audit.append(conn, Event(kind, ses.actor, details, evidence), now)
+    return Event(kind, ses.actor, details, evidence)
 
 
 def _mtime(cam: CameraFile) -> datetime:

@@ -163,7 +163,7 @@ audit_entries = Table(
     metadata,
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("entry", LargeBinary, nullable=False),  # canonical JSON (RFC 8785), exact bytes
-    Column("type", String(48), nullable=False, index=True),
+    Column("type", String(48), nullable=False),
     Column("actor", String(160), nullable=False),
     Column("evidence_id", String(16)),
     Column("at", UTCDateTime, nullable=False),
