@@ -141,7 +141,7 @@ def append_many(conn: Connection, events: Sequence[Event], at: datetime | None =
     at = at or utcnow()
     # taking the numbers and the writer's lock in one statement: gapless,
     # since a rolled-back transaction gives its numbers back
-    end = int(conn.execute(_TAKE_NUMBERS, {"n": len(events)}).scalar_one())
+    end = _take_numbers(conn, len(events))
     first = end - len(events)
     reader = _Overlay(SqlNodes(conn))
     last_for: dict[str, int | None] = {}
@@ -156,17 +156,51 @@ def append_many(conn: Connection, events: Sequence[Event], at: datetime | None =
                            "evidence_id": event.evidence.id if event.evidence else None, "at": at})
         if event.evidence is not None:
             last_for[event.evidence.id] = index
-    conn.execute(_INSERT_ENTRY, entry_rows)
-    conn.execute(_INSERT_NODE, node_rows)
+    _insert(conn, entry_rows, node_rows)
     return list(range(first, end))
+
+
+def _insert(conn: Connection, entry_rows: list[dict[str, Any]], node_rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name != "sqlite":
+        conn.execute(_INSERT_ENTRY, entry_rows)
+        conn.execute(_INSERT_NODE, node_rows)
+        return
+    # the hot path on the embedded default: straight to the driver (the rows are
+    # the same as SQLAlchemy would write: UTC as SQLite's DATETIME text)
+    conn.exec_driver_sql(
+        "INSERT INTO audit_entries (idx, entry, type, actor, evidence_id, at) VALUES (?, ?, ?, ?, ?, ?)",
+        [(r["idx"], r["entry"], r["type"], r["actor"], r["evidence_id"], _sqlite_time(r["at"]))
+         for r in entry_rows])
+    if node_rows:
+        conn.exec_driver_sql("INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)",
+                             [(r["level"], r["idx"], r["hash"]) for r in node_rows])
+
+
+def _sqlite_time(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _prev(conn: Connection, event: Event, last_for: dict[str, int | None]) -> int | None:
     if event.evidence is None:
         return None
     if event.evidence.id not in last_for:
-        last_for[event.evidence.id] = conn.execute(_PREV, {"evidence_id": event.evidence.id}).scalar_one()
+        if conn.dialect.name == "sqlite":
+            row = conn.exec_driver_sql("SELECT max(idx) FROM audit_entries WHERE evidence_id = ?",
+                                       (event.evidence.id,)).first()
+            last_for[event.evidence.id] = row[0] if row else None
+        else:
+            last_for[event.evidence.id] = conn.execute(_PREV, {"evidence_id": event.evidence.id}).scalar_one()
     return last_for[event.evidence.id]
+
+
+def _take_numbers(conn: Connection, n: int) -> int:
+    """Reserve n entry numbers; returns the new log size."""
+    if conn.dialect.name == "sqlite":
+        row = conn.exec_driver_sql("UPDATE audit_head SET size = size + ? WHERE id = 1 RETURNING size",
+                                   (n,)).first()
+        assert row is not None
+        return int(row[0])
+    return int(conn.execute(_TAKE_NUMBERS, {"n": n}).scalar_one())
 
 
 class _Overlay:
