@@ -44,7 +44,9 @@ def server(home: Path, camera: Path, tmp_path: Path) -> Iterator[tuple[Path, str
     vaultd(*h, "ingest", str(camera))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "vaultd.cli", *h, "serve", "--listen", f"127.0.0.1:{port}"],
+    sock = tmp_path / "api.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "vaultd.cli", *h, "serve", "--listen", f"127.0.0.1:{port}",
+                             "--uds", str(sock)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         for _ in range(100):
@@ -76,6 +78,8 @@ def test_request_approve_download_with_cli_and_curl(server: tuple[Path, str], tm
     sup_token = vaultd("--home", str(home), "tokens", "create", "li").strip()
     sup = ["--url", url, "--token", sup_token]
     assert request_id in vaultd(*sup, "access", "pending")
+    # the same API on the station's Unix socket
+    assert request_id in vaultd("--url", f"unix:{tmp_path / 'api.sock'}", "--token", sup_token, "access", "pending")
     grant_id = vaultd(*sup, "access", "approve", request_id).strip().splitlines()[0]
 
     out = tmp_path / "copy.mp4"

@@ -61,7 +61,12 @@ class ApiClient:
     token: str | None
 
     def _client(self) -> httpx.Client:
+        """HTTP(S) to ``url``, or the server's Unix socket for ``unix:/path/to.sock``."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if self.url.startswith("unix:"):
+            transport = httpx.HTTPTransport(uds=self.url.removeprefix("unix:").removeprefix("//"))
+            return httpx.Client(transport=transport, base_url="http://vaultd" + PREFIX, headers=headers,
+                                timeout=60.0)
         return httpx.Client(base_url=self.url.rstrip("/") + PREFIX, headers=headers, timeout=60.0)
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -7,6 +7,7 @@ service answers into JSON. ``serve`` runs it under uvicorn.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from pathlib import Path
@@ -63,17 +64,26 @@ def _loopback(host: str) -> bool:
 
 def serve(vault: Vault, listen: str = "127.0.0.1:8470", *, certfile: Path | str | None = None,
           keyfile: Path | str | None = None, uds: str | None = None) -> None:
-    """Run the API under uvicorn until stopped: TLS when both files are given,
-    on a Unix socket when ``uds`` is given. Logging is left to the caller."""
+    """Run the API under uvicorn until stopped: on ``listen`` (TLS when both files
+    are given) and, when ``uds`` is given, on that Unix socket as well, for
+    local clients (``--url unix:/run/vaultd/api.sock``). Logging is left to the caller."""
     if (certfile is None) != (keyfile is None):
         raise ConfigError(_("TLS needs both a certificate and a key file"),
                           hint=_("give both, or neither for plain HTTP on loopback"))
     host, port = parse_listen(listen)
-    if uds is None and certfile is None and not _loopback(host):
+    if certfile is None and not _loopback(host):
         log.warning("serving plain HTTP on %s: bearer tokens and evidence cross the network unencrypted",
                     listen)
-    config = uvicorn.Config(
-        create_app(vault), host=host, port=port, uds=uds,
-        ssl_certfile=str(certfile) if certfile else None, ssl_keyfile=str(keyfile) if keyfile else None,
-        log_config=None, proxy_headers=False, server_header=False, timeout_graceful_shutdown=30)
-    uvicorn.Server(config).run()
+    app = create_app(vault)
+    common = {"log_config": None, "proxy_headers": False, "server_header": False,
+              "timeout_graceful_shutdown": 30}
+    servers = [uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, ssl_certfile=str(certfile) if certfile else None,
+        ssl_keyfile=str(keyfile) if keyfile else None, **common))]  # type: ignore[arg-type]
+    if uds:
+        servers.append(uvicorn.Server(uvicorn.Config(app, uds=uds, **common)))  # type: ignore[arg-type]
+    asyncio.run(_serve_all(servers))
+
+
+async def _serve_all(servers: list[uvicorn.Server]) -> None:
+    await asyncio.gather(*(server.serve() for server in servers))
