@@ -101,6 +101,7 @@ class _Item:
     staged: StagedObject
     recording: Recording | None = None
     sighting_id: int | None = None
+    recording_id: str | None = None
 
 
 @dataclass
@@ -324,7 +325,8 @@ def _commit_batch(ses: _Session, items: list[_Item]) -> None:
         return
     vault, now = ses.vault, ses.clock()
     with vault.engine.connect() as conn:
-        fresh = [i for i in items if rec_db.find_by_sha(conn, i.staged.sha256) is None]
+        known = rec_db.ids_by_sha(conn, [i.staged.sha256 for i in items])
+    fresh = [i for i in items if i.staged.sha256 not in known]
     seen: set[str] = set()
     for item in fresh:
         if item.staged.sha256 not in seen:
@@ -333,8 +335,9 @@ def _commit_batch(ses: _Session, items: list[_Item]) -> None:
                                       session_id=ses.report.session_id, now=now)
     new = [i for i in items if i.recording is not None]
     with vault.engine.begin() as conn:
+        units: dict[str | None, str | None] = {}
         for item in new:
-            item.recording = _attribute(conn, item.recording, ses.identity)
+            item.recording = _attribute(conn, item.recording, ses.identity, units)
             ses_db.add_intent(conn, item.staged.sha256, ses.report.session_id, now)
     faults.point("ingest.intents_recorded")
     for item in new:
@@ -345,46 +348,55 @@ def _commit_batch(ses: _Session, items: list[_Item]) -> None:
     faults.point("ingest.rows_committed")
 
 
-def _attribute(conn: Connection, rec: Recording | None, identity: CameraIdentity) -> Recording:
+def _attribute(conn: Connection, rec: Recording | None, identity: CameraIdentity,
+               units: dict[str | None, str | None]) -> Recording:
     """R13: the officer named in the file, else who held the device when it
-    recorded, else the camera's configured officer; and that officer's unit."""
+    recorded, else the camera's configured officer; and that officer's unit
+    (``units`` caches the lookups of one batch)."""
     assert rec is not None
     officer = rec.officer_id
     if officer is None and rec.device_serial and rec.recorded_start:
         officer = people_db.officer_at(conn, rec.device_serial, rec.recorded_start)
     officer = officer or identity.officer_id
-    user = people_db.user_by_officer(conn, officer) if officer else None
-    return dataclasses.replace(rec, officer_id=officer, maker=officer,
-                               unit=user.unit if user else identity.unit)
+    if officer not in units:
+        user = people_db.user_by_officer(conn, officer) if officer else None
+        units[officer] = user.unit if user else identity.unit
+    return dataclasses.replace(rec, officer_id=officer, maker=officer, unit=units[officer])
 
 
 def _insert_rows(ses: _Session, items: list[_Item], now: datetime) -> None:
     try:
         with ses.vault.engine.begin() as conn:
-            audit.append_many(conn, [_insert_item(ses, conn, item, now) for item in items], now)
+            known = rec_db.ids_by_sha(conn, [i.staged.sha256 for i in items])
+            audit.append_many(conn, [_insert_item(ses, conn, item, now, known) for item in items], now)
     except SQLIntegrityError:
         # another session catalogued the same bytes meanwhile: try once more,
         # now seeing its rows, so ours become sightings
         with ses.vault.engine.begin() as conn:
-            audit.append_many(conn, [_insert_item(ses, conn, item, now) for item in items], now)
+            known = rec_db.ids_by_sha(conn, [i.staged.sha256 for i in items])
+            audit.append_many(conn, [_insert_item(ses, conn, item, now, known) for item in items], now)
     for item in items:
         assert item.sighting_id is not None
         outcome = Outcome.NEW if item.recording is not None else Outcome.DUPLICATE
         ses.done[item.cam.display_path] = (item.cam, item.staged.sha256, item.sighting_id)
-        _add_result(ses, item.cam, outcome, None, staged=item.staged, recording=item.recording)
+        _add_result(ses, item.cam, outcome, None, staged=item.staged, recording=item.recording,
+                    recording_id=item.recording_id)
 
 
-def _insert_item(ses: _Session, conn: Connection, item: _Item, now: datetime) -> Event:
-    """Catalog rows for one item; returns its audit event (appended with the batch's)."""
+def _insert_item(ses: _Session, conn: Connection, item: _Item, now: datetime,
+                 known: dict[str, str]) -> Event:
+    """Catalog rows for one item; returns its audit event (appended with the batch's).
+
+    ``known`` maps the hashes already catalogued to their ids (this batch's too)."""
     sid = ses.report.session_id
-    existing = rec_db.find_by_sha(conn, item.staged.sha256)
-    if existing is None and item.recording is not None:
+    sha = item.staged.sha256
+    if sha not in known and item.recording is not None:
         rec_db.insert(conn, item.recording)
-        rec_id = item.recording.id
+        known[sha] = rec_id = item.recording.id
     else:
-        assert existing is not None
         item.recording = None
-        rec_id = existing.id
+        rec_id = known[sha]
+    item.recording_id = rec_id
     ses_db.drop_intent(conn, item.staged.sha256, sid)
     item.sighting_id = ses_db.add_sighting(conn, ses_db.Sighting(
         recording_id=rec_id, session_id=sid, device_serial=ses.identity.serial,
@@ -411,9 +423,9 @@ def _mtime(cam: CameraFile) -> datetime:
 
 def _add_result(ses: _Session, cam: CameraFile, outcome: Outcome, reason: str | None, *,
                 blocking: bool = False, staged: StagedObject | None = None,
-                recording: Recording | None = None) -> None:
-    rec_id = recording.id if recording else None
-    if recording is None and staged is not None:
+                recording: Recording | None = None, recording_id: str | None = None) -> None:
+    rec_id = recording.id if recording else recording_id
+    if rec_id is None and staged is not None:
         with ses.vault.engine.connect() as conn:
             existing = rec_db.find_by_sha(conn, staged.sha256)
             rec_id = existing.id if existing else None

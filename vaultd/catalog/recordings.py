@@ -62,6 +62,14 @@ def find_by_sha(conn: Connection, sha256: str) -> Recording | None:
     return _from_row(row) if row else None
 
 
+def ids_by_sha(conn: Connection, shas: Sequence[str]) -> dict[str, str]:
+    """sha256 -> recording id for those of ``shas`` already in the catalog (one query)."""
+    if not shas:
+        return {}
+    q = select(recordings.c.sha256, recordings.c.id).where(recordings.c.sha256.in_(list(set(shas))))
+    return {r.sha256: r.id for r in conn.execute(q)}
+
+
 def get(conn: Connection, ref: str) -> Recording:
     """By id, or by a unique sha256 prefix of at least 8 hex digits."""
     ref = ref.strip().lower()
