@@ -127,6 +127,10 @@ def probe(path: Path, *, timeout_s: float = 30.0) -> ProbeResult:
         _tool("ffprobe"),
         "-hide_banner",
         "-v", "error",
+        # containers describe their streams in their headers (MP4 moov, WAV fmt);
+        # a smaller probe keeps unreadable files from costing 5 MB of guessing
+        "-probesize", "2000000",
+        "-analyzeduration", "2000000",
         "-print_format", "json",
         "-show_format",
         "-show_streams",
