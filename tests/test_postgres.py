@@ -1,0 +1,93 @@
+"""The scale-out engine: the same vault on a real PostgreSQL server.
+
+A throwaway cluster is started in a temp folder (Debian's postgresql package;
+as root it runs as the 'postgres' user). Migrations, ingest, the audit log's
+append-only triggers and its verification must all hold there too.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from conftest import camera_files
+from vaultd import auditcheck
+from vaultd.catalog import recordings as rec_db
+from vaultd.ingest import ingest_path
+from vaultd.model import Actor
+from vaultd.vault import init_vault, open_vault
+
+pytestmark = [pytest.mark.pg, pytest.mark.slow]
+PORT = 54331
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="module")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        pytest.skip("PostgreSQL tests need: apt-get install postgresql (./run tests installs it)")
+    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg (pip install 'psycopg[binary]')")
+    bindir = Path(bins[-1]).parent
+    base = Path(tempfile.mkdtemp(prefix="vaultd-pg-"))  # pytest's tmp is private to root
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+    data = base / "data"
+    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+                   check=True, capture_output=True)
+    subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
+                                 "-o", f"-k {base} -p {PORT} -c listen_addresses=", "start"]),
+                   check=True, capture_output=True)
+    try:
+        subprocess.run(_as_postgres([str(bindir.parent / "bin" / "psql"), "-h", str(base), "-p", str(PORT),
+                                     "-U", "postgres", "-c", "CREATE DATABASE vaultd_test"]),
+                       check=True, capture_output=True)
+        yield f"postgresql+psycopg://postgres@/vaultd_test?host={base}&port={PORT}"
+    finally:
+        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_vault_on_postgresql(pg_url: str, tmp_path: Path, camera: Path) -> None:
+    home = tmp_path / "home"
+    config = tmp_path / "vaultd.toml"
+    config.write_text(f'[catalog]\nurl = "{pg_url}"\n[ingest]\nsettle_s = 0.0\nreserve_bytes = 0\n')
+    init_vault(home, config)
+    vault = open_vault(home, config)
+    try:
+        assert vault.engine.dialect.name == "postgresql"
+        report = ingest_path(vault, camera, actor=Actor.local())
+        assert report.complete
+        with vault.engine.connect() as conn:
+            shas = {sha for _i, sha, _s in rec_db.all_hashes(conn)}
+        assert shas == set(camera_files(camera).values())
+        from vaultd import audit
+        assert audit.seal(vault) is not None
+        assert auditcheck.verify(vault).ok
+        for statement in ("UPDATE audit_entries SET type = 'x' WHERE idx = 0", "DELETE FROM audit_nodes",
+                          "DELETE FROM audit_checkpoints"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                with vault.engine.begin() as conn:
+                    conn.execute(text(statement))
+        # an attacker who drops the trigger and edits an entry is still caught
+        with vault.engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER audit_entries_append_only ON audit_entries"))
+            conn.execute(text("UPDATE audit_entries SET entry = entry || '\\x20'::bytea WHERE idx = 3"))
+        problems = auditcheck.verify(vault).problems
+        assert problems, "an edited entry must be caught"
+        assert "audit entry 3" in problems[0], problems
+    finally:
+        vault.close()
