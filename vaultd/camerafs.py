@@ -142,14 +142,48 @@ def _add_file(parts: tuple[bytes, ...], display: str, safe: SafeName, st: os.sta
     out.passed.append(Passed(display, raw, reason, limit=True))
 
 
-def open_file(root_fd: int, parts: tuple[bytes, ...]) -> int:
+class DirCache:
+    """Folder fds of one camera, each opened once with ``O_NOFOLLOW`` step by step.
+
+    Holding the fd keeps pointing at the folder that was walked, even if the
+    device swaps a name for a symlink later; it saves three opens per file.
+    """
+
+    def __init__(self, root_fd: int, max_open: int = 256) -> None:
+        self.root_fd = root_fd
+        self.max_open = max_open
+        self._fds: dict[tuple[bytes, ...], int] = {}
+
+    def parent_of(self, parts: tuple[bytes, ...]) -> int:
+        key = parts[:-1]
+        if not key:
+            return self.root_fd
+        fd = self._fds.get(key)
+        if fd is None:
+            if len(self._fds) >= self.max_open:
+                self.close()
+            fd = os.open(key[-1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                         dir_fd=self.parent_of(key))
+            self._fds[key] = fd
+        return fd
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def open_file(root_fd: int, parts: tuple[bytes, ...], dirs: DirCache | None = None) -> int:
     """Open a camera file read-only, refusing symlinks at every step."""
     fds: list[int] = []
     try:
-        parent = root_fd
-        for comp in parts[:-1]:
-            parent = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
-            fds.append(parent)
+        if dirs is not None:
+            parent = dirs.parent_of(parts)
+        else:
+            parent = root_fd
+            for comp in parts[:-1]:
+                parent = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+                fds.append(parent)
         fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
     finally:
         for d in fds:

@@ -114,6 +114,7 @@ class _Session:
     staging: Staging
     progress: Progress | None
     clock: Callable[[], datetime]
+    dirs: camerafs.DirCache
     done: dict[str, tuple[CameraFile, str, int]] = field(default_factory=dict)  # path -> (file, sha, sighting)
 
 
@@ -146,7 +147,8 @@ def ingest_tree(vault: Vault, root_fd: int, source: str, identity: CameraIdentit
             "files_found": len(walk.files), "bytes_found": sum(f.size_bytes for f in walk.files),
         }), report.started_at)
     staging = vault.store.open_staging(session_id)
-    ses = _Session(vault, root_fd, identity, actor, report, staging, progress, clock)
+    ses = _Session(vault, root_fd, identity, actor, report, staging, progress, clock,
+                   camerafs.DirCache(root_fd))
     try:
         _record_passed(ses, walk.passed)
         if progress:
@@ -155,6 +157,7 @@ def ingest_tree(vault: Vault, root_fd: int, source: str, identity: CameraIdentit
         if wipe:
             _wipe(ses)
     finally:
+        ses.dirs.close()
         staging.close()
         if progress:
             progress.end()
@@ -249,7 +252,7 @@ def _copy_one(ses: _Session, cam: CameraFile, *, fsync: bool, last_try: bool,
         ses.progress.file(cam.display_path)
     store, cfg = ses.vault.store, ses.vault.config.ingest
     try:
-        fd = camerafs.open_file(ses.root_fd, cam.parts)
+        fd = camerafs.open_file(ses.root_fd, cam.parts, ses.dirs)
     except OSError as exc:
         _source_failed(ses, cam, exc.errno, exc.strerror or str(exc))
         return None
