@@ -1,0 +1,1 @@
+"""Camera drivers shipped with vaultd, found through the ``vaultd.drivers`` entry points."""

@@ -1,0 +1,1 @@
+"""The simulated dock's camera (see README.md)."""
