@@ -222,5 +222,5 @@ def test_unreadable_media_is_stored_and_marked_damaged(vault: Vault, camera: Pat
     report = ingest_path(vault, camera, actor=ME)
     assert report.complete
     rec = next(r for r in all_recordings(vault) if r.original_name == "JUNK_0001.MP4")
-    assert rec.damaged and "not a readable video file" in rec.damage_reasons[0]
+    assert rec.damaged and "does not look like mp4" in rec.damage_reasons[0]
     assert vault.store.object_path(rec.sha256).read_bytes() == junk.read_bytes()

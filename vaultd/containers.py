@@ -106,9 +106,11 @@ class _Moov:
 # entry points
 
 
-def check_path(path: Path) -> StructureReport:
-    """Check the file at ``path``; the suffix names the kind expected when the content is unrecognisable."""
-    expect = _SUFFIX_KINDS.get(Path(path).suffix.lower())
+def check_path(path: Path, name: str | None = None) -> StructureReport:
+    """Check the file at ``path``; the suffix of ``name`` (default: the path's own
+    name) names the kind expected when the content is unrecognisable. Pass the
+    camera's file name when checking a staged copy."""
+    expect = _SUFFIX_KINDS.get(Path(name or path.name).suffix.lower())
     with open(path, "rb") as f:
         size_bytes = os.fstat(f.fileno()).st_size
         return check_stream(f, size_bytes, expect_kind=expect)

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def describe(cam: CameraFile, staged: StagedObject, identity: CameraIdentity, cfg: Config,
              *, session_id: str, now: datetime) -> Recording:
     media_type = metadata.media_type_for(cam.name.display)
-    structure = containers.check_path(staged.path)
+    structure = containers.check_path(staged.path, cam.name.display)
     probe = _probe(staged, media_type, structure)
     info = parse_name(cam.name.display, cfg.ingest.name_patterns, identity.model)
     mtime = datetime.fromtimestamp(cam.mtime_ns / 1e9, tz=timezone.utc)

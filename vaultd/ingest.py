@@ -370,14 +370,12 @@ def _attribute(conn: Connection, rec: Recording | None, identity: CameraIdentity
 def _insert_rows(ses: _Session, items: list[_Item], now: datetime) -> None:
     try:
         with ses.vault.engine.begin() as conn:
-            known = rec_db.ids_by_sha(conn, [i.staged.sha256 for i in items])
-            audit.append_many(conn, [_insert_item(ses, conn, item, now, known) for item in items], now)
+            audit.append_many(conn, _insert_batch(ses, conn, items, now), now)
     except SQLIntegrityError:
         # another session catalogued the same bytes meanwhile: try once more,
         # now seeing its rows, so ours become sightings
         with ses.vault.engine.begin() as conn:
-            known = rec_db.ids_by_sha(conn, [i.staged.sha256 for i in items])
-            audit.append_many(conn, [_insert_item(ses, conn, item, now, known) for item in items], now)
+            audit.append_many(conn, _insert_batch(ses, conn, items, now), now)
     for item in items:
         assert item.sighting_id is not None
         outcome = Outcome.NEW if item.recording is not None else Outcome.DUPLICATE
@@ -386,36 +384,42 @@ def _insert_rows(ses: _Session, items: list[_Item], now: datetime) -> None:
                     recording_id=item.recording_id)
 
 
-def _insert_item(ses: _Session, conn: Connection, item: _Item, now: datetime,
-                 known: dict[str, str]) -> Event:
-    """Catalog rows for one item; returns its audit event (appended with the batch's).
-
-    ``known`` maps the hashes already catalogued to their ids (this batch's too)."""
+def _insert_batch(ses: _Session, conn: Connection, items: list[_Item], now: datetime) -> list[Event]:
+    """Catalog rows for a batch in a few multi-row statements; returns the audit events."""
     sid = ses.report.session_id
-    sha = item.staged.sha256
-    if sha not in known and item.recording is not None:
-        rec_db.insert(conn, item.recording)
-        known[sha] = rec_id = item.recording.id
-    else:
-        item.recording = None
-        rec_id = known[sha]
-    item.recording_id = rec_id
-    ses_db.drop_intent(conn, item.staged.sha256, sid)
-    item.sighting_id = ses_db.add_sighting(conn, ses_db.Sighting(
-        recording_id=rec_id, session_id=sid, device_serial=ses.identity.serial,
+    known = rec_db.ids_by_sha(conn, [i.staged.sha256 for i in items])
+    new: list[Recording] = []
+    for item in items:
+        sha = item.staged.sha256
+        if sha not in known and item.recording is not None:
+            new.append(item.recording)
+            known[sha] = item.recording.id
+        else:
+            item.recording = None
+        item.recording_id = known[sha]
+    rec_db.insert_many(conn, new)
+    ses_db.drop_intents(conn, sorted({i.staged.sha256 for i in items}), sid)  # new or not, done now
+    ids = ses_db.add_sightings(conn, [ses_db.Sighting(
+        recording_id=item.recording_id or "", session_id=sid, device_serial=ses.identity.serial,
         source_path=item.cam.display_path, name_raw=item.cam.name.raw,
         size_bytes=item.staged.size_bytes, mtime=_mtime(item.cam), seen_at=now,
-        outcome="new" if item.recording is not None else "duplicate"))
+        outcome="new" if item.recording is not None else "duplicate") for item in items])
+    for item, sighting_id in zip(items, ids):
+        item.sighting_id = sighting_id
+    return [_event(ses, item) for item in items]
+
+
+def _event(ses: _Session, item: _Item) -> Event:
     details: dict[str, object] = {
-        "session": sid, "source_path": item.cam.display_path, "name_raw_hex": item.cam.name.raw.hex(),
-        "name_oddities": list(item.cam.name.oddities), "device_serial": ses.identity.serial,
-        "camera_mtime": _mtime(item.cam).isoformat()}
+        "session": ses.report.session_id, "source_path": item.cam.display_path,
+        "name_raw_hex": item.cam.name.raw.hex(), "name_oddities": list(item.cam.name.oddities),
+        "device_serial": ses.identity.serial, "camera_mtime": _mtime(item.cam).isoformat()}
     if item.recording is not None:
         rec = item.recording
         details.update({"media_type": rec.media_type.value, "damaged": rec.damaged,
                         "recorded_start": rec.recorded_start.isoformat() if rec.recorded_start else None,
                         "time_source": rec.time_source.value, "on_time": rec.on_time})
-    evidence = EvidenceRef(rec_id, item.staged.sha256, item.staged.size_bytes)
+    evidence = EvidenceRef(item.recording_id or "", item.staged.sha256, item.staged.size_bytes)
     kind = "ingest" if item.recording is not None else "ingest.duplicate"
     return Event(kind, ses.actor, details, evidence)
 

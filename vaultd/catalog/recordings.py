@@ -54,6 +54,11 @@ def insert(conn: Connection, rec: Recording) -> None:
     conn.execute(_INSERT, _to_row(rec))
 
 
+def insert_many(conn: Connection, recs: Sequence[Recording]) -> None:
+    if recs:
+        conn.execute(_INSERT, [_to_row(r) for r in recs])
+
+
 _BY_SHA = select(recordings).where(recordings.c.sha256 == bindparam("sha"))
 
 

@@ -65,6 +65,22 @@ def add_sighting(conn: Connection, s: Sighting) -> int:
     return int(pk[0])
 
 
+def add_sightings(conn: Connection, many: list[Sighting]) -> list[int]:
+    """Insert sightings in one statement; their ids, in order."""
+    if not many:
+        return []
+    rows = [dict(recording_id=s.recording_id, session_id=s.session_id, device_serial=s.device_serial,
+                 source_path=s.source_path, name_raw=s.name_raw, size_bytes=s.size_bytes,
+                 mtime=s.mtime, seen_at=s.seen_at, outcome=s.outcome) for s in many]
+    result = conn.execute(_INSERT_SIGHTING.returning(sightings.c.id, sort_by_parameter_order=True), rows)
+    return [int(r[0]) for r in result]
+
+
+def drop_intents(conn: Connection, shas: list[str], session_id: str) -> None:
+    if shas:
+        conn.execute(_DROP_INTENT, [{"sha": sha, "sid": session_id} for sha in shas])
+
+
 def mark_wiped(conn: Connection, sighting_id: int, at: datetime) -> None:
     conn.execute(update(sightings).where(sightings.c.id == sighting_id).values(wiped_at=at))
 
