@@ -175,19 +175,12 @@ class DirCache:
 
 def open_file(root_fd: int, parts: tuple[bytes, ...], dirs: DirCache | None = None) -> int:
     """Open a camera file read-only, refusing symlinks at every step."""
-    fds: list[int] = []
+    cache = dirs or DirCache(root_fd)
     try:
-        if dirs is not None:
-            parent = dirs.parent_of(parts)
-        else:
-            parent = root_fd
-            for comp in parts[:-1]:
-                parent = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
-                fds.append(parent)
-        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=cache.parent_of(parts))
     finally:
-        for d in fds:
-            os.close(d)
+        if dirs is None:
+            cache.close()
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file")
@@ -195,19 +188,11 @@ def open_file(root_fd: int, parts: tuple[bytes, ...], dirs: DirCache | None = No
     return fd
 
 
-def unlink_file(root_fd: int, parts: tuple[bytes, ...]) -> None:
+def unlink_file(dirs: DirCache, parts: tuple[bytes, ...]) -> None:
     """Delete one camera file (the wipe step), without following links."""
-    parent = root_fd
-    opened: list[int] = []
-    try:
-        for comp in parts[:-1]:
-            parent = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
-            opened.append(parent)
-        os.unlink(parts[-1], dir_fd=parent)
-        os.fsync(parent)
-    finally:
-        for d in opened:
-            os.close(d)
+    parent = dirs.parent_of(parts)
+    os.unlink(parts[-1], dir_fd=parent)
+    os.fsync(parent)
 
 
 def read_sim_identity(root_fd: int) -> CameraIdentity | None:

@@ -6,7 +6,6 @@ writes the audit entry itself (refusals too), so no front end can forget it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -115,19 +114,17 @@ def get_original(vault: Vault, actor: Principal, ref: str, out: Path, reason: st
 
 
 def _write_original(vault: Vault, rec: Recording, out: Path) -> int:
-    src = vault.store.open_original(rec.sha256)
+    dst = _create_out(out)
     try:
-        dst = _create_out(out)
-        try:
-            digest, size = _copy(src, dst, vault.store.chunk_bytes)
-            os.fsync(dst)
-        except OSError as exc:
-            os.close(dst)
-            out.unlink(missing_ok=True)
-            raise StorageError(_("cannot write %s: %s") % (out, exc.strerror)) from exc
+        digest, size = vault.store.copy_out(rec.sha256, dst)
+        os.fsync(dst)
+    except BaseException as exc:
         os.close(dst)
-    finally:
-        os.close(src)
+        out.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise StorageError(_("cannot write %s: %s") % (out, exc.strerror)) from exc
+        raise
+    os.close(dst)
     if digest != rec.sha256:
         out.unlink(missing_ok=True)
         raise HashMismatchError(
@@ -144,17 +141,3 @@ def _create_out(out: Path) -> int:
                          hint=_("choose a new file name with --out; vaultd never overwrites")) from None
     except OSError as exc:
         raise UsageError(_("cannot create %s: %s") % (out, exc.strerror)) from None
-
-
-def _copy(src: int, dst: int, chunk: int) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    while True:
-        data = os.read(src, chunk)
-        if not data:
-            return h.hexdigest(), size
-        h.update(data)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(dst, view):]
-        size += len(data)

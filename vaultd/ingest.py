@@ -37,7 +37,7 @@ from vaultd.catalog import people as people_db
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog import sessions as ses_db
 from vaultd.describe import describe
-from vaultd.errors import DeviceGoneError, DiskFullError, VaultError
+from vaultd.errors import DeviceGoneError, DiskFullError
 from vaultd.i18n import _
 from vaultd.model import Actor, CameraIdentity, Outcome, Recording
 from vaultd.store import GONE_ERRNOS, SourceReadError, StagedObject, Staging, hash_fd
@@ -295,7 +295,7 @@ def _defer(ses: _Session, cam: CameraFile, deferred: list[CameraFile],
 
 def _restat(ses: _Session, cam: CameraFile) -> os.stat_result | None:
     try:
-        fd = camerafs.open_file(ses.root_fd, cam.parts)
+        fd = camerafs.open_file(ses.root_fd, cam.parts, ses.dirs)
     except OSError:
         return None
     try:
@@ -432,10 +432,6 @@ def _add_result(ses: _Session, cam: CameraFile, outcome: Outcome, reason: str | 
                 blocking: bool = False, staged: StagedObject | None = None,
                 recording: Recording | None = None, recording_id: str | None = None) -> None:
     rec_id = recording.id if recording else recording_id
-    if rec_id is None and staged is not None:
-        with ses.vault.engine.connect() as conn:
-            existing = rec_db.find_by_sha(conn, staged.sha256)
-            rec_id = existing.id if existing else None
     ses.report.results.append(FileResult(
         path=cam.display_path, outcome=outcome, reason=reason, recording_id=rec_id,
         sha256=staged.sha256 if staged else None,
@@ -489,13 +485,13 @@ def _wipe(ses: _Session) -> None:
 def _wipe_one(ses: _Session, cam: CameraFile, ev: EvidenceRef, sighting_id: int) -> bool:
     problem = None
     try:
-        fd = camerafs.open_file(ses.root_fd, cam.parts)
+        fd = camerafs.open_file(ses.root_fd, cam.parts, ses.dirs)
         try:
             same = hash_fd(fd) == ev.sha256
         finally:
             os.close(fd)
         if same:
-            camerafs.unlink_file(ses.root_fd, cam.parts)
+            camerafs.unlink_file(ses.dirs, cam.parts)
         else:
             problem = "camera file changed since it was copied"
     except OSError as exc:
@@ -555,4 +551,4 @@ def recover(vault: Vault) -> int:
         return removed
 
 
-__all__ = ["FileResult", "IngestReport", "Progress", "VaultError", "ingest_path", "recover"]
+__all__ = ["FileResult", "IngestReport", "Progress", "ingest_path", "recover"]

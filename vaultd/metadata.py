@@ -55,8 +55,6 @@ def decide_times(ev: TimeEvidence, media: MediaType, identity: CameraIdentity,
     name_utc = ev.name_local.replace(tzinfo=tz).astimezone(timezone.utc) if ev.name_local else None
     flags: list[str] = []
     start, source = _pick_start(ev.container, name_utc, ev.mtime, tz, flags)
-    if start is None or ev.mtime is None:
-        start = start or ev.mtime
     end = _end(start, ev, media)
     offset = identity.clock_offset_s
     if offset is not None and start is not None:

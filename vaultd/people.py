@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
+from sqlalchemy import Connection
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from vaultd import access, audit
@@ -116,10 +117,7 @@ def disable_user(vault: Vault, actor: Principal, name: str, via: str) -> None:
         audit.append(conn, Event("user.disable", actor_of(actor, via), {"name": name}))
 
 
-def _user(conn: object, name: str) -> UserRow:
-    from sqlalchemy import Connection
-
-    assert isinstance(conn, Connection)
+def _user(conn: Connection, name: str) -> UserRow:
     user = db.user_by_name(conn, name)
     if user is None:
         raise NotFoundError(_("no user %s") % name, hint=_("'vaultd users list' shows the users"))
@@ -149,10 +147,7 @@ def create_token(vault: Vault, actor: Principal, name: str, expires_days: int, v
     return token
 
 
-def _issue(conn: object, user: UserRow, expires_days: int) -> IssuedToken:
-    from sqlalchemy import Connection
-
-    assert isinstance(conn, Connection)
+def _issue(conn: Connection, user: UserRow, expires_days: int) -> IssuedToken:
     now = utcnow()
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = IssuedToken("t" + secrets.token_hex(6), secret, user.name, now + timedelta(days=expires_days))

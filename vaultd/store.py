@@ -113,6 +113,17 @@ class Store:
                 hint=_("run 'vaultd scrub' and restore the store from backup"),
             ) from None
 
+    def copy_out(self, sha256: str, dst_fd: int) -> tuple[str, int]:
+        """Copy an original into ``dst_fd`` with the same one-pass copy+hash as
+        ingest; returns (sha256 of the bytes written, size). The caller compares."""
+        src = self.open_original(sha256)
+        try:
+            return _copy_and_hash(src, dst_fd, self.chunk_bytes, None, size_hint=os.fstat(src).st_size)
+        except SourceReadError as exc:
+            raise StorageError(_("cannot read original %s: %s") % (sha256, exc)) from exc
+        finally:
+            os.close(src)
+
     def iter_objects(self) -> Iterator[str]:
         base = self.store_dir / "sha256"
         if not base.is_dir():
