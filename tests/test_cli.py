@@ -133,3 +133,20 @@ def test_help_explains_every_command(capsys: pytest.CaptureFixture[str]) -> None
         assert e.value.code == 0
     out = capsys.readouterr().out
     assert "--wipe" in out and "--reason" in out
+
+
+def test_get_of_a_missing_original_fails_clearly_and_is_logged(home: Path, camera: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    h = ["--home", str(home)]
+    run(capsys, *h, "ingest", str(camera))
+    code, out, _ = run(capsys, *h, "recordings", "list", "--json")
+    rec = json.loads(out)[0]
+    obj = home / "store" / "sha256" / rec["sha256"][:2] / rec["sha256"][2:4] / rec["sha256"]
+    obj.unlink()
+    target = tmp_path / "out.bin"
+    code, _, err = run(capsys, *h, "recordings", "get", rec["id"], "--out", str(target), "--reason", "check")
+    assert code == 6 and "missing from the store" in err
+    assert not target.exists()
+    code, out, _ = run(capsys, *h, "audit", "list", "--recording", rec["id"], "--json")
+    failed = [e for e in json.loads(out) if e["type"] == "recording.get.failed"]
+    assert failed and "missing" in failed[0]["details"]["problem"]
