@@ -12,7 +12,21 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from vaultd import __version__, admin, cli_access, cli_audit, cli_recordings, ingest, progress, scrub
+from vaultd import (
+    __version__,
+    admin,
+    cli_access,
+    cli_audit,
+    cli_cases,
+    cli_compliance,
+    cli_daemon,
+    cli_export,
+    cli_previews,
+    cli_recordings,
+    ingest,
+    progress,
+    scrub,
+)
 from vaultd.errors import IncompleteError, IntegrityError, VaultError
 from vaultd.clicommon import cmd, open_, parse_time, print_json, seal_opened
 from vaultd.home import resolve_home
@@ -71,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scrub(sub)
     cli_audit.add_commands(sub)
     cli_access.add_commands(sub)
+    cli_daemon.add_commands(sub)      # run, status, devices (#5)
+    cli_cases.add_commands(sub)       # cases, labels, holds, retention (#6)
+    cli_compliance.add_commands(sub)  # compliance, spotcheck, report (#6)
+    cli_previews.add_commands(sub)    # previews (#7)
+    cli_export.add_commands(sub)      # export, verify (#8)
     return p
 
 

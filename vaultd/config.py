@@ -70,17 +70,49 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class DockConfig:  # the docking daemon (#5)
+    folder: str = ""  # simulated dock: a folder watched for camera trees; empty: none
+
+
+@dataclass(frozen=True)
+class RetentionConfig:  # cases, labels, retention (#6)
+    policy_file: str = ""  # empty: <home>/retention.toml if present, else built-in defaults
+
+
+@dataclass(frozen=True)
+class ComplianceConfig:  # compliance, scrub schedule, spot checks (#6)
+    scrub_period_days: int = 30
+
+
+@dataclass(frozen=True)
+class PreviewConfig:  # previews (#7)
+    height: int = 480
+
+
+@dataclass(frozen=True)
+class ExportConfig:  # signed exports (#8)
+    agency: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     time: TimeConfig = field(default_factory=TimeConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    dock: DockConfig = field(default_factory=DockConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
+    preview: PreviewConfig = field(default_factory=PreviewConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     source: str = _("built-in defaults")
     text: str = ""  # the file's exact text ("" for defaults), for the audit log
 
 
 _SECTIONS: dict[str, type] = {
     "ingest": IngestConfig, "time": TimeConfig, "catalog": CatalogConfig, "audit": AuditConfig,
+    "dock": DockConfig, "retention": RetentionConfig, "compliance": ComplianceConfig,
+    "preview": PreviewConfig, "export": ExportConfig,
 }
 
 

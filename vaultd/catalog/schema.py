@@ -276,3 +276,31 @@ grants = Table(
     Column("approved_by", Integer, ForeignKey("users.id"), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# -- the docking daemon: devices, docks, alerts (#5; migration 0008) ------------
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),  # e.g. device.unknown, scrub.mismatch
+    Column("subject", Text, nullable=False),  # what it is about: a serial, a recording id...
+    Column("severity", String(16), nullable=False),  # info | warning | critical
+    Column("message", Text, nullable=False),
+    Column("details", Text, nullable=False),  # JSON object
+    Column("raised_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("cleared_at", UTCDateTime),
+    Column("cleared_by", String(128)),
+    Column("clear_note", Text),
+    Index("ix_alerts_open", "cleared_at", "kind", "subject"),
+)
+
+# -- cases, labels, retention, holds, purge batches (#6; migration 0009) --------
+
+# -- compliance: trips, scrub schedule, spot checks (#6; migration 0010) --------
+
+# -- previews and their job queue (#7; migration 0011) ---------------------------
+
+# -- signed exports (#8; migration 0012) ------------------------------------------
