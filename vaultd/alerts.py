@@ -54,7 +54,7 @@ class Alert:
 
 def _row(r: Any) -> Alert:
     return Alert(r.id, r.kind, r.subject, r.severity, r.message, json.loads(r.details), r.raised_at,
-                 r.last_seen_at, int(r[10]), r.cleared_at, r.cleared_by, r.clear_note)
+                 r.last_seen_at, int(r._mapping["count"]), r.cleared_at, r.cleared_by, r.clear_note)
 
 
 def raise_alert(conn: Connection, kind: str, subject: str, message: str, *, actor: Actor,
