@@ -297,6 +297,46 @@ alerts = Table(
     Index("ix_alerts_open", "cleared_at", "kind", "subject"),
 )
 
+devices = Table(  # cameras known to this station (R13); a serial may repeat: never merged
+    "devices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("serial", String(64), nullable=False, index=True),  # 产品序号 as the camera reports it
+    Column("model", String(128)),
+    Column("usb_id", String(9)),  # vvvv:pppp
+    Column("usb_serial", String(128)),
+    Column("driver", String(64)),
+    Column("status", String(16), nullable=False),  # unknown | enrolled | retired
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("enrolled_at", UTCDateTime),
+    Column("enrolled_by", String(128)),
+    Column("retired_at", UTCDateTime),
+    Column("retired_by", String(128)),
+    Column("last_docked_at", UTCDateTime),
+    Column("last_port", String(256)),
+    Column("clock_offset_s", Float),  # camera minus station, at the last dock
+    Column("clock_read_at", UTCDateTime),
+    Column("battery_percent", Integer),
+    Column("storage_free_bytes", BigInteger),
+    Column("storage_total_bytes", BigInteger),
+    Column("note", Text),
+)
+
+docks = Table(  # every time a camera was docked: when, where, what came of it
+    "docks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", Integer, ForeignKey("devices.id"), index=True),
+    Column("serial", String(64)),
+    Column("port", String(256)),
+    Column("source", Text, nullable=False),  # mount point or dock folder path
+    Column("docked_at", UTCDateTime, nullable=False, index=True),
+    Column("undocked_at", UTCDateTime),
+    Column("session_id", String(32)),  # the ingest session, when one ran
+    Column("outcome", String(16), nullable=False),  # docked | ingesting | complete | incomplete | ignored | failed
+    Column("detail", Text),
+)
+
 # -- cases, labels, retention, holds, purge batches (#6; migration 0009) --------
 
 # -- compliance: trips, scrub schedule, spot checks (#6; migration 0010) --------
