@@ -339,6 +339,136 @@ docks = Table(  # every time a camera was docked: when, where, what came of it
 
 # -- cases, labels, retention, holds, purge batches (#6; migration 0009) --------
 
+cases = Table(  # one case, one file (一案一卷, R8)
+    "cases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("number", String(128), nullable=False, unique=True),  # 案件编号, as the agency writes it
+    Column("title", Text, nullable=False),
+    Column("unit", String(128), index=True),
+    Column("handler", String(128)),  # 承办人
+    Column("party", Text),  # 行政相对人
+    Column("confidentiality", String(16), nullable=False),  # R9: normal | confidential | secret
+    Column("act_ended_at", UTCDateTime),  # when the enforcement act ended: R8 file deadline + 30 days
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("opened_by", String(160), nullable=False),
+    Column("closed_at", UTCDateTime),
+    Column("closed_by", String(160)),
+    Column("archived_at", UTCDateTime),
+    Column("archived_by", String(160)),
+    Column("file_keep_days", Integer),  # case file archive period; null: the policy's default
+)
+
+case_recordings = Table(  # recordings linked to a case as evidence
+    "case_recordings",
+    metadata,
+    Column("case_id", Integer, ForeignKey("cases.id"), primary_key=True),
+    Column("recording_id", String(16), ForeignKey("recordings.id"), primary_key=True, index=True),
+    Column("linked_at", UTCDateTime, nullable=False),
+    Column("linked_by", String(160), nullable=False),
+)
+
+labels = Table(  # R2/R3 labels of a recording; the original's bytes are never touched
+    "labels",
+    metadata,
+    Column("recording_id", String(16), ForeignKey("recordings.id"), primary_key=True),
+    Column("case_number", String(128)),
+    Column("party", Text),  # 行政相对人
+    Column("handler", String(128)),  # 承办人
+    Column("making_method", Text),  # null: the recording's own (from the device)
+    Column("maker", String(128)),  # null: the recording's own (the officer)
+    Column("making_time", UTCDateTime),  # null: recorded_start
+    Column("proves", Text),  # 证明对象
+    Column("description", Text),  # 文字说明 (required for audio)
+    Column("labelled_at", UTCDateTime),  # when the R2 fields were first all filled
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(160), nullable=False),
+)
+
+retention_classes = Table(  # a recording's retention class, when one was set (else: unclassified)
+    "retention_classes",
+    metadata,
+    Column("recording_id", String(16), ForeignKey("recordings.id"), primary_key=True),
+    Column("class_name", String(64), nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+    Column("set_by", String(160), nullable=False),
+    Column("change_id", String(16)),  # the approved class change that set it, when one was needed
+)
+
+class_changes = Table(  # a request to move a recording to a shorter class: a supervisor approves
+    "class_changes",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("recording_id", String(16), ForeignKey("recordings.id"), nullable=False, index=True),
+    Column("from_class", String(64), nullable=False),
+    Column("to_class", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(160), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | approved | denied
+    Column("decided_by", String(160)),
+    Column("decided_at", UTCDateTime),
+)
+
+holds = Table(  # R6 long-term keeping: a hold blocks every purge
+    "holds",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("recording_id", String(16), ForeignKey("recordings.id"), index=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), index=True),
+    Column("reason", String(32), nullable=False),  # coercive-measure | dispute | ... | other
+    Column("note", Text),
+    Column("set_by", String(160), nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+    Column("released_by", String(160)),
+    Column("released_at", UTCDateTime),
+    Column("release_note", Text),
+)
+
+purge_batches = Table(
+    "purge_batches",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(160), nullable=False),
+    Column("status", String(16), nullable=False),  # open | purged | cancelled
+    Column("purged_at", UTCDateTime),
+    Column("purged_by", String(160)),
+)
+
+purge_items = Table(
+    "purge_items",
+    metadata,
+    Column("batch_id", String(16), ForeignKey("purge_batches.id"), primary_key=True),
+    Column("recording_id", String(16), ForeignKey("recordings.id"), primary_key=True, index=True),
+    Column("class_name", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("why", Text, nullable=False),
+)
+
+purge_approvals = Table(
+    "purge_approvals",
+    metadata,
+    Column("batch_id", String(16), ForeignKey("purge_batches.id"), primary_key=True),
+    Column("approver", String(160), primary_key=True),  # a named user; two distinct ones by default
+    Column("approved_at", UTCDateTime, nullable=False),
+)
+
+tombstones = Table(  # what remains of a purged original: all its metadata and its hash
+    "tombstones",
+    metadata,
+    Column("recording_id", String(16), ForeignKey("recordings.id"), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("batch_id", String(16), ForeignKey("purge_batches.id"), nullable=False),
+    Column("class_name", String(64), nullable=False),
+    Column("purged_at", UTCDateTime, nullable=False, index=True),
+    Column("purged_by", String(160), nullable=False),
+    Column("approvers", Text, nullable=False),  # JSON list
+    Column("snapshot", Text, nullable=False),  # JSON: the recording, its labels and cases
+    Column("audit_index", BigInteger),  # the retention.purge.done entry (in the signed log)
+)
+
 # -- compliance: trips, scrub schedule, spot checks (#6; migration 0010) --------
 
 # -- previews and their job queue (#7; migration 0011) ---------------------------
