@@ -77,6 +77,7 @@ class Case:
     rec: RecordingRef | None = None
     req: RequestRef | None = None
     grants: tuple[Grant, ...] = ()
+    owner: str | None = None  # who asked for / set the thing (second-person actions)
 
 
 def c(cid: str, case: Case, allowed: bool, rule: str) -> tuple[str, Case, bool, str]:
@@ -230,12 +231,44 @@ TABLE = [
     c("combo-auditor-admin-audit", Case(AUD_ADM, A.READ_AUDIT), True, "auditor"),
     c("combo-auditor-admin-users", Case(AUD_ADM, A.MANAGE_USERS), True, "admin"),
     c("no-role-nothing", Case(FENG, A.READ_AUDIT), False, "role"),
+    # -- cases, labels, retention, holds (#6)
+    c("officer-case-manage", Case(WANG, A.CASE_MANAGE), True, "officer"),
+    c("auditor-no-case-manage", Case(WU, A.CASE_MANAGE), False, "role"),
+    c("supervisor-case-close", Case(ZHAO, A.CASE_CLOSE), True, "supervisor"),
+    c("officer-no-case-close", Case(WANG, A.CASE_CLOSE), False, "role"),
+    c("officer-label-own", Case(WANG, A.LABEL, REC_A), True, "own-recording"),
+    c("officer-no-label-other", Case(WANG, A.LABEL, REC_B), False, "role"),
+    c("supervisor-label-unit", Case(ZHAO, A.LABEL, REC_B), True, "unit-supervisor"),
+    c("supervisor-no-label-other-unit", Case(QIAN, A.LABEL, REC_B), False, "role"),
+    c("legal-label", Case(ZHOU, A.LABEL, REC_U2), True, "legal"),
+    c("auditor-no-label", Case(WU, A.LABEL, REC_A), False, "role"),
+    c("label-above-clearance", Case(WANG, A.LABEL, REC_CONF), False, "clearance"),
+    c("officer-classify", Case(WANG, A.CLASSIFY), True, "officer"),
+    c("admin-no-classify", Case(ZHENG, A.CLASSIFY), False, "role"),
+    c("supervisor-class-approve", Case(ZHAO, A.CLASS_APPROVE, owner="wang"), True, "supervisor"),
+    c("supervisor-no-own-class-approve", Case(ZHAO, A.CLASS_APPROVE, owner="zhao"), False, "own-request"),
+    c("class-approve-needs-owner", Case(SUN, A.CLASS_APPROVE), False, "own-request"),
+    c("legal-no-class-approve", Case(ZHOU, A.CLASS_APPROVE, owner="wang"), False, "role"),
+    c("leader-hold-set", Case(SUN, A.HOLD_SET), True, "leader"),
+    c("officer-no-hold-set", Case(WANG, A.HOLD_SET), False, "role"),
+    c("legal-hold-release", Case(ZHOU, A.HOLD_RELEASE, owner="sun"), True, "legal"),
+    c("no-own-hold-release", Case(SUN, A.HOLD_RELEASE, owner="sun"), False, "own-hold"),
+    c("officer-no-hold-release", Case(WANG, A.HOLD_RELEASE, owner="sun"), False, "role"),
+    c("auditor-retention-view", Case(WU, A.RETENTION_VIEW), True, "auditor"),
+    c("officer-no-retention-view", Case(WANG, A.RETENTION_VIEW), False, "role"),
+    c("admin-purge-prepare", Case(ZHENG, A.PURGE_PREPARE), True, "admin"),
+    c("supervisor-no-purge-prepare", Case(ZHAO, A.PURGE_PREPARE), False, "role"),
+    c("legal-purge-approve", Case(ZHOU, A.PURGE_APPROVE), True, "legal"),
+    c("admin-no-purge-approve", Case(ZHENG, A.PURGE_APPROVE), False, "role"),
+    c("leader-purge-run", Case(SUN, A.PURGE_RUN), True, "leader"),
+    c("auditor-no-purge-run", Case(WU, A.PURGE_RUN), False, "role"),
 ]
 
 
 @pytest.mark.parametrize(("case", "allowed", "rule"), [row[1:] for row in TABLE], ids=[row[0] for row in TABLE])
 def test_rule_table(case: Case, allowed: bool, rule: str) -> None:
-    got = decide(case.actor, case.action, recording=case.rec, request=case.req, grants=case.grants, now=NOW)
+    got = decide(case.actor, case.action, recording=case.rec, request=case.req, grants=case.grants, now=NOW,
+                 owner=case.owner)
     assert (got.allowed, got.rule) == (allowed, rule)
 
 

@@ -41,6 +41,20 @@ READ_AUDIT         auditor, legal, leader                           the role's v
 SPOT_CHECK         auditor, legal                                   the role's value / role
 MANAGE_USERS,      admin                                            admin / role
 _DEVICES, _CONFIG
+CASE_MANAGE        officer, supervisor, legal, leader               the role's value / role
+CASE_CLOSE         supervisor, legal, leader (close and archive)    the role's value / role
+LABEL              officer: own recording; supervisor: their unit;  own-recording,
+                   legal                                            unit-supervisor, legal / role
+CLASSIFY           officer, supervisor, legal, leader (a shorter    the role's value / role
+                   class is only a request until approved)
+CLASS_APPROVE,     never the ``owner`` (who asked / who set it);    own-request, own-hold /
+HOLD_RELEASE       class: supervisor, leader; hold: supervisor,     the role's value / role
+                   legal, leader
+HOLD_SET           supervisor, legal, leader                        the role's value / role
+RETENTION_VIEW     supervisor, legal, leader, auditor, admin        the role's value / role
+PURGE_PREPARE,     admin, legal, leader                             the role's value / role
+PURGE_RUN
+PURGE_APPROVE      legal, leader (two distinct ones: the service)   the role's value / role
 =================  ===============================================  ===========================
 
 A ``Grant`` exists only once its request was approved. Only READ_ORIGINAL,
@@ -100,6 +114,18 @@ class Action(str, Enum):
     MANAGE_USERS = "manage-users"
     MANAGE_DEVICES = "manage-devices"
     MANAGE_CONFIG = "manage-config"
+    # cases, labels, retention and holds (#6)
+    CASE_MANAGE = "case-manage"
+    CASE_CLOSE = "case-close"
+    LABEL = "label"
+    CLASSIFY = "classify"
+    CLASS_APPROVE = "class-approve"
+    HOLD_SET = "hold-set"
+    HOLD_RELEASE = "hold-release"
+    RETENTION_VIEW = "retention-view"
+    PURGE_PREPARE = "purge-prepare"
+    PURGE_APPROVE = "purge-approve"
+    PURGE_RUN = "purge-run"
 
 
 @dataclass(frozen=True)
@@ -166,6 +192,7 @@ class _Ctx:
     request: RequestRef | None
     grants: Sequence[Grant]
     now: datetime
+    owner: str | None = None
 
 
 def _allow(rule: str, grant_id: str | None = None) -> Decision:
@@ -327,12 +354,43 @@ _BY_ROLE_ONLY: Mapping[Action, tuple[Role, ...]] = {
     Action.MANAGE_USERS: (Role.ADMIN,),
     Action.MANAGE_DEVICES: (Role.ADMIN,),
     Action.MANAGE_CONFIG: (Role.ADMIN,),
+    Action.CASE_MANAGE: (Role.OFFICER, Role.SUPERVISOR, Role.LEGAL, Role.LEADER),
+    Action.CASE_CLOSE: (Role.SUPERVISOR, Role.LEGAL, Role.LEADER),
+    Action.CLASSIFY: (Role.OFFICER, Role.SUPERVISOR, Role.LEGAL, Role.LEADER),
+    Action.HOLD_SET: (Role.SUPERVISOR, Role.LEGAL, Role.LEADER),
+    Action.RETENTION_VIEW: (Role.SUPERVISOR, Role.LEGAL, Role.LEADER, Role.AUDITOR, Role.ADMIN),
+    Action.PURGE_PREPARE: (Role.ADMIN, Role.LEGAL, Role.LEADER),
+    Action.PURGE_APPROVE: (Role.LEGAL, Role.LEADER),
+    Action.PURGE_RUN: (Role.ADMIN, Role.LEGAL, Role.LEADER),
+}
+# second-person actions: never by the one who asked for or set the thing (``owner``)
+_SECOND_PERSON: Mapping[Action, tuple[tuple[Role, ...], str]] = {
+    Action.CLASS_APPROVE: ((Role.SUPERVISOR, Role.LEADER), "own-request"),
+    Action.HOLD_RELEASE: ((Role.SUPERVISOR, Role.LEGAL, Role.LEADER), "own-hold"),
 }
 
 
 def _role_action(ctx: _Ctx) -> Decision:
     role = _first_role(ctx.actor, _BY_ROLE_ONLY[ctx.action])
     return _deny("role") if role is None else _allow(role.value)
+
+
+def _second_person_action(ctx: _Ctx) -> Decision:
+    roles, own_rule = _SECOND_PERSON[ctx.action]
+    if ctx.owner is None or ctx.owner == ctx.actor.name:
+        return _deny(own_rule)
+    role = _first_role(ctx.actor, roles)
+    return _deny("role") if role is None else _allow(role.value)
+
+
+def _label_action(ctx: _Ctx) -> Decision:
+    rec, actor = ctx.recording, ctx.actor
+    assert rec is not None
+    if Role.OFFICER in actor.roles and _same(rec.officer_number, actor.officer_number):
+        return _allow("own-recording")
+    if Role.SUPERVISOR in actor.roles and _same(rec.unit, actor.unit):
+        return _allow("unit-supervisor")
+    return _allow("legal") if Role.LEGAL in actor.roles else _deny("role")
 
 
 _RULES: Mapping[Action, Callable[[_Ctx], Decision]] = {
@@ -345,9 +403,12 @@ _RULES: Mapping[Action, Callable[[_Ctx], Decision]] = {
     Action.APPROVE: _review_action,
     Action.DENY: _review_action,
     **{a: _role_action for a in _BY_ROLE_ONLY},
+    **{a: _second_person_action for a in _SECOND_PERSON},
+    Action.LABEL: _label_action,
 }
 _NEEDS_RECORDING = frozenset(
-    {Action.VIEW_METADATA, Action.VIEW_PREVIEW, Action.READ_ORIGINAL, Action.COPY, Action.EXPORT}
+    {Action.VIEW_METADATA, Action.VIEW_PREVIEW, Action.READ_ORIGINAL, Action.COPY, Action.EXPORT,
+     Action.LABEL}
 )
 _NEEDS_REQUEST = frozenset({Action.REQUEST, Action.APPROVE, Action.DENY})
 
@@ -370,11 +431,13 @@ def decide(
     request: RequestRef | None = None,
     grants: Sequence[Grant] = (),
     now: datetime,
+    owner: str | None = None,
 ) -> Decision:
     """May ``actor`` do ``action`` on ``recording`` / ``request`` at ``now``?
 
     Pure: reads nothing but its arguments. See the module docstring for
-    the rule table. Raises ValueError when the call itself is wrong (a
+    the rule table. ``owner`` names who asked for or set the thing a
+    second-person action (CLASS_APPROVE, HOLD_RELEASE) acts on. Raises ValueError when the call itself is wrong (a
     naive ``now``, a missing target the action needs).
     """
     _check_call(action, recording, request, now)
@@ -385,7 +448,7 @@ def decide(
     targets = ((recording,) if recording else ()) + (request.recordings if request else ())
     if any(r.confidentiality.rank() > actor.clearance.rank() for r in targets):
         return _deny("clearance")
-    return _RULES[action](_Ctx(actor, action, recording, request, grants, now))
+    return _RULES[action](_Ctx(actor, action, recording, request, grants, now, owner))
 
 
 def visible(
