@@ -77,6 +77,10 @@ class DockConfig:  # the docking daemon (#5)
 @dataclass(frozen=True)
 class RetentionConfig:  # cases, labels, retention (#6)
     policy_file: str = ""  # empty: <home>/retention.toml if present, else built-in defaults
+    label_working_days: int = 2  # R2: label within this many Chinese working days
+    purge_approvals: int = 2  # distinct approvers a purge batch needs (1 for small agencies, never 0)
+    notify_ahead_days: int = 7  # the scheduled batch is prepared and announced this long before purge
+    batch_every_days: int = 7  # how often the scheduled job prepares a batch (weekly)
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,7 @@ def _check(cfg: Config, source: str) -> None:
                 _("%s: time.%s: unknown time zone %r") % (source, key, name),
                 hint=_("use an IANA zone name such as Asia/Shanghai"),
             ) from None
+    _check_retention(cfg.retention, source)
     try:
         date.fromisoformat(cfg.time.earliest_plausible)
     except ValueError:
@@ -250,3 +255,16 @@ def _check(cfg: Config, source: str) -> None:
             _("%s: time.earliest_plausible must be a date YYYY-MM-DD, got %r")
             % (source, cfg.time.earliest_plausible)
         ) from None
+
+
+def _check_retention(ret: RetentionConfig, source: str) -> None:
+    if ret.purge_approvals < 1:
+        raise ConfigError(_("%s: retention.purge_approvals must be at least 1, got %r")
+                          % (source, ret.purge_approvals),
+                          hint=_("2 distinct approvers by default; 1 only for small agencies"))
+    for key in ("label_working_days", "batch_every_days"):
+        if getattr(ret, key) < 1:
+            raise ConfigError(_("%s: retention.%s must be at least 1, got %r") % (source, key, getattr(ret, key)))
+    if ret.notify_ahead_days < 0:
+        raise ConfigError(_("%s: retention.notify_ahead_days must not be negative, got %r")
+                          % (source, ret.notify_ahead_days))
