@@ -1,8 +1,9 @@
 """Generic USB mass-storage cameras.
 
 Matches nothing unless models are configured: unknown USB storage is never
-ingested. Each configured model is a ``Match`` (VID:PID, serial pattern,
-filesystem label); the camera is identified by its USB serial, else its
+ingested. Models come from ``devices.toml`` (``driver = "generic_msc"``; they
+reach the driver as ``dev.model``) or, in code, as ``Match`` values passed to
+the constructor. The camera is identified by its USB serial, else its
 filesystem label. Such cameras expose no clock, so it is neither read nor set.
 """
 
@@ -33,11 +34,12 @@ class GenericMassStorage:
         serial = _clean(dev.usb_serial) or _clean(dev.fs_label)
         if serial is None:
             raise ValueError("the device reports neither a USB serial nor a filesystem label")
-        return CameraIdentity(
-            serial=serial,
-            model=str(dev.usb) if dev.usb is not None else None,
-            vendor=f"{dev.usb.vendor:04x}" if dev.usb is not None else None,
-        )
+        usb = str(dev.usb) if dev.usb is not None else None
+        vendor = f"{dev.usb.vendor:04x}" if dev.usb is not None else None
+        if dev.model is not None:  # a model configured in devices.toml names it
+            return CameraIdentity(serial=serial, model=dev.model.name, vendor=dev.model.vendor or vendor,
+                                  camera_tz=dev.model.camera_tz)
+        return CameraIdentity(serial=serial, model=usb, vendor=vendor)
 
     def open_root(self, dev: DeviceInfo) -> Path:
         if dev.mount_root is None:
@@ -54,7 +56,8 @@ class GenericMassStorage:
         return None
 
     def wipe_allowed(self, dev: DeviceInfo) -> bool:
-        return False
+        """Only where the configured model says ``wipe_allowed = true``."""
+        return dev.model is not None and dev.model.wipe_allowed is True
 
 
 def _clean(value: str | None) -> str | None:
