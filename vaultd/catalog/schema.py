@@ -356,7 +356,7 @@ cases = Table(  # one case, one file (一案一卷, R8)
     Column("closed_by", String(160)),
     Column("archived_at", UTCDateTime),
     Column("archived_by", String(160)),
-    Column("file_keep_days", Integer),  # case file archive period; null: the policy's default
+    Column("file_keep_months", Integer),  # case file archive period; null: the evidence class default
 )
 
 case_recordings = Table(  # recordings linked to a case as evidence

@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("closed_by", sa.String(160)),
         sa.Column("archived_at", dt),
         sa.Column("archived_by", sa.String(160)),
-        sa.Column("file_keep_days", sa.Integer),
+        sa.Column("file_keep_months", sa.Integer),
     )
     op.create_index("ix_cases_unit", "cases", ["unit"])
     op.create_table(
