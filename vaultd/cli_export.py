@@ -1,10 +1,147 @@
-"""Command line for this concern (filled in by its issue)."""
+"""``vaultd export create|list|show`` and ``vaultd verify`` (#8)."""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
 from typing import Any
+
+from vaultd import export, verify
+from vaultd.clicommon import cmd, open_, print_json, remote
+from vaultd.errors import IntegrityError, UsageError
+from vaultd.export import ExportRequest
+from vaultd.i18n import _
+from vaultd.iso import DISCS
+from vaultd.people import authenticate, local_owner
+from vaultd.progress import BytesBar, wanted
 
 
 def add_commands(sub: Any) -> None:
-    """Register this concern's commands on the top-level subparsers."""
-    return None
+    e = sub.add_parser("export", help=_("signed evidence exports for a case file, procuratorate or court (R7)"))
+    esub = e.add_subparsers(metavar="ACTION", required=True)
+    c = cmd(esub, "create", _run_create,
+            _("make a signed, self-verifying package (and disc images) under an approved export grant"))
+    what = c.add_argument_group(_("what to export (one or both)"))
+    what.add_argument("--case", help=_("case number: its linked recordings, unless --recording names some"))
+    what.add_argument("--recording", action="append", default=[], metavar="ID",
+                      help=_("recording id (repeatable)"))
+    c.add_argument("--grant", help=_("the approved export grant (see 'vaultd access grants')"))
+    c.add_argument("--out", type=Path, required=True, help=_("folder to write the package into"))
+    c.add_argument("--iso", action="store_true", help=_("also write burn-ready ISO 9660 images"))
+    c.add_argument("--disc", choices=sorted(DISCS), help=_("disc size for --iso (default: [export] disc)"))
+    c.add_argument("--disc-bytes", type=int, help=_("disc capacity in bytes, for other media"))
+    c.add_argument("--with-previews", action="store_true", help=_("also include previews (clearly separated)"))
+    c.add_argument("--as-token", metavar="TOKEN",
+                   help=_("act as the user holding this API token instead of the station's owner"))
+    c.add_argument("--json", action="store_true")
+    lst = cmd(esub, "list", _run_list, _("exports made: what left, to whom, when"))
+    lst.add_argument("--json", action="store_true")
+    show = cmd(esub, "show", _run_show, _("one export's record, with its packages' tagmanifest hashes"))
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    v = cmd(sub, "verify", _run_verify,
+            _("check an export package offline: bag, hashes, signature, timestamp, custody proofs"))
+    v.add_argument("path", type=Path, help=_("the package folder (the one with bagit.txt)"))
+    v.add_argument("--ca", type=Path, help=_("the agency CA certificate to pin (PEM)"))
+    v.add_argument("--log-key", help=_("the audit log's verifier key to pin (the string, or a file)"))
+    v.add_argument("--tsa-ca", type=Path, help=_("the timestamp authority's CA certificate to pin (PEM)"))
+    v.add_argument("--all-algorithms", action="store_true",
+                   help=_("also recompute SHA-512 of every payload file (SHA-256, which the signature "
+                          "covers, is always checked)"))
+    v.add_argument("--json", action="store_true")
+
+
+def _local_only(args: argparse.Namespace, what: str) -> None:
+    if remote(args):
+        raise UsageError(_("'%s' runs at the vault station, on its own files") % what,
+                         hint=_("run it with --home (or VAULTD_HOME) on the machine that holds the vault"))
+
+
+def _run_create(args: argparse.Namespace) -> int:
+    _local_only(args, "export create")
+    vault = open_(args)
+    actor = authenticate(vault, args.as_token, "cli") if args.as_token else local_owner()
+    req = ExportRequest(out_dir=args.out, grant_id=args.grant, recording_refs=tuple(args.recording),
+                        case_number=args.case, iso=args.iso, disc=args.disc, disc_bytes=args.disc_bytes,
+                        with_previews=args.with_previews)
+    bar = BytesBar(_("exporting")) if wanted(args.json) else None
+    result = export.create_export(vault, actor, req, "cli", bar)
+    if args.json:
+        print_json(result.export.as_dict())
+        return 0
+    row = result.export
+    print(_("export %s: %d recordings, %d bytes, for %s (approved by %s)")
+          % (row.id, len(row.recording_ids), row.payload_bytes, row.requester, row.approver))
+    for pkg in row.packages:
+        print(_("  package %s  tagmanifest-sha256 %s") % (pkg["path"], pkg["tagmanifest_sha256"]))
+        if "iso" in pkg:
+            print(_("  disc image %s (%s, %d bytes)") % (pkg["iso"], pkg["volume_label"], pkg["iso_bytes"]))
+    print(_("verify it: vaultd verify %s --ca %s --log-key \"$(vaultd keys show --log)\"")
+          % (result.packages[0], vault.layout.keys_dir / "agency-ca.pem"))
+    return 0
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    _local_only(args, "export list")
+    rows = export.list_exports(open_(args), local_owner())
+    if args.json:
+        print_json([r.as_dict() for r in rows])
+        return 0
+    for r in rows:
+        print(f"{r.id:<22} {r.status:<9} {r.created_at:%Y-%m-%d %H:%M}  {len(r.recording_ids):>4} rec  "
+              f"{r.requester:<12} {r.approver:<12} {r.case_number or '-'}")
+    print(_("%d exports") % len(rows))
+    return 0
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    _local_only(args, "export show")
+    row = export.show_export(open_(args), local_owner(), args.id)
+    if args.json:
+        print_json(row.as_dict())
+        return 0
+    d = row.as_dict()
+    for key in ("id", "status", "created_at", "finished_at", "maker", "grant_id", "requester", "approver",
+                "purpose", "case_number", "out_path", "payload_bytes", "checkpoint_size", "entry_index", "problem"):
+        print(f"{key:<16} {d[key] if d[key] is not None else '-'}")
+    print(f"{'recordings':<16} {', '.join(row.recording_ids)}")
+    for pkg in row.packages:
+        print(f"{'package':<16} {pkg['path']}  tagmanifest-sha256 {pkg['tagmanifest_sha256']}")
+    return 0
+
+
+def _read_pin(path: Path | None, what: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(_("cannot read %s %s: %s") % (what, path, exc.strerror)) from None
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    pins = verify.Pins(ca_pem=_read_pin(args.ca, "--ca"),
+                       log_key=verify.load_log_key(args.log_key) if args.log_key else None,
+                       tsa_ca_pem=_read_pin(args.tsa_ca, "--tsa-ca"))
+    rep = verify.verify_package(args.path, pins, all_algorithms=args.all_algorithms)
+    if args.json:
+        print_json(rep.as_dict())
+    else:
+        for name, ok, detail in rep.checks:
+            mark = {True: "ok  ", False: "FAIL", None: "----"}[ok]
+            print(f"{mark} {name:<10} {detail}")
+        status = rep.status
+        if status == verify.PASS:
+            print(_("PASS: export %s is intact and signed by the pinned agency and log keys") % rep.export_id)
+        elif status == verify.INTACT:
+            print(_("INTACT, SIGNER NOT PINNED: every hash and proof holds, but who signed is not checked; "
+                    "pass --ca and --log-key (and --tsa-ca) to check it"))
+    if rep.status == verify.FAIL:
+        raise IntegrityError(_("export package %s failed verification: %d problem(s)")
+                             % (args.path, len(rep.failures)),
+                             hint=_("each FAIL line above says what does not hold"))
+    if rep.status == verify.INTACT:
+        sys.stdout.flush()
+        return 1
+    return 0

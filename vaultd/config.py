@@ -96,6 +96,13 @@ class PreviewConfig:  # previews (#7)
 @dataclass(frozen=True)
 class ExportConfig:  # signed exports (#8)
     agency: str = ""
+    signing_cert: str = ""  # an agency PKI certificate (PEM, chain may follow); empty: the one init made
+    signing_key: str = ""  # its ECDSA P-256 private key (PEM); set together with signing_cert
+    signing_chain: str = ""  # optional PEM file of issuing certificates, nearest first
+    tsa_url: str = ""  # RFC 3161 timestamp authority; empty: no timestamp
+    tsa_timeout_s: float = 30.0
+    disc: str = "dvd"  # --iso default disc size: cd | dvd | bd
+    cover_font: str = ""  # a CJK TTF/TTC font for the PDF cover; empty: look for WenQuanYi / Noto CJK
 
 
 @dataclass(frozen=True)

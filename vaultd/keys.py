@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from vaultd import pki
 from vaultd.errors import IntegrityError, StorageError
 from vaultd.files import write_durably
 from vaultd.i18n import _
@@ -48,6 +50,7 @@ def ensure_keys(keys_dir: Path) -> list[str]:
             )
             write_durably(files.log_key, pem, replace=False)
             created.append(LOG_KEY)
+        created += pki.ensure_pki(keys_dir, vault_id(keys_dir), datetime.now(timezone.utc))  # exports (#8)
         dir_fd = os.open(keys_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dir_fd)

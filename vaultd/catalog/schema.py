@@ -474,3 +474,25 @@ tombstones = Table(  # what remains of a purged original: all its metadata and i
 # -- previews and their job queue (#7; migration 0011) ---------------------------
 
 # -- signed exports (#8; migration 0012) ------------------------------------------
+
+exports = Table(  # what left the vault, to whom, and the package's tagmanifest hash (R7)
+    "exports",
+    metadata,
+    Column("id", String(32), primary_key=True),  # e.g. EXP-20261121-1a2b3c
+    Column("status", String(16), nullable=False),  # building | complete | failed
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("maker", String(160), nullable=False),  # actor label of who made it
+    Column("grant_id", String(16), nullable=False),
+    Column("requester", String(128), nullable=False),  # the grantee
+    Column("approver", String(128), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("case_number", String(128)),
+    Column("recording_ids", Text, nullable=False),  # JSON list
+    Column("out_path", Text, nullable=False),
+    Column("packages", Text, nullable=False),  # JSON: [{path, tagmanifest_sha256, payload_bytes, files, iso}]
+    Column("payload_bytes", BigInteger, nullable=False),
+    Column("checkpoint_size", BigInteger),  # the log checkpoint the package carries
+    Column("entry_index", BigInteger),  # its export.created audit entry
+    Column("problem", Text),
+)

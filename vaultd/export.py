@@ -1,0 +1,467 @@
+"""Signed evidence exports (R5, R7): the service behind ``vaultd export``.
+
+``create_export`` checks the export grant (approved, unexpired, uses left,
+naming every recording; refusals are logged), takes one use of it, writes
+the audit entries (``export.recording`` per recording and one
+``export.created``) and the vault's record of the export in one transaction,
+then builds the package: a BagIt bag streamed from the write-once originals
+(each read once, hashed with SHA-256 and SHA-512 on the way), per-recording
+metadata, the custody chain from the audit log, the cover documents, the CMS
+signature over ``tagmanifest-sha256.txt`` and, when a TSA is configured, an
+RFC 3161 timestamp over the signature. ``--iso`` adds disc images, one
+self-contained bag per disc. The record then gets each package's
+tagmanifest hash and an ``export.sealed`` entry; a failed build is recorded
+(``export.failed``) and its partial output removed. Originals are never moved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Connection
+
+from vaultd import access, audit, bag, cover, custody, iso, labels, pki, signing
+from vaultd.access import Action, Principal
+from vaultd.approvals import grant_of, ref_of, visible_recording
+from vaultd.audit import Event, EvidenceRef
+from vaultd.catalog import approvals as appr_db
+from vaultd.catalog import exports as db
+from vaultd.catalog import labels as labels_db
+from vaultd.catalog import people as people_db
+from vaultd.catalog.approvals import GrantRow
+from vaultd.catalog.exports import ExportRow
+from vaultd.catalog.labels import Label
+from vaultd.errors import AccessDeniedError, ConfigError, HashMismatchError, NotFoundError, UsageError
+from vaultd.i18n import _
+from vaultd.model import Actor, Recording
+from vaultd.people import actor_of, principal_of, require
+from vaultd.vault import Vault, utcnow
+from vaultd.verify import SIGNATURE, TIMESTAMP
+
+
+class Progress(Protocol):
+    def begin(self, total_files: int, total_bytes: int) -> None: ...
+    def file(self, display_path: str) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+    def end(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    out_dir: Path
+    grant_id: str | None
+    recording_refs: tuple[str, ...] = ()
+    case_number: str | None = None
+    iso: bool = False
+    disc: str | None = None  # cd | dvd | bd; None: [export] disc
+    disc_bytes: int | None = None  # overrides the disc size (other media, tests)
+    with_previews: bool = False
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export: ExportRow
+    packages: tuple[Path, ...]
+    isos: tuple[Path, ...]
+
+
+# -- the grant ------------------------------------------------------------------------------
+
+def _refuse(actor: Principal, via: str, grant_id: str | None, recs: Sequence[Recording], rule: str,
+            message: str) -> AccessDeniedError:
+    return audit.refusal(
+        AccessDeniedError(message, rule=rule,
+                          hint=_("ask for one: 'vaultd access request --kind export --recording ID ... "
+                                 "--purpose ...', approved by a supervisor or leader")),
+        Event("access.denied", actor_of(actor, via), {
+            "action": Action.EXPORT.value, "rule": rule, "grant": grant_id,
+            "recordings": [r.id for r in recs]}))
+
+
+def check_grant(conn: Connection, actor: Principal, grant_id: str | None, recs: Sequence[Recording],
+                via: str) -> GrantRow:
+    """The export grant, if it allows exporting every one of ``recs`` now; one use is taken.
+
+    At the station (the local owner) the grant's grantee is the one checked:
+    the owner carries out an export someone asked for and someone approved."""
+    if not grant_id:
+        raise _refuse(actor, via, None, recs, "no-grant", _("an export needs an approved export grant (--grant)"))
+    row = appr_db.get_grant(conn, grant_id)
+    if row is None:
+        raise _refuse(actor, via, grant_id, recs, "no-grant", _("there is no grant %s") % grant_id)
+    subject = actor
+    if actor.local_owner:
+        user = people_db.user_by_name(conn, row.grantee)
+        assert user is not None
+        subject = principal_of(user)
+    now = utcnow()
+    for rec in recs:
+        decision = access.decide(subject, Action.EXPORT, recording=ref_of(rec), grants=[grant_of(row)], now=now)
+        if not decision.allowed:
+            raise _refuse(actor, via, grant_id, recs, decision.rule,
+                          _("grant %s does not allow exporting recording %s (rule: %s)")
+                          % (grant_id, rec.id, decision.rule))
+    if not appr_db.use_grant(conn, row.id):
+        raise _refuse(actor, via, grant_id, recs, "grant-used-up", _("grant %s has no uses left") % grant_id)
+    return row
+
+
+def _recordings(conn: Connection, vault: Vault, actor: Principal, req: ExportRequest, via: str) -> list[Recording]:
+    refs = list(dict.fromkeys(req.recording_refs))
+    if req.case_number and not refs:
+        linked = db.case_recording_ids(conn, req.case_number)
+        if linked is None:
+            raise NotFoundError(_("there is no case %s") % req.case_number, hint=_("'vaultd cases list' shows them"))
+        if not linked:
+            raise UsageError(_("case %s has no recordings linked") % req.case_number)
+        refs = linked
+    if not refs:
+        raise UsageError(_("name what to export: --case NUMBER or --recording ID (repeatable)"))
+    recs = [visible_recording(conn, vault, actor, r, via) for r in refs]
+    return list({r.id: r for r in recs}.values())
+
+
+# -- planning discs ---------------------------------------------------------------------------
+
+def plan_discs(recs: Sequence[Recording], disc_bytes: int | None) -> list[list[Recording]]:
+    """Split recordings, in order, into parts that each fit one disc (a file never spans two)."""
+    if disc_bytes is None:
+        return [list(recs)]
+    room = iso.usable_bytes(disc_bytes) - _OVERHEAD_BYTES
+    parts: list[list[Recording]] = [[]]
+    used = 0
+    for rec in recs:
+        size = rec.size_bytes + _PER_RECORDING_BYTES
+        if size > room:
+            raise UsageError(_("recording %s (%d MiB) does not fit on one disc of %d MiB")
+                             % (rec.id, rec.size_bytes >> 20, disc_bytes >> 20),
+                             hint=_("choose a larger disc: --disc dvd or --disc bd"))
+        if used + size > room and parts[-1]:
+            parts.append([])
+            used = 0
+        parts[-1].append(rec)
+        used += size
+    return parts
+
+
+_OVERHEAD_BYTES = 4 << 20  # cover, VERIFY.txt, manifests, signature, custody chain
+_PER_RECORDING_BYTES = 256 << 10  # metadata and custody per recording
+
+
+def disc_size(vault: Vault, req: ExportRequest) -> int | None:
+    if not req.iso:
+        return None
+    if req.disc_bytes:
+        return req.disc_bytes
+    name = req.disc or vault.config.export.disc
+    if name not in iso.DISCS:
+        raise ConfigError(_("unknown disc size %r") % name, hint=_("use cd, dvd or bd"))
+    return iso.DISCS[name]
+
+
+# -- creating -------------------------------------------------------------------------------
+
+def new_export_id(now: datetime) -> str:
+    return f"EXP-{now:%Y%m%d}-{secrets.token_hex(3).upper()}"
+
+
+def create_export(vault: Vault, actor: Principal, req: ExportRequest, via: str = "cli",
+                  progress: Progress | None = None) -> ExportResult:
+    discs = disc_size(vault, req)
+    ident = pki.signing_identity(vault.layout.keys_dir, vault.config.export.signing_cert,
+                                 vault.config.export.signing_key, vault.config.export.signing_chain)
+    if not req.out_dir.is_dir():
+        raise UsageError(_("%s is not a folder") % req.out_dir, hint=_("create it first, or choose another --out"))
+    now = utcnow()
+    export_id = new_export_id(now)
+    with audit.logging_refusals(vault), vault.engine.begin() as conn:
+        recs = _recordings(conn, vault, actor, req, via)
+        parts = plan_discs(recs, discs)
+        grant = check_grant(conn, actor, req.grant_id, recs, via)
+        maker = actor_of(actor, via)
+        indexes = audit.append_many(conn, [
+            *[Event("export.recording", maker, {"export": export_id, "grant": grant.id}, EvidenceRef.of(r))
+              for r in recs],
+            Event("grant.use", maker, {"grant": grant.id, "action": Action.EXPORT.value,
+                                       "uses_left": grant.uses_left - 1, "export": export_id}),
+            Event("export.created", maker, {
+                "export": export_id, "grant": grant.id, "requester": grant.grantee, "approver": grant.approved_by,
+                "purpose": grant.purpose, "case_number": req.case_number, "out": str(req.out_dir),
+                "iso": req.iso, "discs": len(parts), "previews": req.with_previews,
+                "recordings": [{"id": r.id, "sha256": r.sha256, "size_bytes": r.size_bytes} for r in recs]}),
+        ], now)
+        db.add(conn, export_id=export_id, at=now, maker=maker.label, grant_id=grant.id, requester=grant.grantee,
+               approver=grant.approved_by, purpose=grant.purpose, case_number=req.case_number,
+               recording_ids=[r.id for r in recs], out_path=str(req.out_dir),
+               payload_bytes=sum(r.size_bytes for r in recs), entry_index=indexes[-1])
+        previous = db.last_checkpoint_size(conn)
+        found = labels_db.labels_of(conn, [r.id for r in recs])
+    job = _Job(vault, export_id, now, grant, req, maker, ident, found, indexes[-1], previous)
+    return job.run(parts, progress)
+
+
+@dataclass
+class _Job:
+    vault: Vault
+    export_id: str
+    now: datetime
+    grant: GrantRow
+    req: ExportRequest
+    maker: Actor
+    ident: pki.SigningIdentity
+    labels: dict[str, Label]
+    entry_index: int
+    previous_size: int | None
+
+    def run(self, parts: list[list[Recording]], progress: Progress | None) -> ExportResult:
+        made: list[Path] = []
+        isos: list[Path] = []
+        records: list[dict[str, Any]] = []
+        cp_size = None
+        if progress:
+            progress.begin(sum(len(p) for p in parts), sum(r.size_bytes for p in parts for r in p))
+        try:
+            for k, part in enumerate(parts, 1):
+                name = self.export_id if len(parts) == 1 else f"{self.export_id}-disc{k}of{len(parts)}"
+                pkg = self.req.out_dir / name
+                made.append(pkg)
+                tag, cp_size, files = self._package(pkg, part, k, len(parts), progress)
+                rec: dict[str, Any] = {"path": str(pkg), "tagmanifest_sha256": hashlib.sha256(tag).hexdigest(),
+                                       "recordings": [r.id for r in part], "files": files}
+                if self.req.iso:
+                    out = self.req.out_dir / f"{name}.iso"
+                    isos.append(out)
+                    rec["iso"] = str(out)
+                    rec["iso_bytes"] = iso.write_iso(pkg, out, iso.volume_label(self.export_id, k, len(parts)))
+                    rec["volume_label"] = iso.volume_label(self.export_id, k, len(parts))
+                records.append(rec)
+        except BaseException as exc:
+            for path in made:
+                shutil.rmtree(path, ignore_errors=True)
+            for path in isos:
+                path.unlink(missing_ok=True)
+            self._finish("failed", [], None, getattr(exc, "message", None) or repr(exc))
+            raise
+        finally:
+            if progress:
+                progress.end()
+        row = self._finish("complete", records, cp_size, None)
+        return ExportResult(row, tuple(made), tuple(isos))
+
+    def _finish(self, status: str, records: list[dict[str, Any]], cp_size: int | None,
+                problem: str | None) -> ExportRow:
+        at = utcnow()
+        with self.vault.engine.begin() as conn:
+            db.finish(conn, self.export_id, at=at, status=status, packages=records, checkpoint_size=cp_size,
+                      problem=problem)
+            details: dict[str, Any] = {"export": self.export_id}
+            if status == "complete":
+                details["packages"] = [{k: r[k] for k in ("path", "tagmanifest_sha256", "recordings")}
+                                       for r in records]
+                details["checkpoint_size"] = cp_size
+            else:
+                details["problem"] = problem
+            audit.append(conn, Event("export.sealed" if status == "complete" else "export.failed", self.maker, details), at)
+            row = db.get(conn, self.export_id)
+        assert row is not None
+        return row
+
+    # -- one package (one disc) ----------------------------------------------------------
+
+    def _package(self, pkg: Path, part: list[Recording], k: int, n: int,
+                 progress: Progress | None) -> tuple[bytes, int, int]:
+        cfg = self.vault.config
+        w = bag.BagWriter(pkg, cfg.ingest.chunk_bytes)
+        tz = ZoneInfo(cfg.time.station_tz)
+        cover_files = []
+        for rec in part:
+            fname = bag.safe_name(rec.original_name)
+            fname = "original-" + fname if fname == "metadata.json" else fname
+            rel = f"data/recordings/{rec.id}/{fname}"
+            if progress:
+                progress.file(rec.original_name)
+            fd = self.vault.store.open_original(rec.sha256)
+            try:
+                d = w.add_stream(rel, fd, progress.advance if progress else None)
+            finally:
+                os.close(fd)
+            if d.sha256 != rec.sha256:
+                raise HashMismatchError(
+                    _("original %s does not match its recorded hash; the export stops") % rec.id,
+                    hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
+            label = labels.effective(self.labels.get(rec.id), rec)
+            w.add_bytes(f"data/recordings/{rec.id}/metadata.json", metadata_json(rec, label, fname, d.sha512))
+            cover_files.append(_cover_file(rec, rel, label, tz))
+        chain = custody.build(self.vault, [r.id for r in part], [self.entry_index], self.previous_size)
+        for rel, data in sorted(chain.files.items()):
+            w.add_bytes(rel, data)
+        ca = self.ident.chain[-1] if self.ident.chain else self.ident.cert
+        ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+        ca_fp = hashlib.sha256(ca.public_bytes(serialization.Encoding.DER)).hexdigest()
+        log_key = chain.files[f"{custody.DIR}/log-key.txt"].decode("ascii").strip()
+        steps = verify_steps(ca_fp, log_key, bool(cfg.export.tsa_url))
+        sheet = self._cover(part, cover_files, k, n, steps)
+        w.add_tag("cover.html", cover.render_html(sheet))
+        w.add_tag("cover.pdf", cover.render_pdf(sheet, cover.find_font(cfg.export.cover_font)))
+        w.add_tag("VERIFY.txt", verify_text(self.export_id, ca_fp, log_key, steps))
+        w.add_tag("agency-ca.pem", ca_pem)
+        tag = w.finish(self._info(part, k, n, chain.checkpoint_size))
+        sig = signing.sign_detached(tag, self.ident)
+        (pkg / "signature").mkdir()
+        (pkg / SIGNATURE).write_bytes(sig)
+        if cfg.export.tsa_url:
+            (pkg / TIMESTAMP).write_bytes(signing.request_timestamp(cfg.export.tsa_url, sig, cfg.export.tsa_timeout_s))
+        return tag, chain.checkpoint_size, len(w.payload)
+
+    def _info(self, part: list[Recording], k: int, n: int, cp_size: int) -> list[tuple[str, str]]:
+        starts = [r.recorded_start for r in part if r.recorded_start]
+        ends = [r.recorded_end for r in part if r.recorded_end]
+        return [
+            ("Source-Organization", self.vault.config.export.agency or "-"),
+            ("External-Identifier", self.export_id),
+            ("Bag-Group-Identifier", self.export_id),
+            ("Bag-Count", f"{k} of {n}"),
+            ("Bagging-Date", f"{self.now:%Y-%m-%d}"),
+            ("Case-Number", self.req.case_number or "-"),
+            ("Requester", self.grant.grantee),
+            ("Approver", self.grant.approved_by),
+            ("Grant", self.grant.id),
+            ("Purpose", self.grant.purpose),
+            ("Internal-Sender-Description", self.grant.purpose),
+            ("Made-By", self.maker.label),
+            ("Made-At", self.now.isoformat()),
+            ("Recordings", str(len(part))),
+            ("Recorded-From", min(starts).isoformat() if starts else "-"),
+            ("Recorded-To", max(ends).isoformat() if ends else "-"),
+            ("Audit-Log-Checkpoint-Size", str(cp_size)),
+            ("Audit-Log-Export-Entry", str(self.entry_index)),
+        ]
+
+    def _cover(self, part: list[Recording], files: list[cover.CoverFile], k: int, n: int,
+               steps: tuple[str, ...]) -> cover.Cover:
+        return cover.Cover(
+            export_id=self.export_id, agency=self.vault.config.export.agency, case_number=self.req.case_number or "",
+            purpose=self.grant.purpose, requester=self.grant.grantee, approver=self.grant.approved_by,
+            grant_id=self.grant.id, made_by=self.maker.label,
+            made_at=self.now.astimezone(ZoneInfo(self.vault.config.time.station_tz)).isoformat(timespec="seconds"),
+            disc=f"{k} / {n}", files=tuple(files), verify_steps=steps)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
+def metadata_json(rec: Recording, label: dict[str, object], package_file: str, sha512: str) -> bytes:
+    """Every catalog field, the R3 fields and labels, as exported next to the original."""
+    doc: dict[str, Any] = {f.name: _json_value(getattr(rec, f.name)) for f in dataclasses.fields(rec)}
+    doc["original_name_raw_hex"] = doc.pop("original_name_raw")
+    doc["package_file"] = package_file
+    doc["sha512"] = sha512
+    doc["r3"] = {k: label.get(k) for k in ("making_method", "making_time", "maker", "proves", "description")}
+    doc["labels"] = _json_value(label)
+    return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def _cover_file(rec: Recording, rel: str, label: dict[str, object], tz: ZoneInfo) -> cover.CoverFile:
+    def local(t: datetime | None) -> str:
+        return t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if t else "?"
+
+    return cover.CoverFile(
+        path=rel, recording_id=rec.id, size_bytes=rec.size_bytes, duration_s=rec.duration_s,
+        recorded=f"{local(rec.recorded_start)} – {local(rec.recorded_end)}", sha256=rec.sha256,
+        making_method=str(label.get("making_method") or rec.making_method),
+        making_time=str(label.get("making_time") or "?"), maker=str(label.get("maker") or "?"),
+        proves=str(label.get("proves") or "（未填写 not entered）"), damaged=rec.damaged)
+
+
+# -- how to verify ------------------------------------------------------------------------------
+
+def verify_steps(ca_fp: str, log_key: str, timestamp: bool) -> tuple[str, ...]:
+    steps = [
+        "cd <the disc or the package folder> && sha256sum -c tagmanifest-sha256.txt && sha256sum -c "
+        "manifest-sha256.txt   (sha512sum -c on the *-sha512.txt files too)",
+        "openssl cms -verify -binary -inform DER -in signature/tagmanifest-sha256.txt.p7s "
+        "-content tagmanifest-sha256.txt -CAfile AGENCY-CA.pem -purpose any -out /dev/null   "
+        f"(AGENCY-CA.pem: the agency's CA obtained from the agency, SHA-256 fingerprint {ca_fp}; "
+        "a copy is agency-ca.pem, compare the fingerprint: openssl x509 -in agency-ca.pem -noout "
+        "-fingerprint -sha256)",
+    ]
+    if timestamp:
+        steps.append("openssl ts -verify -in signature/tagmanifest-sha256.txt.p7s.tsr -data "
+                     "signature/tagmanifest-sha256.txt.p7s -CAfile TSA-CA.pem")
+    steps.append("vaultd verify . --ca AGENCY-CA.pem --log-key '" + log_key + "'   (checks all of the above "
+                 "and every audit-log proof in data/custody against the checkpoint signed by that log key)")
+    return tuple(steps)
+
+
+def verify_text(export_id: str, ca_fp: str, log_key: str, steps: tuple[str, ...]) -> bytes:
+    lines = [
+        f"如何核验本导出包 / How to verify export {export_id}",
+        "",
+        "This package is a BagIt bag (RFC 8493). It proves itself with standard tools;",
+        "nothing here asks you to trust vaultd. Anchors carried in the package (agency-ca.pem,",
+        "data/custody/log-key.txt) must be compared with those the agency publishes:",
+        f"  agency CA SHA-256 fingerprint: {ca_fp}",
+        f"  audit log verifier key:        {log_key}",
+        "",
+        "Steps (run from the package's folder, e.g. the disc's root):",
+        "",
+    ]
+    for n, s in enumerate(steps, 1):
+        lines += [f"{n}. {s}", ""]
+    lines += [
+        "The audit-log proofs by hand (RFC 6962 / C2SP tlog):",
+        "  - data/custody/entries/N.json are the exact bytes of audit entry N; its leaf hash is",
+        "    SHA-256(0x00 || bytes):  (printf '\\000'; cat data/custody/entries/N.json) | sha256sum",
+        "  - data/custody/proofs/N.tlog-proof is a c2sp.org/tlog-proof@v1: index, the audit path,",
+        "    and the signed checkpoint (data/custody/checkpoint.txt: origin, size, base64 root,",
+        "    then the Ed25519 signature by the log key above).",
+        "  - hash the leaf up the path as RFC 9162 section 2.1.3.2 says; the result must equal the",
+        "    checkpoint's root. Any C2SP tlog client (e.g. Go's golang.org/x/mod/sumdb/tlog) does this.",
+        "  - data/custody/consistency.txt proves this checkpoint extends previous-checkpoint.txt (the",
+        "    one the previous export carried), so the log was not rewritten between exports.",
+        "  - data/custody/index.json lists, per recording, the entries about it; its ingest entry",
+        "    records the SHA-256 of the original, which must equal the line in manifest-sha256.txt.",
+        "",
+    ]
+    return "\n".join(lines).encode("utf-8")
+
+
+# -- reading the record -----------------------------------------------------------------------------
+
+def list_exports(vault: Vault, actor: Principal, via: str = "cli") -> list[ExportRow]:
+    require(vault, actor, Action.READ_AUDIT, via, _("list exports"))
+    with vault.engine.connect() as conn:
+        return db.all_exports(conn)
+
+
+def show_export(vault: Vault, actor: Principal, export_id: str, via: str = "cli") -> ExportRow:
+    require(vault, actor, Action.READ_AUDIT, via, _("show exports"))
+    with vault.engine.connect() as conn:
+        row = db.get(conn, export_id)
+    if row is None:
+        raise NotFoundError(_("there is no export %s") % export_id, hint=_("'vaultd export list' shows them"))
+    return row
