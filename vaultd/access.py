@@ -55,6 +55,12 @@ RETENTION_VIEW     supervisor, legal, leader, auditor, admin        the role's v
 PURGE_PREPARE,     admin, legal, leader                             the role's value / role
 PURGE_RUN
 PURGE_APPROVE      legal, leader (two distinct ones: the service)   the role's value / role
+READ_REPORTS       auditor, legal, leader (every unit)              the role's value / role
+READ_UNIT_REPORTS  supervisor (the service keeps them to their      the role's value / role
+                   own unit), auditor, legal, leader
+MANAGE_TRIPS       supervisor, leader, admin                        the role's value / role
+EXPLAIN            officer, supervisor, leader (the service also    the role's value / role
+                   needs the recording visible to the actor)
 =================  ===============================================  ===========================
 
 A ``Grant`` exists only once its request was approved. Only READ_ORIGINAL,
@@ -126,6 +132,11 @@ class Action(str, Enum):
     PURGE_PREPARE = "purge-prepare"
     PURGE_APPROVE = "purge-approve"
     PURGE_RUN = "purge-run"
+    # compliance, reports, spot checks (#6)
+    READ_REPORTS = "read-reports"  # compliance reports and statistics of every unit
+    READ_UNIT_REPORTS = "read-unit-reports"  # ... of the actor's own unit
+    MANAGE_TRIPS = "manage-trips"  # record off-site trips (R1 exception)
+    EXPLAIN = "explain"  # late reasons, interruption notes, on recordings one sees
 
 
 @dataclass(frozen=True)
@@ -362,6 +373,10 @@ _BY_ROLE_ONLY: Mapping[Action, tuple[Role, ...]] = {
     Action.PURGE_PREPARE: (Role.ADMIN, Role.LEGAL, Role.LEADER),
     Action.PURGE_APPROVE: (Role.LEGAL, Role.LEADER),
     Action.PURGE_RUN: (Role.ADMIN, Role.LEGAL, Role.LEADER),
+    Action.READ_REPORTS: (Role.AUDITOR, Role.LEGAL, Role.LEADER),
+    Action.READ_UNIT_REPORTS: (Role.SUPERVISOR, Role.AUDITOR, Role.LEGAL, Role.LEADER),
+    Action.MANAGE_TRIPS: (Role.SUPERVISOR, Role.LEADER, Role.ADMIN),
+    Action.EXPLAIN: (Role.OFFICER, Role.SUPERVISOR, Role.LEADER),
 }
 # second-person actions: never by the one who asked for or set the thing (``owner``)
 _SECOND_PERSON: Mapping[Action, tuple[tuple[Role, ...], str]] = {

@@ -209,12 +209,16 @@ def _print_report(report: ingest.IngestReport) -> None:
 
 def _add_scrub(sub: Any) -> None:
     p = cmd(sub, "scrub", _run_scrub,
-             _("re-hash every stored original; exit non-zero naming each one missing or different"))
+             _("re-hash every stored original; exit non-zero naming each one missing or different, "
+               "and while a scrub alarm is open"))
     p.add_argument("--json", action="store_true")
+    cli_compliance.add_scrub_options(p)
 
 
 def _run_scrub(args: argparse.Namespace) -> int:
     vault = open_(args)
+    if args.step or args.status:
+        return cli_compliance.run_scrub_mode(vault, args)
     show = progress.wanted(args.json)
 
     def tick(done: int, total: int) -> None:
@@ -237,6 +241,7 @@ def _run_scrub(args: argparse.Namespace) -> int:
     if not report.ok:
         raise IntegrityError(_("%d originals failed the scrub") % (len(report.findings) + len(report.unknown_objects)),
                              hint=_("restore each named original from backup; never edit the store by hand"))
+    cli_compliance.fail_on_open_alarms(vault, quiet=args.json)
     return 0
 
 

@@ -95,6 +95,12 @@ class PreviewConfig:  # previews (#7)
 
 @dataclass(frozen=True)
 class ExportConfig:  # signed exports (#8)
+    scrub_interval_min: int = 60  # the daemon runs one scrub step this often
+    scrub_budget_s: float = 300.0  # a step starts no new file after this long
+    scrub_max_mb_per_s: float = 40.0  # read rate limit of the background scrub (MiB/s)
+    dock_overdue_hours: float = 24.0  # an assigned, enrolled camera undocked this long: alert
+    gap_threshold_s: float = 60.0  # a longer pause between clips of one device: an interruption
+    duty_break_hours: float = 4.0  # a pause this long (or a dock, or another officer) ends a duty period
     agency: str = ""
     signing_cert: str = ""  # an agency PKI certificate (PEM, chain may follow); empty: the one init made
     signing_key: str = ""  # its ECDSA P-256 private key (PEM); set together with signing_cert
@@ -267,6 +273,16 @@ def _check(cfg: Config, source: str) -> None:
 def _check_retention(ret: RetentionConfig, source: str) -> None:
     if ret.purge_approvals < 1:
         raise ConfigError(_("%s: retention.purge_approvals must be at least 1, got %r")
+    comp = cfg.compliance
+    for key, value in {"compliance.scrub_period_days": comp.scrub_period_days,
+                       "compliance.scrub_interval_min": comp.scrub_interval_min,
+                       "compliance.scrub_budget_s": comp.scrub_budget_s,
+                       "compliance.scrub_max_mb_per_s": comp.scrub_max_mb_per_s,
+                       "compliance.dock_overdue_hours": comp.dock_overdue_hours,
+                       "compliance.gap_threshold_s": comp.gap_threshold_s,
+                       "compliance.duty_break_hours": comp.duty_break_hours}.items():
+        if value <= 0:
+            raise ConfigError(_("%s: %s must be greater than 0, got %r") % (source, key, value))
                           % (source, ret.purge_approvals),
                           hint=_("2 distinct approvers by default; 1 only for small agencies"))
     for key in ("label_working_days", "batch_every_days"):

@@ -471,6 +471,90 @@ tombstones = Table(  # what remains of a purged original: all its metadata and i
 
 # -- compliance: trips, scrub schedule, spot checks (#6; migration 0010) --------
 
+trips = Table(  # R1 off-site exception: the upload deadline moves to return + 24 h
+    "trips",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("officer_number", String(32), index=True),  # an officer's trip, or
+    Column("device_serial", String(64), index=True),  # a device's (at least one is set)
+    Column("left_at", UTCDateTime, nullable=False),
+    Column("returned_at", UTCDateTime),  # null: still away
+    Column("note", Text, nullable=False),
+    Column("recorded_by", String(160), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+late_reasons = Table(  # why a recording reached the vault after its deadline (R1)
+    "late_reasons",
+    metadata,
+    Column("recording_id", String(16), ForeignKey("recordings.id"), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("entered_by", String(160), nullable=False),
+    Column("entered_at", UTCDateTime, nullable=False),
+)
+
+interruption_notes = Table(  # R12: a note on the gap before a clip, keyed by the clip after it
+    "interruption_notes",
+    metadata,
+    Column("after_id", String(16), ForeignKey("recordings.id"), primary_key=True),
+    Column("before_id", String(16), ForeignKey("recordings.id"), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("noted_by", String(160), nullable=False),
+    Column("noted_at", UTCDateTime, nullable=False),
+)
+
+scrub_state = Table(  # where the background scrub stands: one row
+    "scrub_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("round", Integer, nullable=False),
+    Column("round_started_at", UTCDateTime, nullable=False),
+    Column("round_finished_at", UTCDateTime),
+    Column("cursor_at", UTCDateTime),  # the last checked recording's (ingested_at, id)
+    Column("cursor_id", String(16)),
+    Column("files_done", Integer, nullable=False),
+    Column("bytes_done", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+Index("ix_recordings_ingested_id", recordings.c.ingested_at, recordings.c.id)  # the scrub's order
+
+spot_checks = Table(  # R10: a reproducible random sample drawn by the legal office
+    "spot_checks",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("drawn_at", UTCDateTime, nullable=False),
+    Column("drawn_by", String(160), nullable=False),
+    Column("seed", String(64), nullable=False),
+    Column("percent", Float, nullable=False),
+    Column("unit", String(128)),
+    Column("since", UTCDateTime),
+    Column("until", UTCDateTime),
+    Column("population", Integer, nullable=False),
+    Column("sample_size", Integer, nullable=False),
+)
+
+spot_check_items = Table(
+    "spot_check_items",
+    metadata,
+    Column("check_id", String(16), ForeignKey("spot_checks.id"), primary_key=True),
+    Column("recording_id", String(16), ForeignKey("recordings.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+)
+
+spot_check_findings = Table(  # one row per finding; a later one on the same item supersedes
+    "spot_check_findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("check_id", String(16), ForeignKey("spot_checks.id"), nullable=False, index=True),
+    Column("recording_id", String(16), ForeignKey("recordings.id"), nullable=False),
+    Column("item", String(32), nullable=False),  # recorded | uninterrupted | on-time | labelled | access
+    Column("result", String(8), nullable=False),  # pass | fail | n/a
+    Column("note", Text, nullable=False),
+    Column("found_by", String(160), nullable=False),
+    Column("found_at", UTCDateTime, nullable=False),
+)
+
 # -- previews and their job queue (#7; migration 0011) ---------------------------
 
 # -- signed exports (#8; migration 0012) ------------------------------------------

@@ -1,0 +1,156 @@
+"""Yearly statistics (R14: reported by 15 January, published by 31 January):
+recordings, hours, bytes, on-time rate, labelling rate, exports and purges,
+per month (station time), unit and officer.
+
+``build_stats`` is pure; ``year_stats`` reads the catalog and the audit log
+(exports are ``export.created`` entries, purges ``retention.purge.done``) and
+logs that the statistics were read. Months, units and officers count a
+recording by when it was recorded (by its ingest when its time is unknown).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from vaultd import audit
+from vaultd.access import Principal
+from vaultd.audit import Event
+from vaultd.catalog import compliance as db
+from vaultd.catalog.compliance import RecordingFacts, TripRow
+from vaultd.compliance import timeliness
+from vaultd.errors import UsageError
+from vaultd.i18n import _
+from vaultd.people import actor_of
+from vaultd.reportscope import report_scope
+from vaultd.vault import Vault
+
+EXPORT_ENTRY = "export.created"
+PURGE_ENTRY = "retention.purge.done"
+
+
+@dataclass
+class Row:
+    scope: str  # total | month | unit | officer
+    key: str
+    recordings: int = 0
+    seconds: float = 0.0
+    bytes: int = 0
+    on_time: int = 0
+    late: int = 0
+    unknown: int = 0
+    labelled: int = 0
+    exports: int | None = None  # counted per month and in total only
+    purges: int | None = None
+
+    @property
+    def hours(self) -> float:
+        return round(self.seconds / 3600, 3)
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / (self.on_time + self.late) if self.on_time + self.late else None
+
+    @property
+    def labelling_rate(self) -> float | None:
+        return self.labelled / self.recordings if self.recordings else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"scope": self.scope, "key": self.key, "recordings": self.recordings, "hours": self.hours,
+                "bytes": self.bytes, "on_time": self.on_time, "late": self.late, "unknown": self.unknown,
+                "on_time_rate": self.on_time_rate, "labelled": self.labelled,
+                "labelling_rate": self.labelling_rate, "exports": self.exports, "purges": self.purges}
+
+
+@dataclass(frozen=True)
+class YearStats:
+    year: int
+    unit: str | None
+    total: Row
+    months: list[Row] = field(default_factory=list)
+    units: list[Row] = field(default_factory=list)
+    officers: list[Row] = field(default_factory=list)
+
+    def rows(self) -> list[Row]:
+        return [self.total, *self.months, *self.units, *self.officers]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"year": self.year, "unit": self.unit, "total": self.total.as_json(),
+                "months": [r.as_json() for r in self.months], "units": [r.as_json() for r in self.units],
+                "officers": [r.as_json() for r in self.officers]}
+
+    def as_csv(self) -> str:
+        cols = ["scope", "key", "recordings", "hours", "bytes", "on_time", "late", "unknown", "on_time_rate",
+                "labelled", "labelling_rate", "exports", "purges"]
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(cols)
+        for r in self.rows():
+            doc = r.as_json()
+            w.writerow(["" if doc[c] is None else (f"{doc[c]:.4f}" if isinstance(doc[c], float) and "rate" in c
+                                                   else doc[c]) for c in cols])
+        return out.getvalue()
+
+
+def _month(t: datetime, tz: ZoneInfo) -> str:
+    return t.astimezone(tz).strftime("%Y-%m")
+
+
+def build_stats(year: int, facts: Sequence[RecordingFacts], trips: Sequence[TripRow], *, hours: float,
+                exports: Sequence[datetime], purges: Sequence[datetime], tz: ZoneInfo,
+                unit: str | None = None) -> YearStats:
+    """The year's statistics (pure). ``exports``/``purges``: when each happened."""
+    total = Row("total", str(year), exports=0, purges=0)
+    months = {f"{year}-{m:02d}": Row("month", f"{year}-{m:02d}", exports=0, purges=0) for m in range(1, 13)}
+    units: dict[str, Row] = {}
+    officers: dict[str, Row] = {}
+    for f in facts:
+        when = f.recorded_start or f.ingested_at
+        status = timeliness(f, trips, hours).status
+        month = months.get(_month(when, tz))
+        if month is None:
+            continue
+        for row in (total, month, units.setdefault(f.unit or "-", Row("unit", f.unit or "-")),
+                    officers.setdefault(f.officer_id or "-", Row("officer", f.officer_id or "-"))):
+            row.recordings += 1
+            row.seconds += f.duration_s or 0.0
+            row.bytes += f.size_bytes
+            row.on_time += status == "on-time"
+            row.late += status == "late"
+            row.unknown += status == "unknown"
+            row.labelled += f.labelled_at is not None
+    for times, attr in ((exports, "exports"), (purges, "purges")):
+        for t in times:
+            month = months.get(_month(t, tz))
+            if month is not None:
+                setattr(month, attr, (getattr(month, attr) or 0) + 1)
+                setattr(total, attr, (getattr(total, attr) or 0) + 1)
+    return YearStats(year, unit, total, list(months.values()), sorted(units.values(), key=lambda r: r.key),
+                     sorted(officers.values(), key=lambda r: r.key))
+
+
+def year_stats(vault: Vault, actor: Principal, year: int, *, unit: str | None = None,
+               via: str = "cli") -> YearStats:
+    if not 2000 <= year <= 2200:
+        raise UsageError(_("--year must be a year such as 2026, got %d") % year)
+    unit = report_scope(vault, actor, unit, via, _("read statistics"))
+    tz = ZoneInfo(vault.config.time.station_tz)
+    since = datetime(year, 1, 1, tzinfo=tz)
+    until = datetime(year + 1, 1, 1, tzinfo=tz)
+    with vault.engine.begin() as conn:
+        facts = db.facts(conn, since=since, until=until, unit=unit)
+        stats = build_stats(year, facts, db.all_trips(conn), hours=vault.config.ingest.deadline_hours,
+                            exports=[] if unit else db.count_audit(conn, EXPORT_ENTRY, since, until),
+                            purges=[] if unit else db.count_audit(conn, PURGE_ENTRY, since, until),
+                            tz=tz, unit=unit)
+        audit.append(conn, Event("report.stats", actor_of(actor, via), {
+            "year": year, "unit": unit, "recordings": stats.total.recordings}))
+    if unit:  # exports and purges are counted for the whole agency only
+        for r in (stats.total, *stats.months):
+            r.exports = r.purges = None
+    return stats
