@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
+
 from vaultd import access, audit
 from vaultd.access import Action, Level, Principal, Role
 from vaultd.approvals import grant_of, ref_of, take_grant, visible_recording
@@ -18,9 +20,10 @@ from vaultd.audit import Event, EvidenceRef
 from vaultd.catalog import approvals as appr_db
 from vaultd.catalog import people as people_db
 from vaultd.catalog import recordings as rec_db
+from vaultd.catalog import retention as ret_db
 from vaultd.catalog import sessions as ses_db
 from vaultd.catalog.recordings import RecordingFilter, Scope
-from vaultd.errors import HashMismatchError, StorageError, UsageError
+from vaultd.errors import HashMismatchError, NotFoundError, StorageError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Recording
 from vaultd.people import actor_of
@@ -86,8 +89,20 @@ def authorise_original(vault: Vault, actor: Principal, ref: str, reason: str, gr
                          hint=_("say why with --reason, e.g. --reason '案件 2026-017 review'"))
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         rec = visible_recording(conn, vault, actor, ref, via)
+        _refuse_purged(conn, rec)
         used = take_grant(conn, actor, grant_id, rec, Action.READ_ORIGINAL, via)
     return rec, used
+
+
+def _refuse_purged(conn: Connection, rec: Recording) -> None:
+    """A purged original (R6) is gone: say so, from its tombstone (#6)."""
+    tomb = ret_db.tombstone(conn, rec.id)
+    if tomb is not None:
+        raise NotFoundError(
+            _("the original of %s was purged on %s (retention class %s, batch %s, approved by %s); "
+              "its metadata and sha256 %s are kept") % (rec.id, tomb.purged_at.isoformat(), tomb.class_name,
+                                                        tomb.batch_id, ", ".join(tomb.approvers), tomb.sha256),
+            hint=_("'vaultd recordings show %s' shows what is kept") % rec.id)
 
 
 def log_read(vault: Vault, actor: Principal, rec: Recording, *, reason: str, grant: str | None,

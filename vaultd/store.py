@@ -261,6 +261,24 @@ class Store:
         _fsync_dir(target.parent)
         return True
 
+    def purge(self, sha256: str) -> bool:
+        """Delete one original's bytes: the only removal of evidence of record.
+
+        Only ``vaultd.retention.purge`` calls this, for a batch that was
+        approved and re-checked (no hold, no open case, past its minimum) in
+        the same run; it keeps a tombstone and writes the audit entries.
+        Returns False when the object was already gone.
+        """
+        target = self.object_path(sha256)
+        try:
+            os.unlink(target)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _storage_error(exc, target) from exc
+        _fsync_dir(target.parent)
+        return True
+
     # -- checking ---------------------------------------------------------
     def check(self, sha256: str, size_bytes: int | None = None) -> CheckResult:
         path = self.object_path(sha256)
