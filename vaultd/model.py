@@ -66,6 +66,9 @@ class CameraIdentity:
     clock_offset_s: float | None = None  # camera clock minus station clock
     camera_tz: str | None = None
     simulated: bool = False
+    officer_name: str | None = None  # the user name the camera reports (e.g. 张三)
+    unit_id: str | None = None  # the unit number the camera reports (单位编号)
+    device_id: str | None = None  # a vendor device/ID code, where the protocol has one
 
 
 @dataclass(frozen=True)
