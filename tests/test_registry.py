@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -362,3 +363,156 @@ def test_sim_driver_does_not_follow_a_symlinked_identity_file(tmp_path: Path) ->
     drv = SimulatedCamera()
     with pytest.raises(DriverError):
         _registry(drv).call(drv, "identify", _sim_device(cam))
+
+
+# --- camera models from devices.toml ---------------------------------------------
+
+REFERENCE = Path(__file__).resolve().parents[1] / "config" / "devices.toml"
+STICK = DeviceInfo(usb=OTHER, usb_serial="4C530001", fs_label="KINGSTON", fs_type="vfat",
+                   root_names=frozenset({"DCIM"}))
+
+
+def _devices_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "devices.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_reference_devices_file_is_valid_commented_and_its_examples_parse() -> None:
+    from vaultd import devicemodels
+
+    assert devicemodels.load(REFERENCE) == ()  # every example is commented out
+    text = REFERENCE.read_text(encoding="utf-8")
+    uncommented = "\n".join(line[2:] if re.match(r"# (\[\[?model|[a-z_]+ = )", line) else line
+                            for line in text.splitlines())
+    models = devicemodels.parse(uncommented, "reference")
+    assert [m.driver for m in models] == ["generic_msc", "cn_recorder", "cn_recorder"]
+    assert models[2].option("text_encoding") == "gb18030"
+    reg = load_drivers()
+    for m in models:
+        reg.add_model(m)
+
+
+def test_a_model_added_in_toml_matches_what_no_shipped_driver_did(tmp_path: Path) -> None:
+    reg = load_drivers()
+    assert reg.select(STICK) is None
+    path = _devices_file(tmp_path, """
+[[model]]
+name = "Agency cam 7"
+driver = "generic_msc"
+usb = ["0781:5567"]
+fs_label_pattern = "KING.*"
+vendor = "SanDisk OEM"
+camera_tz = "Asia/Urumqi"
+wipe_allowed = true
+name_patterns = ['^(?P<officer>\\d{6})_(?P<ts>\\d{14})\\.mp4$']
+""")
+    reg.load_models(path)
+    sel = reg.select(STICK)
+    assert sel is not None and sel.driver.name == "generic_msc" and sel.model is not None
+    assert sel.model.name == "Agency cam 7" and sel.device.model == sel.model
+    ident = reg.call(sel.driver, "identify", sel.device)
+    assert (ident.serial, ident.model, ident.vendor, ident.camera_tz) == \
+        ("4C530001", "Agency cam 7", "SanDisk OEM", "Asia/Urumqi")
+    assert reg.call(sel.driver, "wipe_allowed", sel.device) is True
+    assert reg.call(sel.driver, "wipe_allowed", STICK) is False  # not without the model
+    from vaultd import devicemodels
+    pats = devicemodels.name_patterns(reg.models)
+    assert [p.model for p in pats] == ["Agency cam 7"]
+
+
+def test_most_specific_match_wins_across_drivers_and_models(tmp_path: Path) -> None:
+    reg = load_drivers()
+    amba = DeviceInfo(usb=CAM, usb_serial="AB12CD34", fs_label="CAM01")
+    assert reg.choose(amba) is reg.get("cn_recorder")  # built-in match on 4255:0001
+    reg.load_models(_devices_file(tmp_path, """
+[[model]]
+name = "label only"
+driver = "generic_msc"
+fs_label_pattern = "CAM[0-9]{2}"
+
+[[model]]
+name = "one batch by serial"
+driver = "generic_msc"
+usb = ["4255:0001"]
+serial_pattern = "AB[0-9A-F]+"
+"""))
+    sel = reg.select(amba)
+    assert sel is not None and sel.model is not None and sel.model.name == "one batch by serial"
+    other_serial = DeviceInfo(usb=CAM, usb_serial="ZZ", fs_label="CAM01")
+    sel = reg.select(other_serial)  # USB id (built-in) beats the label-only model
+    assert sel is not None and sel.driver.name == "cn_recorder" and sel.model is None
+    sel = reg.select(DeviceInfo(fs_label="CAM02"))
+    assert sel is not None and sel.model is not None and sel.model.name == "label only"
+
+
+def test_at_equal_specificity_the_configured_model_wins(tmp_path: Path) -> None:
+    reg = load_drivers()
+    reg.load_models(_devices_file(tmp_path, '[[model]]\nname = "plain A9"\ndriver = "generic_msc"\n'
+                                            'usb = ["4255:0001"]\n'))
+    sel = reg.select(DeviceInfo(usb=CAM))
+    assert sel is not None and sel.driver.name == "generic_msc"
+
+
+@pytest.mark.parametrize("text, where", [
+    ("[[model]\nname = 'x'", ["devices.toml", "not valid TOML"]),
+    ("colour = 'red'", ["devices.toml", "'colour'"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'\nusb = ['4255:0001']\ncolour = 'red'",
+     ["devices.toml", "'A'", "'colour'", "unknown key"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'\nusb = ['4255-0001']", ["'A'", "'usb'", "4255-0001"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'\nusb = ['42550:1']", ["'A'", "'usb'"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'", ["'A'", "at least one of"]),
+    ("[[model]]\ndriver = 'generic_msc'\nusb = ['4255:0001']", ["#1", "'name'", "required"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'\nserial_pattern = '(x'", ["'A'", "'serial_pattern'"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'\nusb = ['4255:0001']\nwipe_allowed = 'yes'",
+     ["'wipe_allowed'"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'\nusb = ['4255:0001']\nname_patterns = ['(?P<when>x)']",
+     ["'name_patterns'", "'when'"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'\nusb = ['4255:0001']\ncamera_tz = 'Mars/Base'",
+     ["'camera_tz'"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'\nusb = ['4255:0001']\npassword_env = 'X'\n"
+     "password_file = '/p'", ["'password_file'", "not both"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'\nusb = ['4255:0001']\n[model.options]\nx = [1]",
+     ["'options.x'"]),
+    ("[[model]]\nname = 'A'\ndriver = 'generic_msc'\nusb = ['4255:0001']\n"
+     "[[model]]\nname = 'A'\ndriver = 'sim'\nusb = ['4255:0001']", ["'A'", "two models"]),
+    ("[[model]]\nname = 'A'\ndriver = 'nosuch'\nusb = ['4255:0001']", ["devices.toml", "'A'", "'driver'", "nosuch"]),
+])
+def test_bad_devices_files_name_file_model_and_key(tmp_path: Path, text: str, where: list[str]) -> None:
+    reg = load_drivers()
+    with pytest.raises(ConfigError) as caught:
+        reg.load_models(_devices_file(tmp_path, text))
+    for part in where:
+        assert part in str(caught.value), (part, str(caught.value))
+    assert reg.models == ()
+
+
+def test_a_model_whose_driver_failed_to_load_is_skipped(tmp_path: Path) -> None:
+    reg = load_drivers([FakeEntryPoint("cn_recorder", "x:Y", ImportError("no pyusb"))])
+    reg.load_models(_devices_file(tmp_path, '[[model]]\nname = "A9"\ndriver = "cn_recorder"\n'
+                                            'usb = ["4255:0001"]\n'))
+    assert reg.models == () and reg.skipped_models == [("A9", "driver 'cn_recorder' failed to load")]
+
+
+def test_where_the_devices_file_is_looked_up(tmp_path: Path) -> None:
+    from vaultd import devicemodels
+
+    assert devicemodels.locate(tmp_path) is None
+    home_file = _devices_file(tmp_path, "")
+    assert devicemodels.locate(tmp_path) == home_file
+    other = tmp_path / "other.toml"
+    with pytest.raises(ConfigError, match="does not exist"):
+        devicemodels.locate(tmp_path, other)
+    other.write_text("")
+    assert devicemodels.locate(tmp_path, other) == other
+    from vaultd.registry import load_registry
+    assert load_registry(devicemodels.locate(tmp_path)).models == ()
+
+
+def test_a_bad_model_late_in_the_file_adds_none_of_it(tmp_path: Path) -> None:
+    reg = load_drivers()
+    text = ('[[model]]\nname = "good"\ndriver = "generic_msc"\nusb = ["0781:5567"]\n'
+            '[[model]]\nname = "bad"\ndriver = "nosuch"\nusb = ["0781:5567"]\n')
+    with pytest.raises(ConfigError):
+        reg.load_models(_devices_file(tmp_path, text))
+    assert reg.models == () and reg.select(STICK) is None

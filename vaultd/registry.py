@@ -160,8 +160,13 @@ class Registry:
         if path is None:
             return ()
         models = devicemodels.load(path)
-        for model in models:
-            self.add_model(model)
+        before, skipped = list(self._models), list(self.skipped_models)
+        try:
+            for model in models:
+                self.add_model(model)
+        except ConfigError:
+            self._models, self.skipped_models = before, skipped  # all of the file or none of it
+            raise
         return models
 
     def select(self, dev: DeviceInfo) -> Selection | None:
@@ -225,11 +230,11 @@ class Registry:
         except DriverError:
             raise
         except Exception as exc:
-            what = f"driver {driver.name!r} failed in {method_name}: {type(exc).__name__}: {exc}"
+            what = _("driver %r failed in %s: %s: %s") % (driver.name, method_name, type(exc).__name__, exc)
             if _device_gone(exc):
-                raise DeviceGoneError(what, hint="the camera was unplugged or stopped answering; "
-                                      "dock it again to resume") from exc
-            raise DriverError(what, hint="see the log for the driver's traceback") from exc
+                raise DeviceGoneError(what, hint=_("the camera was unplugged or stopped answering; "
+                                                   "dock it again to resume")) from exc
+            raise DriverError(what, hint=_("see the log for the driver's traceback")) from exc
 
 
 def _better(key: tuple[int, int, str, str], best: tuple[int, int, str, str] | None) -> bool:
