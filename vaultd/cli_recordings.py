@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from vaultd import cli_audit, evidence, views
+from vaultd import cli_audit, cli_previews, evidence, views
 from vaultd.catalog.recordings import RecordingFilter
 from vaultd.clicommon import cmd, open_, parse_time, print_json, remote, zone
 from vaultd.i18n import _
@@ -32,6 +32,7 @@ def add_commands(sub: Any) -> None:
     get.add_argument("--reason", required=True, help=_("why the original is read (kept in the audit log)"))
     get.add_argument("--grant", help=_("the approved grant that allows it (not needed on the station)"))
     cli_audit.add_receipt(rs)
+    cli_previews.add_recording_commands(rs)  # recordings preview (#7)
 
 
 def _list_remote(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -91,6 +91,22 @@ class ComplianceConfig:  # compliance, scrub schedule, spot checks (#6)
 @dataclass(frozen=True)
 class PreviewConfig:  # previews (#7)
     height: int = 480
+    fps: int = 15  # 0: the source's frame rate
+    preset: str = "veryfast"  # libx264 preset
+    crf: int = 28
+    audio_kbps: int = 64
+    photo_height: int = 720
+    sprite_every_s: float = 10.0
+    first_part_s: float = 10.0  # what "open now" makes first
+    encoder: str = "auto"  # auto | software | vaapi | nvenc
+    workers: int = 0  # 0: cores - 1, at least 1
+    max_attempts: int = 4
+    retry_base_s: float = 60.0
+    timeout_base_s: float = 120.0
+    timeout_per_media_s: float = 2.0
+    font_file: str = ""  # empty: find a font with CJK glyphs
+    folder: str = ""  # empty: <home>/previews
+    poll_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -261,6 +277,7 @@ def _check(cfg: Config, source: str) -> None:
                 hint=_("use an IANA zone name such as Asia/Shanghai"),
             ) from None
     _check_retention(cfg.retention, source)
+    _check_preview(cfg.preview, source)
     try:
         date.fromisoformat(cfg.time.earliest_plausible)
     except ValueError:
@@ -291,3 +308,35 @@ def _check_retention(ret: RetentionConfig, source: str) -> None:
     if ret.notify_ahead_days < 0:
         raise ConfigError(_("%s: retention.notify_ahead_days must not be negative, got %r")
                           % (source, ret.notify_ahead_days))
+
+PREVIEW_ENCODERS = ("auto", "software", "vaapi", "nvenc")
+PREVIEW_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+
+
+def _check_preview(pv: PreviewConfig, source: str) -> None:
+    def bad(key: str, want: str) -> ConfigError:
+        return ConfigError(_("%s: preview.%s must be %s, got %r") % (source, key, want, getattr(pv, key)))
+
+    if not 120 <= pv.height <= 2160 or pv.height % 2:
+        raise bad("height", _("an even number of pixels from 120 to 2160"))
+    if not 120 <= pv.photo_height <= 4320:
+        raise bad("photo_height", _("from 120 to 4320"))
+    if not 0 <= pv.fps <= 120:
+        raise bad("fps", _("from 0 (the source's) to 120"))
+    if not 0 <= pv.crf <= 51:
+        raise bad("crf", _("from 0 to 51"))
+    if not 8 <= pv.audio_kbps <= 320:
+        raise bad("audio_kbps", _("from 8 to 320"))
+    if pv.preset not in PREVIEW_PRESETS:
+        raise bad("preset", _("one of %s") % ", ".join(PREVIEW_PRESETS))
+    if pv.encoder not in PREVIEW_ENCODERS:
+        raise bad("encoder", _("one of %s") % ", ".join(PREVIEW_ENCODERS))
+    if pv.workers < 0:
+        raise bad("workers", _("0 (cores - 1) or more"))
+    if pv.max_attempts < 1:
+        raise bad("max_attempts", _("at least 1"))
+    for key in ("sprite_every_s", "first_part_s", "timeout_base_s", "timeout_per_media_s", "poll_s"):
+        if getattr(pv, key) <= 0:
+            raise bad(key, _("greater than 0"))
+    if pv.retry_base_s < 0:
+        raise bad("retry_base_s", _("0 or more"))

@@ -22,6 +22,7 @@ from vaultd.api import (
     routes_audit,
     routes_evidence,
     routes_people,
+    routes_previews,
 )
 from vaultd.errors import ConfigError
 from vaultd.i18n import _
@@ -39,7 +40,8 @@ def create_app(vault: Vault) -> FastAPI:
                               "by the same services the command line uses.")
     app.state.vault = vault
     app.include_router(routes_people.public, prefix=PREFIX)
-    for router in (routes_people.admin, routes_evidence.router, routes_access.router, routes_audit.router):
+    for router in (routes_people.admin, routes_evidence.router, routes_access.router, routes_audit.router,
+                   routes_previews.router):
         app.include_router(router, prefix=PREFIX, responses=errors.responses())
     errors.install(app)
     return app

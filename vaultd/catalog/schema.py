@@ -557,6 +557,45 @@ spot_check_findings = Table(  # one row per finding; a later one on the same ite
 
 # -- previews and their job queue (#7; migration 0011) ---------------------------
 
+previews = Table(  # the current preview of a recording: derived data, deletable, never evidence
+    "previews",
+    metadata,
+    Column("recording_id", String(16), ForeignKey("recordings.id"), primary_key=True),
+    Column("state", String(16), nullable=False),  # partial (first part only) | ready
+    Column("kind", String(8), nullable=False),  # video | audio | photo
+    Column("main_file", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),  # of the main file
+    Column("size_bytes", BigInteger, nullable=False),  # all its files
+    Column("files", Text, nullable=False),  # JSON: name -> {sha256, size_bytes, role}
+    Column("original_sha256", String(64), nullable=False),
+    Column("tools", Text, nullable=False),  # JSON: ffmpeg -version first lines
+    Column("params", Text, nullable=False),  # JSON: the exact parameters and command lines
+    Column("incomplete", Boolean, nullable=False),  # made from what a damaged original let be read
+    Column("problems", Text, nullable=False),  # what ffmpeg complained about
+    Column("made_at", UTCDateTime, nullable=False),
+    Column("seconds", Float, nullable=False),
+)
+
+preview_jobs = Table(  # the persistent queue: one job per recording
+    "preview_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recording_id", String(16), ForeignKey("recordings.id"), nullable=False, unique=True),
+    Column("priority", Integer, nullable=False),  # higher first: on-demand > new ingest > backlog
+    Column("state", String(16), nullable=False),  # queued | running | done | failed
+    Column("attempts", Integer, nullable=False),
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("first_part", Boolean, nullable=False),  # someone is waiting: make the first part first
+    Column("last_error", Text),
+    Column("requested_by", String(160), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("worker", String(64)),
+    Index("ix_preview_jobs_next", "state", "priority", "not_before", "id"),
+)
+
+
 # -- signed exports (#8; migration 0012) ------------------------------------------
 
 exports = Table(  # what left the vault, to whom, and the package's tagmanifest hash (R7)

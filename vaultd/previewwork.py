@@ -1,0 +1,445 @@
+"""The preview worker: takes jobs from the queue and makes previews (#7).
+
+The daemon runs ``Worker(vault).run_forever(stop_event)``; the command
+line runs ``Worker(vault).run_until_idle()``. A job that was running when
+its process died goes back to the queue when a worker starts
+(``recover``). A damaged original that ffmpeg cannot read at all fails at
+once with the reason; anything else is tried again with exponential
+back-off, and after ``[preview] max_attempts`` the job is failed with its
+error kept. ffmpeg runs at the lowest CPU priority and in the idle I/O
+class, under a time limit that scales with the media's length.
+
+``Maker`` is the seam between the queue and ffmpeg: ``FfmpegMaker`` is the
+real one; tests of the queue pass a fake that implements the same protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from vaultd import audit, media
+from vaultd.audit import Event, EvidenceRef
+from vaultd.catalog import previews as db
+from vaultd.catalog import recordings as rec_db
+from vaultd.config import PreviewConfig
+from vaultd.errors import VaultError
+from vaultd.i18n import _
+from vaultd.media import MediaToolError, VideoSpec
+from vaultd.model import Actor, Recording
+from vaultd.preview import (
+    SERVICE,
+    backoff_s,
+    encoder_for,
+    enqueue_backlog,
+    folder_of,
+    kind_of,
+    output_height,
+    provenance_json,
+    root_of,
+    sprite_layout,
+    strip_text,
+    time_limit_s,
+    worker_count,
+)
+from vaultd.vault import Vault, utcnow
+
+log = logging.getLogger(__name__)
+
+BACKLOG_EVERY_S = 60.0
+SPRITE_TILE_HEIGHT = 90
+WAVEFORM_SIZE = (1280, 240)
+_ACTIVE: set[int] = set()  # job ids running in this process
+_ACTIVE_LOCK = threading.Lock()
+
+
+class UnreadableError(VaultError):
+    """The original cannot be read at all: trying again will not help."""
+
+    code = "preview_unreadable"
+
+
+@dataclass(frozen=True)
+class Task:
+    recording: Recording
+    original: Path
+    work: Path  # an empty folder for the files
+    part: str  # "first" (the first seconds, at once) | "full"
+    config: PreviewConfig
+    tz: ZoneInfo
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Made:
+    kind: str  # video | audio | photo
+    main_file: str
+    files: dict[str, str]  # file name -> role
+    params: dict[str, Any]
+    incomplete: bool = False
+    problems: str = ""
+
+
+class Maker(Protocol):
+    def tools(self) -> dict[str, str]: ...
+
+    def make(self, task: Task) -> Made: ...
+
+
+# -- the real maker ------------------------------------------------------------------
+
+class FfmpegMaker:
+    """Makes previews with ffmpeg (through vaultd.media)."""
+
+    def __init__(self, low_priority: bool = True) -> None:
+        self.low_priority = low_priority
+
+    def tools(self) -> dict[str, str]:
+        return media.tool_versions()
+
+    def make(self, task: Task) -> Made:
+        info = media.probe(task.original)
+        if not info.ok:
+            raise UnreadableError(_("the original cannot be read: %s") % info.error)
+        kind = kind_of(task.recording)
+        if kind == "video" and info.video_codec is None and info.audio_codec is not None:
+            kind = "audio"
+        if kind in ("video", "photo") and info.video_codec is None:
+            raise UnreadableError(_("the original has no readable picture"))
+        if kind == "audio" and info.audio_codec is None:
+            raise UnreadableError(_("the original has no readable sound"))
+        if kind == "video":
+            made = self._video(task, info)
+        elif kind == "audio":
+            made = self._audio(task)
+        else:
+            made = self._photo(task)
+        return made
+
+    def _marking(self, task: Task) -> tuple[str | None, bool, str]:
+        font, cjk = media.find_font(task.config.font_file)
+        if not media.can_mark():
+            log.warning("ffmpeg cannot draw text here: previews carry the marking only in their metadata")
+            return None, False, "metadata-only"
+        if not cjk:
+            log.warning("no font with CJK glyphs (install fonts-wqy-microhei): the strip is latin only")
+        return font, cjk, "cjk" if cjk else "latin-only"
+
+    def _video(self, task: Task, info: media.ProbeResult) -> Made:
+        cfg, rec, first = task.config, task.recording, task.part == "first"
+        font, cjk, marking = self._marking(task)
+        encoder, why = encoder_for(cfg)
+        spec = VideoSpec(
+            height=output_height(info.height, cfg.height), fps=cfg.fps,
+            preset="ultrafast" if first else cfg.preset, crf=cfg.crf, audio_kbps=cfg.audio_kbps,
+            encoder=encoder, has_audio=info.audio_codec is not None,
+            strip=strip_text(rec, task.tz, cjk=cjk, clock=True) if marking != "metadata-only" else "",
+            font_file=font, duration_s=cfg.first_part_s if first else None)
+        name = "first.mp4" if first else "video.mp4"
+        params: dict[str, Any] = {"marking": marking, "encoder_reason": why}
+        ran = self._encode(task, spec, name, params)
+        files = {name: "first-part" if first else "video"}
+        problems = [ran.complaints] if ran.complaints else []
+        out = media.probe(task.work / name)
+        if not out.ok or not out.duration_s or out.video_codec is None:
+            raise MediaToolError(_("the preview came out unplayable: %s") % (out.error or _("no picture")))
+        params["duration_s"] = out.duration_s
+        if not first:
+            problems += self._stills(task, info, spec, files, params)
+        incomplete = rec.damaged or bool(ran.complaints) or (
+            bool(info.duration_s) and not first and out.duration_s < 0.9 * (info.duration_s or 0))
+        return Made("video", name, files, params, incomplete, "; ".join(p for p in problems if p))
+
+    def _encode(self, task: Task, spec: VideoSpec, name: str, params: dict[str, Any]) -> media.Ran:
+        try:
+            ran = media.make_preview_video(task.original, task.work / name, spec, task.work,
+                                           timeout_s=task.timeout_s, low_priority=self.low_priority)
+        except MediaToolError as exc:
+            if not spec.encoder.hardware:
+                raise
+            log.warning("hardware encoder %s failed (%s); using libx264", spec.encoder.name, exc.message)
+            params["fallback"] = f"{spec.encoder.name} failed: {exc.message}"
+            spec = VideoSpec(**{**spec.__dict__, "encoder": media.Encoder("libx264")})
+            ran = media.make_preview_video(task.original, task.work / name, spec, task.work,
+                                           timeout_s=task.timeout_s, low_priority=self.low_priority)
+        params.update(spec=spec.as_dict(), argv={name: list(ran.argv)})
+        return ran
+
+    def _stills(self, task: Task, info: media.ProbeResult, spec: VideoSpec, files: dict[str, str],
+                params: dict[str, Any]) -> list[str]:
+        """Poster and sprite: cheap (keyframes only); a damaged clip may lack them, the video stays."""
+        problems: list[str] = []
+        every, count, columns = sprite_layout(info.duration_s, task.config.sprite_every_s)
+        at_s = min(5.0, (info.duration_s or 0.0) / 10) if (info.duration_s or 0.0) >= 20 else 0.0
+        poster_strip = strip_text(task.recording, task.tz, cjk=params["marking"] == "cjk", clock=False)
+        jobs: dict[str, Callable[[Path], media.Ran]] = {
+            "poster.jpg": lambda out: media.make_poster(
+                task.original, out, height=spec.height, at_s=at_s,
+                strip=poster_strip if spec.strip else "", font_file=spec.font_file, work=task.work,
+                timeout_s=task.timeout_s, low_priority=self.low_priority),
+            "sprite.jpg": lambda out: media.make_sprite(
+                task.original, out, every_s=every, count=count, columns=columns,
+                tile_height=SPRITE_TILE_HEIGHT, timeout_s=task.timeout_s, low_priority=self.low_priority),
+        }
+        for name, job in jobs.items():
+            try:
+                ran = job(task.work / name)
+            except MediaToolError as exc:
+                problems.append(f"{name}: {exc.message}")
+                (task.work / name).unlink(missing_ok=True)
+                continue
+            files[name] = name.split(".")[0]
+            params["argv"][name] = list(ran.argv)
+        params["poster"] = {"at_s": at_s}
+        params["sprite"] = {"every_s": every, "count": count, "columns": columns,
+                            "tile_height": SPRITE_TILE_HEIGHT}
+        return problems
+
+    def _audio(self, task: Task) -> Made:
+        cfg = task.config
+        font, cjk, marking = self._marking(task)
+        ran = media.make_preview_audio(task.original, task.work / "audio.m4a", kbps=cfg.audio_kbps,
+                                       timeout_s=task.timeout_s, low_priority=self.low_priority)
+        files = {"audio.m4a": "audio"}
+        params: dict[str, Any] = {"marking": marking, "audio_kbps": cfg.audio_kbps,
+                                  "argv": {"audio.m4a": list(ran.argv)}}
+        problems = [ran.complaints] if ran.complaints else []
+        strip = strip_text(task.recording, task.tz, cjk=cjk, clock=False) if marking != "metadata-only" else ""
+        try:
+            wave = media.make_waveform(task.original, task.work / "waveform.png", width=WAVEFORM_SIZE[0],
+                                       height=WAVEFORM_SIZE[1], strip=strip, font_file=font, work=task.work,
+                                       timeout_s=task.timeout_s, low_priority=self.low_priority)
+            files["waveform.png"] = "waveform"
+            params["argv"]["waveform.png"] = list(wave.argv)
+        except MediaToolError as exc:
+            problems.append(f"waveform.png: {exc.message}")
+        return Made("audio", "audio.m4a", files, params, task.recording.damaged or bool(ran.complaints),
+                    "; ".join(problems))
+
+    def _photo(self, task: Task) -> Made:
+        cfg = task.config
+        font, cjk, marking = self._marking(task)
+        strip = strip_text(task.recording, task.tz, cjk=cjk, clock=False) if marking != "metadata-only" else ""
+        ran = media.make_preview_photo(task.original, task.work / "photo.jpg", height=cfg.photo_height,
+                                       strip=strip, font_file=font, work=task.work, timeout_s=task.timeout_s,
+                                       low_priority=self.low_priority)
+        params = {"marking": marking, "photo_height": cfg.photo_height, "strip": strip,
+                  "argv": {"photo.jpg": list(ran.argv)}}
+        return Made("photo", "photo.jpg", {"photo.jpg": "photo"}, params,
+                    task.recording.damaged or bool(ran.complaints), ran.complaints)
+
+
+# -- the worker ----------------------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _lower_this_thread() -> None:
+    """Lowest CPU priority and the idle I/O class for the calling worker thread (Linux: per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class Worker:
+    """Takes preview jobs from the catalog's queue and makes them.
+
+    ``workers``: jobs at once in ``run_forever`` (default ``[preview]
+    workers``: cores - 1, at least 1).
+    """
+
+    vault: Vault
+    actor: Actor = SERVICE
+    workers: int | None = None
+    maker: Maker = field(default_factory=FfmpegMaker)
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+    def __post_init__(self) -> None:
+        self.cfg = self.vault.config.preview
+        self.tz = ZoneInfo(self.vault.config.time.station_tz)
+        if self.workers is None:
+            self.workers = worker_count(self.cfg.workers, os.cpu_count())
+
+    # -- start-up ------------------------------------------------------------------
+    def recover(self) -> int:
+        """Jobs left 'running' by a process that is gone go back to the queue; its
+        half-made files are removed. Returns how many jobs were queued again."""
+        host = socket.gethostname()
+        stale = []
+        with self.vault.engine.begin() as conn:
+            for job in db.running(conn):
+                who, _sep, pid = (job.worker or "").rpartition(":")
+                mine = pid.isdigit() and int(pid) == os.getpid()
+                with _ACTIVE_LOCK:
+                    active = job.id in _ACTIVE
+                if who == host and pid.isdigit() and ((mine and not active) or (not mine and not _alive(int(pid)))):
+                    stale.append(job.id)
+            db.requeue(conn, stale, now=utcnow())
+        work = root_of(self.vault) / ".work"
+        if work.is_dir():
+            for entry in work.iterdir():
+                pid = entry.name.split("-", 1)[0]
+                if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                    shutil.rmtree(entry, ignore_errors=True)
+        if stale:
+            log.info("preview jobs %s were running when their worker stopped; queued again", stale)
+        return len(stale)
+
+    # -- one job -------------------------------------------------------------------
+    def run_once(self, recording_id: str | None = None) -> bool:
+        """Make the most urgent preview that may be made now (or ``recording_id``'s).
+        Returns False when there was nothing to do."""
+        now = utcnow()
+        with self.vault.engine.begin() as conn:
+            job = db.claim(conn, now=now, worker=self.name, recording_id=recording_id)
+            rec = rec_db.get(conn, job.recording_id) if job else None
+            current = db.get(conn, job.recording_id) if job else None
+        if job is None or rec is None:
+            return False
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(job.id)
+        try:
+            self._run(job, rec, current)
+        except UnreadableError as exc:
+            self._failed(job, rec, exc.message, retry=False)
+        except Exception as exc:  # a task boundary: one job; logged and kept with the job
+            message = exc.message if isinstance(exc, VaultError) else repr(exc)
+            if not isinstance(exc, VaultError):
+                log.exception("preview of %s failed", rec.id)
+            self._failed(job, rec, message, retry=job.attempts < self.cfg.max_attempts)
+        finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(job.id)
+        return True
+
+    def _run(self, job: db.JobRow, rec: Recording, current: db.PreviewRow | None) -> None:
+        original = self.vault.store.object_path(rec.sha256)
+        if not original.is_file():
+            raise UnreadableError(_("the original of %s is missing from the store") % rec.id)
+        limit = time_limit_s(rec.duration_s, rec.size_bytes, self.cfg)
+        parts = ["full"]
+        if job.first_part and kind_of(rec) == "video" and (current is None or current.state != "ready"):
+            parts.insert(0, "first")
+        for part in parts:
+            work = root_of(self.vault) / ".work" / f"{os.getpid()}-{rec.id}-{secrets.token_hex(4)}"
+            work.mkdir(parents=True, mode=0o700)
+            try:
+                started = time.monotonic()
+                made = self.maker.make(Task(rec, original, work, part, self.cfg, self.tz, limit))
+                self._commit(rec, made, work, "partial" if part == "first" else "ready",
+                             time.monotonic() - started)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        with self.vault.engine.begin() as conn:
+            db.finish(conn, job.id, now=utcnow())
+
+    def _commit(self, rec: Recording, made: Made, work: Path, state: str, seconds: float) -> None:
+        files: dict[str, dict[str, Any]] = {
+            name: {"sha256": _sha256(work / name), "size_bytes": (work / name).stat().st_size, "role": role}
+            for name, role in made.files.items()}
+        row = db.PreviewRow(
+            recording_id=rec.id, state=state, kind=made.kind, main_file=made.main_file,
+            sha256=str(files[made.main_file]["sha256"]), size_bytes=sum(int(f["size_bytes"]) for f in files.values()),
+            files=files, original_sha256=rec.sha256, tools=self.maker.tools(), params=made.params,
+            incomplete=made.incomplete, problems=made.problems[:4000], made_at=utcnow(), seconds=round(seconds, 3))
+        for leftover in work.iterdir():
+            if leftover.name not in files:
+                leftover.unlink()
+        (work / "provenance.json").write_text(provenance_json(row), encoding="utf-8")
+        _replace_folder(work, folder_of(self.vault, rec.id))
+        with self.vault.engine.begin() as conn:
+            db.put(conn, row)
+            audit.append(conn, Event("preview.made", self.actor, {
+                "state": state, "kind": made.kind, "files": files, "incomplete": made.incomplete,
+                "problems": row.problems[:500], "tools": row.tools}, EvidenceRef.of(rec)))
+
+    def _failed(self, job: db.JobRow, rec: Recording, message: str, *, retry: bool) -> None:
+        now = utcnow()
+        retry_at = now + timedelta(seconds=backoff_s(job.attempts, self.cfg.retry_base_s)) if retry else None
+        with self.vault.engine.begin() as conn:
+            db.fail(conn, job.id, message, now=now, retry_at=retry_at)
+            if retry_at is None:
+                audit.append(conn, Event("preview.failed", self.actor, {
+                    "error": message[:1000], "attempts": job.attempts}, EvidenceRef.of(rec)))
+        if retry_at is None:
+            log.warning("preview of %s failed for good: %s", rec.id, message)
+        else:
+            log.info("preview of %s failed (try %d), again at %s: %s", rec.id, job.attempts, retry_at, message)
+
+    # -- loops -----------------------------------------------------------------------
+    def run_until_idle(self, limit: int | None = None) -> int:
+        """Make previews until no job may run now; returns how many jobs ran."""
+        self.recover()
+        enqueue_backlog(self.vault)
+        done = 0
+        while (limit is None or done < limit) and self.run_once():
+            done += 1
+        return done
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """``workers`` threads taking jobs until ``stop`` is set; idle ones poll every
+        ``[preview] poll_s``; recordings without a job are queued every minute."""
+        self.recover()
+        threads = [threading.Thread(target=self._loop, args=(stop, n == 0), name=f"preview-{n}", daemon=True)
+                   for n in range(self.workers or 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def _loop(self, stop: threading.Event, discover: bool) -> None:
+        _lower_this_thread()
+        next_backlog = 0.0
+        while not stop.is_set():
+            try:
+                if discover and time.monotonic() >= next_backlog:
+                    enqueue_backlog(self.vault)
+                    next_backlog = time.monotonic() + BACKLOG_EVERY_S
+                busy = self.run_once()
+            except Exception:  # a task boundary: the loop keeps going
+                log.exception("preview worker step failed")
+                busy = False
+            if not busy:
+                stop.wait(self.cfg.poll_s)
+
+
+def _replace_folder(work: Path, final: Path) -> None:
+    """Put the new files where the old ones were (a rename each; the old ones are removed)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{secrets.token_hex(4)}")
+        os.rename(final, old)
+    final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.rename(work, final)
+    work.mkdir()  # the caller removes it
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
