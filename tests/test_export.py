@@ -1,0 +1,199 @@
+"""Signed evidence exports (#8): made only under an approved export grant, recorded,
+and verifiable with vaultd and with the standard tools (sha256sum, openssl)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pycdlib
+import pytest
+from sqlalchemy import select, update
+
+from vaultd import export
+from vaultd.access import RequestKind
+from vaultd.catalog.schema import audit_entries, exports, grants
+from vaultd.errors import AccessDeniedError
+from vaultd.people import local_owner
+from vaultd.vault import utcnow
+
+from export_world import World, first_export, make_world, pinned, run_verify
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, _sim_camera_master: Path) -> Iterator[World]:
+    w = make_world(tmp_path_factory.mktemp("export"), _sim_camera_master)
+    yield w
+    w.vault.close()
+
+
+@pytest.fixture(scope="module")
+def made(world: World) -> export.ExportResult:
+    """One export of a video, the file with a Chinese name and a damaged one."""
+    return first_export(world)
+
+
+# -- made and verified -----------------------------------------------------------------------
+
+def test_export_verifies_with_pins_and_says_unpinned_without(world: World, made: export.ExportResult) -> None:
+    pkg = made.packages[0]
+    code, text = run_verify(pkg, *pinned(world))
+    assert code == 0, text
+    assert "PASS" in text and made.export.id in text
+    code, text = run_verify(pkg)
+    assert code == 1, text
+    assert "signer not pinned" in text and "PASS" not in text
+
+
+def test_standard_tools_verify_the_package(world: World, made: export.ExportResult) -> None:
+    pkg = made.packages[0]
+    for tool, manifest in (("sha256sum", "tagmanifest-sha256.txt"), ("sha256sum", "manifest-sha256.txt"),
+                           ("sha512sum", "tagmanifest-sha512.txt"), ("sha512sum", "manifest-sha512.txt")):
+        done = subprocess.run([tool, "-c", "--strict", manifest], cwd=pkg, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    cms = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",
+                          "signature/tagmanifest-sha256.txt.p7s", "-content", "tagmanifest-sha256.txt",
+                          "-CAfile", str(world.ca), "-purpose", "any", "-out", "/dev/null"],
+                         cwd=pkg, capture_output=True, text=True)
+    assert cms.returncode == 0 and "Verification successful" in cms.stderr, cms.stderr
+    verify_txt = (pkg / "VERIFY.txt").read_text(encoding="utf-8")
+    assert "sha256sum -c" in verify_txt and "openssl cms -verify" in verify_txt and world.log_key in verify_txt
+
+
+def test_package_content_originals_metadata_custody_cover(world: World, made: export.ExportResult) -> None:
+    pkg = made.packages[0]
+    info = (pkg / "bag-info.txt").read_text(encoding="utf-8")
+    for field in ("Source-Organization: 某市城市管理综合执法局", f"External-Identifier: {made.export.id}",
+                  "Case-Number: 2026-017", "Requester: li", "Approver: sun", "Purpose: 移送法院",
+                  "Payload-Oxum: ", "Bagging-Date: "):
+        assert field in info
+    for rid in made.export.recording_ids:
+        rec = next(r for r in world.recs if r.id == rid)
+        meta = json.loads((pkg / "data/recordings" / rid / "metadata.json").read_text(encoding="utf-8"))
+        original = pkg / "data/recordings" / rid / meta["package_file"]
+        assert hashlib.sha256(original.read_bytes()).hexdigest() == rec.sha256 == meta["sha256"]
+        assert meta["damaged"] == rec.damaged and "clock_offset_s" in meta and "labels" in meta
+        assert set(meta["r3"]) >= {"making_method", "making_time", "maker", "proves"}
+    assert any("现场照片" in p.name for p in (pkg / "data/recordings").rglob("*"))
+    index = json.loads((pkg / "data/custody/index.json").read_text())
+    assert set(index["recordings"]) == set(made.export.recording_ids)
+    html = (pkg / "cover.html").read_text(encoding="utf-8")
+    assert "证明对象" in html and "What it proves" in html and made.export.id in html
+    assert (pkg / "cover.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_the_vault_records_what_left(world: World, made: export.ExportResult) -> None:
+    row = made.export
+    assert row.status == "complete" and row.requester == "li" and row.approver == "sun"
+    tag = (made.packages[0] / "tagmanifest-sha256.txt").read_bytes()
+    assert row.packages[0]["tagmanifest_sha256"] == hashlib.sha256(tag).hexdigest()
+    with world.vault.engine.connect() as conn:
+        created = [json.loads(e) for e, in conn.execute(
+            select(audit_entries.c.entry).where(audit_entries.c.type == "export.created"))]
+        sealed = [json.loads(e) for e, in conn.execute(
+            select(audit_entries.c.entry).where(audit_entries.c.type == "export.sealed"))]
+    mine = [e for e in created if e["details"]["export"] == row.id]
+    assert len(mine) == 1 and mine[0]["details"]["approver"] == "sun"
+    assert any(e["details"]["export"] == row.id and e["details"]["packages"][0]["tagmanifest_sha256"]
+               == row.packages[0]["tagmanifest_sha256"] for e in sealed)
+    shown = export.show_export(world.vault, local_owner(), row.id)
+    assert shown.packages == row.packages
+    assert row.id in [r.id for r in export.list_exports(world.vault, local_owner())]
+
+
+# -- refused and logged -------------------------------------------------------------------------
+
+def _denials(world: World) -> list[dict[str, object]]:
+    with world.vault.engine.connect() as conn:
+        rows = conn.execute(select(audit_entries.c.entry).where(audit_entries.c.type == "access.denied"))
+        return [d for d in (json.loads(e)["details"] for e, in rows) if d.get("action") == "export"]
+
+
+@pytest.mark.parametrize("case", ["no-grant", "expired", "other-recording", "other-kind"])
+def test_export_refused_without_a_valid_grant_and_logged(world: World, case: str) -> None:
+    a, b = world.recs[0].id, world.recs[1].id
+    grant: str | None = None
+    if case == "expired":
+        grant = world.grant([a])
+        with world.vault.engine.begin() as conn:
+            conn.execute(update(grants).where(grants.c.id == grant).values(expires_at=utcnow() - timedelta(hours=1)))
+    elif case == "other-recording":
+        grant = world.grant([a])
+    elif case == "other-kind":
+        grant = world.grant([a], kind=RequestKind.COPY)
+    before = len(_denials(world))
+    dirs = set(world.out.iterdir())
+    with world.vault.engine.connect() as conn:
+        n_exports = len(list(conn.execute(select(exports.c.id))))
+    with pytest.raises(AccessDeniedError) as err:
+        world.export([a, b] if case == "other-recording" else [a], grant)
+    expected = {"no-grant": "no-grant", "expired": "grant-expired", "other-recording": "grant-other-recording",
+                "other-kind": "grant-other-kind"}[case]
+    assert err.value.rule == expected
+    denials = _denials(world)
+    assert len(denials) == before + 1 and denials[-1]["rule"] == expected
+    with world.vault.engine.connect() as conn:
+        assert len(list(conn.execute(select(exports.c.id)))) == n_exports  # nothing recorded as made
+    assert all(not any(p.iterdir()) for p in set(world.out.iterdir()) - dirs)  # no package written
+
+
+def test_a_grant_is_used_up(world: World) -> None:
+    a = world.recs[2].id
+    grant = world.grant([a], uses=1)
+    world.export([a], grant)
+    with pytest.raises(AccessDeniedError) as err:
+        world.export([a], grant, case_number="again")
+    assert err.value.rule == "grant-used-up"
+
+
+# -- discs ----------------------------------------------------------------------------------------
+
+def _extract(iso_path: Path, dest: Path) -> tuple[str, list[str]]:
+    iso = pycdlib.PyCdlib()
+    iso.open(str(iso_path))
+    joliet: list[str] = []
+    try:
+        label = iso.pvd.volume_identifier.decode().strip()
+        for dirpath, _dirs, files in iso.walk(rr_path="/"):
+            for f in files:
+                rr = f"{dirpath.rstrip('/')}/{f}"
+                target = dest / rr.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                iso.get_file_from_iso(str(target), rr_path=rr)
+        for dirpath, _dirs, files in iso.walk(joliet_path="/"):
+            joliet += files
+    finally:
+        iso.close()
+    return label, joliet
+
+
+def test_iso_split_over_discs_each_verifies_alone(world: World, tmp_path: Path) -> None:
+    recs = [r for r in world.recs if r.size_bytes > 0][:4]
+    ids = [r.id for r in recs]
+    room = (max(r.size_bytes for r in recs) + (256 << 10)) * 3 // 2  # one recording per disc, at most
+    disc = int((room + (12 << 20)) / 0.98) + 1  # the file system's and the package's share added
+    result = world.export(ids, world.grant(ids), iso=True, disc_bytes=disc)
+    assert len(result.isos) >= 2 and len(result.isos) == len(result.packages)
+    seen: set[str] = set()
+    for k, iso_path in enumerate(result.isos, 1):
+        dest = tmp_path / f"disc{k}"
+        label, joliet = _extract(iso_path, dest)
+        assert label.endswith(f"_{k}") and result.export.id.split("-")[-1] in label
+        code, text = run_verify(dest, *pinned(world))
+        assert code == 0, text
+        assert f"Bag-Count: {k} of {len(result.isos)}" in (dest / "bag-info.txt").read_text()
+        seen |= set(json.loads((dest / "data/custody/index.json").read_text())["recordings"])
+    assert seen == set(ids)
+
+
+def test_iso_keeps_chinese_and_long_names(world: World, made: export.ExportResult, tmp_path: Path) -> None:
+    chinese = next(r for r in world.recs if "现场" in r.original_name)
+    result = world.export([chinese.id], world.grant([chinese.id]), iso=True, disc="cd")
+    _label, joliet = _extract(result.isos[0], tmp_path / "d")
+    assert any("现场照片" in name for name in joliet)
+    rr = list((tmp_path / "d/data/recordings" / chinese.id).iterdir())
+    assert any(p.name == chinese.original_name for p in rr)
