@@ -98,3 +98,68 @@ def tune(vault: Vault, **compliance: object) -> None:
 
     vault.config = dataclasses.replace(vault.config,
                                        compliance=dataclasses.replace(vault.config.compliance, **compliance))
+
+
+def at(text: str) -> datetime:
+    """A station-time (UTC+8) moment, e.g. at('10-12 09:00') in October 2026."""
+    return datetime.fromisoformat(f"2026-{text}").replace(tzinfo=CST)
+
+
+class Month:
+    """October 2026 at two squads, built so that every outcome is known:
+
+    - CAM1 / officer 1001 (一中队): docks every evening, on time, except the
+      clips of 10-12, docked 10-13 20:00 (late: > 24 h); one has a reason.
+    - CAM2 / officer 1002 (一中队): away on a trip 10-14 08:00 .. 10-18 20:00.
+      Clips of 10-15 ingested 10-19 10:00: on time (return + 24 h); the clip of
+      10-16 ingested 10-20 09:00: late; the clip of 10-13 (before the trip)
+      ingested 10-19 10:00: late.
+    - CAM3 / officer 2001 (二中队): 10-20 clips 09:00-09:10, 09:25-09:35 (a 15 min
+      interruption, noted), 09:35:30-09:45 (30 s: not one), 10:00-10:10 (15 min:
+      an interruption, not noted), dock 10:30, 11:00-11:10 (docked between: not
+      one), 16:00-16:10 (> 4 h: a new duty period); and 10-30 12:00, ingested
+      10-30 18:00 (label due 11-04).
+    - Labels: every CAM1 clip labelled, except those of 10-12; CAM2 clips of
+      10-15 labelled; CAM3 clips of 10-20 before 10:00 labelled.
+    """
+
+    def __init__(self, vault: Vault) -> None:
+        self.late: set[str] = set()
+        self.on_time: set[str] = set()
+        self.labelled: set[str] = set()
+        self.by_officer: dict[str, list[str]] = {"1001": [], "1002": [], "2001": []}
+        self.gaps: dict[str, str | None] = {}  # after id -> note
+
+        def clip(serial: str, officer: str, unit: str, start: str, minutes: float, ingested: str, *,
+                 late: bool, labelled: bool) -> Recording:
+            rec = put_recording(vault, serial=serial, officer=officer, unit=unit, start=at(start),
+                                seconds=minutes * 60, ingested_at=at(ingested))
+            (self.late if late else self.on_time).add(rec.id)
+            self.by_officer[officer].append(rec.id)
+            if labelled:
+                label(vault, rec.id, at(ingested) + timedelta(hours=5))
+                self.labelled.add(rec.id)
+            return rec
+
+        self.cam1_late = []
+        for day in range(5, 15):
+            for hour in (9, 14):
+                late = day == 12
+                rec = clip("CAM1", "1001", "一中队", f"10-{day:02d} {hour:02d}:00", 10,
+                           "10-13 20:00" if late else f"10-{day:02d} 19:00", late=late, labelled=not late)
+                if late:
+                    self.cam1_late.append(rec.id)
+        self.trip_on_time = [clip("CAM2", "1002", "一中队", f"10-15 {h}:00", 10, "10-19 10:00", late=False,
+                                  labelled=True).id for h in (10, 15)]
+        self.trip_late = clip("CAM2", "1002", "一中队", "10-16 10:00", 10, "10-20 09:00", late=True,
+                              labelled=False).id
+        self.before_trip = clip("CAM2", "1002", "一中队", "10-13 10:00", 10, "10-19 10:00", late=True,
+                                labelled=False).id
+        c3 = [clip("CAM3", "2001", "二中队", f"10-20 {s}", m, "10-20 19:00", late=False, labelled=s < "10:00")
+              for s, m in (("09:00", 10), ("09:25", 10), ("09:35:30", 9.5), ("10:00", 10), ("11:00", 10),
+                           ("16:00", 10))]
+        self.c3 = [r.id for r in c3]
+        dock(vault, "CAM3", at("10-20 10:30"))
+        self.last = clip("CAM3", "2001", "二中队", "10-30 12:00", 10, "10-30 18:00", late=False,
+                         labelled=False).id
+        self.gaps = {self.c3[1]: "电量不足，更换电池 / battery swap", self.c3[3]: None}

@@ -47,9 +47,26 @@ def _times(vault: Vault | None, args: argparse.Namespace) -> tuple[datetime | No
 
 
 def _params(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
-    out = {"unit": getattr(args, "unit", None), "since": getattr(args, "since", None),
-           "until": getattr(args, "until", None), **more}
+    """Query parameters for the API: times without a zone are the station's there."""
+    since = until = None
+    if getattr(args, "since", None):
+        since = _naive(args.since, "--from").isoformat()
+    if getattr(args, "until", None):
+        end = _naive(args.until, "--to")
+        until = (end + timedelta(days=1) if len(args.until) == 10 else end).isoformat()
+    out = {"unit": getattr(args, "unit", None), "since": since, "until": until, **more}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _naive(text: str, option: str) -> datetime:
+    """The time as written (a date: its midnight); without a zone when none was given."""
+    from zoneinfo import ZoneInfo
+
+    t = parse_time(text, ZoneInfo("UTC"), option)  # validates, with a clear error
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return t.replace(tzinfo=None)
 
 
 def _rate(r: float | None) -> str:

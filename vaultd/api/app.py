@@ -20,6 +20,7 @@ from vaultd.api import (
     errors,
     routes_access,
     routes_audit,
+    routes_compliance,
     routes_evidence,
     routes_people,
     routes_previews,
@@ -41,7 +42,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.state.vault = vault
     app.include_router(routes_people.public, prefix=PREFIX)
     for router in (routes_people.admin, routes_evidence.router, routes_access.router, routes_audit.router,
-                   routes_previews.router):
+                   routes_previews.router, routes_compliance.router):
         app.include_router(router, prefix=PREFIX, responses=errors.responses())
     errors.install(app)
     return app
