@@ -188,6 +188,18 @@ def test_dv16_storage_mode_clock_and_battery() -> None:
     assert reg.enter_storage_mode(drv, DeviceInfo(mount_root=Path("/mnt"), sg_device="/dev/sg3")) is False
 
 
+def test_dv16_with_another_password_is_not_switched(monkeypatch: pytest.MonkeyPatch) -> None:
+    cam = FakeDv16(ZHANG, password="000000")
+    reg, drv = _setup(dv16={"/dev/sg3": cam})
+    monkeypatch.setenv("CN_TEST_PW", "123456")
+    model = _model(match=Match(inquiry_pattern="dv16.*"), password_env="CN_TEST_PW")
+    with pytest.raises(DriverError, match="not the one configured"):
+        reg.enter_storage_mode(drv, _dv16_dev(model=model))
+    assert not cam.msdc
+    monkeypatch.setenv("CN_TEST_PW", "000000")
+    assert reg.enter_storage_mode(drv, _dv16_dev(model=model)) is True and cam.msdc
+
+
 def test_dv16_without_a_memory_card_is_not_switched() -> None:
     cam = FakeDv16(ZHANG, sd_present=False)
     reg, drv = _setup(dv16={"/dev/sg3": cam})

@@ -223,13 +223,16 @@ class Dv16Family:
         return device_id, info
 
     def unlock(self, password: str | None) -> UnlockResult:
-        stored = frames.decode_password(self._read(Dv16.GET_JL_PASSWORD, frames.PASSWORD_BYTES))
         if password is None:
             return UnlockResult.NOT_NEEDED  # the camera does not enforce it; nothing to compare
+        stored = frames.decode_password(self._read(Dv16.GET_JL_PASSWORD, frames.PASSWORD_BYTES))
         return UnlockResult.UNLOCKED if hmac.compare_digest(stored, password.encode("utf-8")) \
             else UnlockResult.REFUSED
 
     def enter_storage(self, password: str | None) -> bool:
+        if self.unlock(password) is UnlockResult.REFUSED:  # as the vendor tool does before SET_MSDC
+            raise DriverError("the camera's admin password is not the one configured; not switching it",
+                              hint="check password_env / password_file of this model in devices.toml")
         if not frames.decode_sd_present(self._read(Dv16.SD_STATUS, frames.STATUS_BYTES)):
             raise DriverError("the camera has no memory card; there is nothing to ingest")
         self._link.write(frames.dv16_cdb(Dv16.SET_MSDC, write=True, length=0), b"")
