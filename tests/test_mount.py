@@ -311,3 +311,30 @@ def test_a_missing_device_node_is_device_gone(tmp_path: Path) -> None:
     _need("fusefat")
     with pytest.raises(DeviceGoneError):
         m.mount_readonly(str(tmp_path / "sdq1"), "vfat", "k", base=tmp_path / "media")
+
+
+# -- the daemon's mounter ----------------------------------------------------------------------
+
+def test_device_mounter_mounts_per_session_key_and_cleans_up(tmp_path: Path, dev: str) -> None:
+    from vaultd.driverapi import DeviceInfo
+    from vaultd.hotplug import DockEvent
+
+    fake = FakeSystem()
+    mounter = m.DeviceMounter(tmp_path / "media", system=fake, tools=TOOLS)
+    ev = DockEvent(action="add", key="port|4255:0001|S1", device=DeviceInfo(fs_type="vfat"), devnode=dev,
+                   sys_path="/sys/x")
+    root = mounter.mount(ev)
+    assert root == tmp_path / "media" / m.safe_name(ev.key) and str(root) in fake.mounted
+    mounted = mounter.mounted(ev.key)
+    assert mounted is not None and mounted.readonly
+    assert not mounter.remount(ev.key, readonly=False).readonly  # the wipe step
+    mounter.unmount(ev)
+    assert fake.mounted == {} and not root.exists() and mounter.mounted(ev.key) is None
+    mounter.unmount(ev)  # undock of something already gone: fine
+    with pytest.raises(DeviceGoneError):
+        mounter.remount(ev.key, readonly=False)
+    with pytest.raises(DriverError, match="no device node"):
+        mounter.mount(DockEvent(action="add", key="k", device=DeviceInfo(), devnode=None, sys_path=""))
+    stick = DockEvent(action="add", key="k2", device=DeviceInfo(fs_type="ntfs"), devnode=dev, sys_path="")
+    with pytest.raises(DriverError, match="ntfs"):
+        mounter.mount(stick)

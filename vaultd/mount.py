@@ -28,18 +28,20 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from vaultd.driverapi import DeviceInfo
 from vaultd.errors import DeviceGoneError, DriverError, StorageError
 from vaultd.i18n import _
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MEDIA_DIR", "LinuxSystem", "MountEntry", "MountStep", "MountSystem", "Mounted",
+    "MEDIA_DIR", "DeviceMounter", "Docked", "LinuxSystem", "MountEntry", "MountStep", "MountSystem", "Mounted",
     "find_tools", "kernel_filesystems", "mount_readonly", "mounts_at", "parse_mountinfo",
     "plan_mount", "remount", "safe_name", "unmount",
 ]
@@ -441,3 +443,66 @@ def _mount_error(exc: OSError, devnode: str, fs_type: str) -> Exception:
         return DriverError(_("{dev} is busy (mounted elsewhere?)").format(dev=devnode))
     return DriverError(_("{dev}: not a readable {fs} filesystem ({error}); not repaired, an original is "
                          "evidence").format(dev=devnode, fs=fs_type, error=exc.strerror))
+
+
+# ---------------------------------------------------------------------------
+# the daemon's mounter
+
+class Docked(Protocol):
+    """What ``DeviceMounter`` needs of a dock event (``vaultd.hotplug.DockEvent`` fits)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def devnode(self) -> str | None: ...
+
+    @property
+    def device(self) -> DeviceInfo: ...
+
+
+class DeviceMounter:
+    """One private read-only mount per docked camera, named by its session key.
+
+    ``mount(event)`` returns the folder to ingest; ``unmount(event)`` detaches
+    it lazily (idempotent, also for a key it never mounted: a leftover of a
+    killed daemon is cleaned up); ``remount(key, readonly=False)`` for the wipe.
+    Thread-safe: sessions run on their own threads.
+    """
+
+    def __init__(self, base: Path = MEDIA_DIR, *, system: MountSystem | None = None,
+                 tools: Mapping[str, str] | None = None) -> None:
+        self.base = Path(base)
+        self._system = system
+        self._tools = tools
+        self._mounted: dict[str, Mounted] = {}
+        self._lock = threading.Lock()
+
+    def mount(self, event: Docked) -> Path:
+        if not event.devnode:
+            raise DriverError(_("{key}: no device node to mount").format(key=event.key))
+        got = mount_readonly(event.devnode, event.device.fs_type or "", event.key, base=self.base,
+                             system=self._system, tools=self._tools)
+        with self._lock:
+            self._mounted[event.key] = got
+        return got.target
+
+    def unmount(self, event: Docked) -> None:
+        with self._lock:
+            got = self._mounted.pop(event.key, None)
+        unmount(got if got is not None else self.base / safe_name(event.key), system=self._system)
+
+    def mounted(self, key: str) -> Mounted | None:
+        with self._lock:
+            return self._mounted.get(key)
+
+    def remount(self, key: str, *, readonly: bool) -> Mounted:
+        """Read-write for the wipe step (still nosuid,nodev,noexec), or read-only again."""
+        with self._lock:
+            got = self._mounted.get(key)
+        if got is None:
+            raise DeviceGoneError(_("{key} is not mounted (undocked?)").format(key=key))
+        new = remount(got, readonly=readonly, system=self._system, tools=self._tools)
+        with self._lock:
+            self._mounted[key] = new
+        return new
