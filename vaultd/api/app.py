@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import threading
 from pathlib import Path
 
 import uvicorn
@@ -21,6 +22,7 @@ from vaultd.api import (
     routes_access,
     routes_audit,
     routes_compliance,
+    routes_cases,
     routes_evidence,
     routes_people,
     routes_previews,
@@ -42,7 +44,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.state.vault = vault
     app.include_router(routes_people.public, prefix=PREFIX)
     for router in (routes_people.admin, routes_evidence.router, routes_access.router, routes_audit.router,
-                   routes_previews.router, routes_compliance.router):
+                   routes_previews.router, routes_compliance.router, routes_cases.router):
         app.include_router(router, prefix=PREFIX, responses=errors.responses())
     errors.install(app)
     return app
@@ -70,23 +72,65 @@ def serve(vault: Vault, listen: str = "127.0.0.1:8470", *, certfile: Path | str 
     """Run the API under uvicorn until stopped: on ``listen`` (TLS when both files
     are given) and, when ``uds`` is given, on that Unix socket as well, for
     local clients (``--url unix:/run/vaultd/api.sock``). Logging is left to the caller."""
+    asyncio.run(_serve_all(make_servers(vault, listen, certfile=certfile, keyfile=keyfile, uds=uds)))
+
+
+def make_servers(vault: Vault, listen: str | None, *, certfile: Path | str | None = None,
+                 keyfile: Path | str | None = None, uds: str | None = None) -> list[uvicorn.Server]:
+    """The uvicorn servers for ``serve`` and the daemon (``listen`` None or "": no TCP)."""
     if (certfile is None) != (keyfile is None):
         raise ConfigError(_("TLS needs both a certificate and a key file"),
                           hint=_("give both, or neither for plain HTTP on loopback"))
-    host, port = parse_listen(listen)
-    if certfile is None and not _loopback(host):
-        log.warning("serving plain HTTP on %s: bearer tokens and evidence cross the network unencrypted",
-                    listen)
+    if not listen and not uds:
+        raise ConfigError(_("the API needs a listen address or a Unix socket"))
     app = create_app(vault)
     common = {"log_config": None, "proxy_headers": False, "server_header": False,
               "timeout_graceful_shutdown": 30}
-    servers = [uvicorn.Server(uvicorn.Config(
-        app, host=host, port=port, ssl_certfile=str(certfile) if certfile else None,
-        ssl_keyfile=str(keyfile) if keyfile else None, **common))]  # type: ignore[arg-type]
+    servers = []
+    if listen:
+        host, port = parse_listen(listen)
+        if certfile is None and not _loopback(host):
+            log.warning("serving plain HTTP on %s: bearer tokens and evidence cross the network unencrypted",
+                        listen)
+        servers.append(uvicorn.Server(uvicorn.Config(
+            app, host=host, port=port, ssl_certfile=str(certfile) if certfile else None,
+            ssl_keyfile=str(keyfile) if keyfile else None, **common)))  # type: ignore[arg-type]
     if uds:
         servers.append(uvicorn.Server(uvicorn.Config(app, uds=uds, **common)))  # type: ignore[arg-type]
-    asyncio.run(_serve_all(servers))
+    return servers
 
 
 async def _serve_all(servers: list[uvicorn.Server]) -> None:
     await asyncio.gather(*(server.serve() for server in servers))
+
+
+class ApiThread:
+    """The API in a thread of the daemon; stopped with the daemon."""
+
+    name = "api"
+
+    def __init__(self, vault: Vault, listen: str | None, uds: str | None) -> None:
+        self.listen, self.uds = listen, uds
+        self.servers = make_servers(vault, listen, uds=uds)
+        self.thread: threading.Thread | None = None
+        self.error: str | None = None
+
+    def start(self) -> None:
+        def run() -> None:
+            try:
+                asyncio.run(_serve_all(self.servers))
+            except BaseException as exc:  # e.g. the port is taken: the dock keeps working
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.error("the API stopped: %s", self.error)
+        self.thread = threading.Thread(target=run, name="vaultd-api", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=35)
+
+    def status(self) -> dict[str, object]:
+        return {"listen": self.listen, "socket": self.uds, "error": self.error,
+                "running": bool(self.thread and self.thread.is_alive())}
