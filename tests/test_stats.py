@@ -1,0 +1,61 @@
+"""Yearly statistics (R14) per month, unit and officer; exports and purges
+counted from the audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from compliance_fixtures import Month, at, put_recording
+from vaultd import audit, compliance, stats
+from vaultd.audit import Event
+from vaultd.cli import main
+from vaultd.errors import UsageError
+from vaultd.model import Actor
+from vaultd.people import local_owner
+from vaultd.vault import Vault
+
+OWNER = local_owner()
+
+
+def test_year_stats_over_the_month(vault: Vault, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = Month(vault)
+    compliance.add_trip(vault, OWNER, officer_number="1002", device_serial=None, left_at=at("10-14 08:00"),
+                        returned_at=at("10-18 20:00"), note="山区巡查")
+    put_recording(vault, serial="CAM1", officer="1001", start=at("12-31 23:30"), seconds=3600,
+                  ingested_at=at("12-31 23:59"))  # still 2026 in Beijing
+    with vault.engine.begin() as conn:
+        for when, type_ in ((at("10-21 10:00"), "export.created"), (at("11-02 10:00"), "export.created"),
+                            (at("10-25 10:00"), "retention.purge.done"), (at("10-25 10:00"), "other.thing")):
+            audit.append(conn, Event(type_, Actor.local(), {}), when)
+    s = stats.year_stats(vault, OWNER, 2026)
+    assert s.total.recordings == 32 and s.total.late == 4 and s.total.exports == 2 and s.total.purges == 1
+    months = {r.key: r for r in s.months}
+    october = months["2026-10"]
+    assert october.recordings == 31 and october.on_time == 27 and october.labelled == len(m.labelled)
+    assert october.hours == pytest.approx((30 * 10 + 9.5) / 60, abs=1e-3)
+    assert october.bytes == 31 * 2048
+    assert (october.exports, october.purges, months["2026-11"].exports) == (1, 1, 1)
+    assert months["2026-12"].recordings == 1 and months["2026-01"].recordings == 0
+    assert {r.key: r.recordings for r in s.units} == {"一中队": 25, "二中队": 7}
+    assert {r.key: (r.recordings, r.late) for r in s.officers} == {"1001": (21, 2), "1002": (4, 2), "2001": (7, 0)}
+    assert october.labelling_rate == pytest.approx(len(m.labelled) / 31)
+
+    assert main(["--home", str(home), "report", "stats", "--year", "2026", "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0]["scope"] == "total" and rows[0]["recordings"] == "32" and rows[0]["exports"] == "2"
+    assert [r["key"] for r in rows if r["scope"] == "month"] == [f"2026-{i:02d}" for i in range(1, 13)]
+    assert main(["--home", str(home), "report", "stats", "--year", "2026", "--unit", "二中队", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["total"]["recordings"] == 7 and doc["total"]["exports"] is None
+    assert main(["--home", str(home), "report", "stats", "--year", "2025"]) == 0
+    assert "2025" in capsys.readouterr().out
+
+
+def test_a_year_out_of_range_is_refused(vault: Vault) -> None:
+    with pytest.raises(UsageError, match="--year"):
+        stats.year_stats(vault, OWNER, 26)
