@@ -352,8 +352,9 @@ class UdevSource:
     def stop(self) -> None:
         observer, self._observer = self._observer, None
         if observer is not None:
-            observer.stop()  # joins the thread: no sink call after this returns
+            observer.stop()  # joins the thread (unless called from it): no sink call after this
         self._sink = None
+        self._monitor = None  # the netlink socket closes with it
 
     def _present(self, context: Any) -> Iterable[Any]:
         yield from context.list_devices(subsystem="block", ID_BUS="usb")
