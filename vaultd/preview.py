@@ -287,15 +287,13 @@ def describe(vault: Vault, actor: Principal, ref: str, *, request: bool, via: st
     """A recording's preview and job; ``request`` queues it for the person waiting when missing."""
     rec = authorise(vault, actor, ref, via)
     row, job = _current(vault, rec)
-    if row is None or row.state != "ready":
-        if request and kind_of(rec) is not None and (job is None or job.state not in ("queued", "running")):
-            _enqueue(vault, [rec.id], ON_DEMAND, actor_of(actor, via).label, utcnow(), first_part=True,
-                     again=True)
-            with vault.engine.begin() as conn:
-                audit.append(conn, Event("preview.request", actor_of(actor, via), {}, EvidenceRef.of(rec)))
-        elif request and job is not None and job.priority < ON_DEMAND:
-            _enqueue(vault, [rec.id], ON_DEMAND, actor_of(actor, via).label, utcnow(), first_part=True)
-        with vault.engine.connect() as conn:
+    missing = row is None or row.state != "ready"
+    waiting = job is not None and job.priority >= ON_DEMAND and job.state in ("queued", "running")
+    # a failed job stays failed (its reason shown) until someone rebuilds it
+    if request and missing and kind_of(rec) is not None and not waiting and (job is None or job.state != "failed"):
+        _enqueue(vault, [rec.id], ON_DEMAND, actor_of(actor, via).label, utcnow(), first_part=True, again=True)
+        with vault.engine.begin() as conn:
+            audit.append(conn, Event("preview.request", actor_of(actor, via), {}, EvidenceRef.of(rec)))
             job = db.job_of(conn, rec.id)
     return rec, row, job
 
@@ -325,7 +323,8 @@ def open_file(vault: Vault, actor: Principal, ref: str, name: str | None, *, whe
         raise PreviewPendingError(
             (_("the preview of %s could not be made: %s") % (rec.id, error)) if error else
             (_("no preview of %s yet (%s); it is being made, ask again in a few seconds") % (rec.id, state)),
-            hint=_("'vaultd previews status' shows the queue"))
+            hint=_("'vaultd previews rebuild %s' tries again") % rec.id if error else
+            _("'vaultd previews status' shows the queue"))
     name = row.main_file if name in (None, "", "main") else name
     if name in ("provenance", "provenance.json"):
         return _provenance_file(vault, actor, rec, row, where, via)
