@@ -223,3 +223,26 @@ def test_udev_events_unplug_and_replug_after_a_mode_switch_keep_the_key() -> Non
         None,  # stopped: nothing more reaches the sink
     ]
     assert steps[2]["event"]["diskseq"] == "42" and steps[2]["event"]["device"]["sg_device"] == "/dev/sg5"
+
+
+WATCHED = """
+import json
+from vaultd.driverapi import UsbId
+from vaultd.hotplug import UdevSource
+events = []
+source = UdevSource(watch_usb=[UsbId(0x4255, 0x0001)])
+source.start(events.append)
+source.stop()
+print(json.dumps(sorted([e.kind, e.key, e.devnode] for e in events)))
+"""
+
+
+def test_a_watched_usb_id_also_reports_the_usb_device_of_a_locked_camera() -> None:
+    _umockdev()
+    argv = ["umockdev-run", "-d", str(DATA / "hotplug_camera.umockdev"), "-d", str(DATA / "hotplug_stick.umockdev"),
+            "--", sys.executable, "-c", WATCHED]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=_env(), check=True)
+    got = json.loads(out.stdout)
+    assert ["usb", CAM_KEY, "/dev/bus/usb/001/007"] in got  # same key as the storage it turns into
+    assert ["storage", CAM_KEY, "/dev/sdb1"] in got
+    assert not any(kind == "usb" and "0781:5567" in key for kind, key, _node in got)  # the stick is not watched
