@@ -197,3 +197,121 @@ def test_iso_keeps_chinese_and_long_names(world: World, made: export.ExportResul
     assert any("现场照片" in name for name in joliet)
     rr = list((tmp_path / "d/data/recordings" / chinese.id).iterdir())
     assert any(p.name == chinese.original_name for p in rr)
+
+
+# -- an RFC 3161 timestamp from a local openssl ts authority ---------------------------------------
+
+TSA_CONF = """\
+[ tsa ]
+default_tsa = tsa1
+[ tsa1 ]
+dir = {dir}
+serial = $dir/serial
+crypto_device = builtin
+signer_cert = $dir/tsa.pem
+certs = $dir/tsa.pem
+signer_key = $dir/tsa-key.pem
+signer_digest = sha256
+default_policy = 1.2.3.4.1
+digests = sha256, sha512
+accuracy = secs:1
+ordering = yes
+tsa_name = yes
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+"""
+
+
+def _tsa_keys(d: Path) -> None:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from vaultd import pki
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, ca = pki.make_ca("Test TSA root", "", now)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test TSA")]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (d / "tsa-ca.pem").write_bytes(ca.public_bytes(pem))
+    (d / "tsa.pem").write_bytes(cert.public_bytes(pem))
+    (d / "tsa-key.pem").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    (d / "serial").write_text("01\n")
+    (d / "tsa.cnf").write_text(TSA_CONF.format(dir=d))
+
+
+@pytest.fixture
+def tsa(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A tiny HTTP timestamp authority: each POSTed query answered by `openssl ts -reply`."""
+    import http.server
+    import threading
+
+    d = tmp_path / "tsa"
+    d.mkdir()
+    _tsa_keys(d)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            query = self.rfile.read(int(self.headers["Content-Length"]))
+            (d / "q.tsq").write_bytes(query)
+            subprocess.run(["openssl", "ts", "-reply", "-config", str(d / "tsa.cnf"), "-queryfile",
+                            str(d / "q.tsq"), "-out", str(d / "r.tsr")], check=True, capture_output=True)
+            body = (d / "r.tsr").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/timestamp-reply")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/tsa", d / "tsa-ca.pem"
+    finally:
+        server.shutdown()
+
+
+def test_timestamp_from_a_configured_tsa(world: World, tsa: tuple[str, Path], tmp_path: Path) -> None:
+    from export_world import CONFIG
+
+    from vaultd.vault import open_vault
+
+    url, tsa_ca = tsa
+    cfg = tmp_path / "vaultd.toml"
+    cfg.write_text(CONFIG + f'tsa_url = "{url}"\n', encoding="utf-8")
+    vault = open_vault(world.home, cfg)
+    try:
+        rid = world.recs[3].id
+        out = tmp_path / "out"
+        out.mkdir()
+        result = export.create_export(vault, local_owner(), export.ExportRequest(
+            out_dir=out, grant_id=world.grant([rid]), recording_refs=(rid,)))
+    finally:
+        vault.close()
+    pkg = result.packages[0]
+    tsr = pkg / "signature/tagmanifest-sha256.txt.p7s.tsr"
+    done = subprocess.run(["openssl", "ts", "-verify", "-in", str(tsr), "-data",
+                           str(pkg / "signature/tagmanifest-sha256.txt.p7s"), "-CAfile", str(tsa_ca)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "Verification: OK" in done.stdout, done.stdout + done.stderr
+    code, text = run_verify(pkg, *pinned(world), "--tsa-ca", str(tsa_ca))
+    assert code == 0 and "(pinned TSA)" in text, text
+    code, text = run_verify(pkg, *pinned(world))  # the TSA not pinned: intact, not a pass
+    assert code == 1 and "TSA not pinned" in text, text
+    code, text = run_verify(pkg, *pinned(world), "--tsa-ca", str(world.ca))  # the wrong TSA root
+    assert code == 8 and "FAIL timestamp" in text, text
+    assert "openssl ts -verify" in (pkg / "VERIFY.txt").read_text(encoding="utf-8")

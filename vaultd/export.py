@@ -83,7 +83,7 @@ class ExportResult:
 def _refuse(actor: Principal, via: str, grant_id: str | None, recs: Sequence[Recording], rule: str,
             message: str) -> AccessDeniedError:
     return audit.refusal(
-        AccessDeniedError(message, rule=rule,
+        AccessDeniedError(message if f"rule: {rule}" in message else f"{message} (rule: {rule})", rule=rule,
                           hint=_("ask for one: 'vaultd access request --kind export --recording ID ... "
                                  "--purpose ...', approved by a supervisor or leader")),
         Event("access.denied", actor_of(actor, via), {
