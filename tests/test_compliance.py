@@ -64,6 +64,16 @@ def test_the_month_report_is_right_to_the_recording(vault: Vault, month: Month) 
         "1001": (20, 18, 2, 2, 2), "1002": (4, 2, 2, 2, 2), "2001": (7, 7, 0, 4, 3)}
 
 
+def test_a_trip_re_marks_the_stored_on_time_flag(vault: Vault, month: Month) -> None:
+    from vaultd.catalog import recordings as rec_db
+
+    with vault.engine.connect() as conn:
+        excused = rec_db.get(conn, month.trip_on_time[0])
+        still_late = rec_db.get(conn, month.trip_late)
+    assert excused.on_time is True and excused.ingest_deadline == at("10-19 20:00")
+    assert still_late.on_time is False and still_late.ingest_deadline == at("10-19 20:00")
+
+
 def test_the_report_narrows_to_a_unit_and_a_period(vault: Vault, month: Month) -> None:
     rep = compliance.report(vault, OWNER, unit="二中队", since=at("10-20 00:00"), until=at("10-21 00:00"), now=NOV1)
     assert rep.total.recordings == 6 and rep.total.late == 0 and len(rep.interruptions) == 2
@@ -193,3 +203,19 @@ def test_who_may_read_reports(vault: Vault, month: Month) -> None:
             audit_entries.c.type == "access.denied"))]
     assert len(denied) >= 4  # every refusal is in the log
     assert CST  # the station zone used throughout
+
+
+def test_trips_on_the_command_line(vault: Vault, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    h = ["--home", str(home)]
+    assert main([*h, "trips", "add", "--device", "CAM7", "--left", "2026-10-03T08:00", "--note", "防汛 / flood duty"]) == 0
+    out = capsys.readouterr().out
+    trip_id = out.split()[1]
+    assert "(away)" in out
+    assert main([*h, "trips", "return", trip_id, "--at", "2026-10-06T18:00"]) == 0
+    assert main([*h, "trips", "list", "--json"]) == 0
+    [trip] = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert trip["returned_at"] == "2026-10-06T10:00:00+00:00" and trip["device_serial"] == "CAM7"
+    assert main([*h, "trips", "add", "--left", "2026-10-03", "--note", "x"]) == 2  # whose trip?
+    assert "officer" in capsys.readouterr().err
+    assert main([*h, "trips", "add", "--officer", "1", "--left", "yesterday", "--note", "x"]) == 2
+    assert "--left" in capsys.readouterr().err

@@ -168,3 +168,23 @@ def test_purged_originals_are_not_expected(vault: Vault) -> None:
             class_name="routine", purged_at=T0, purged_by="x", approvers="[]", snapshot="{}"))
     step = scrub.scrub_step(vault, ME, T0 + timedelta(days=60), budget_s=100, max_bytes_per_s=1e9)
     assert step.checked == 1 and step.failed == [] and not scrub.open_alarms(vault)
+
+
+def test_scrub_step_and_status_on_the_command_line(vault: Vault, home: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    ids = _fill(vault, 3)
+    (home / "vaultd.toml").write_text("[compliance]\nscrub_period_days = 1\nscrub_interval_min = 1440\n")
+    assert main(["--home", str(home), "scrub", "--step", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["checked"] == 3 and doc["round_done"] and doc["alarms"] == []
+    assert main(["--home", str(home), "scrub", "--status"]) == 0
+    assert "round 1" in capsys.readouterr().out
+    assert main(["--home", str(home), "scrub", "--step", "--budget-s", "-1"]) == 2
+    capsys.readouterr()
+    flip_a_bit(object_path(vault, put_recording(vault, start=T0)))  # joins the next round
+    assert main(["--home", str(home), "scrub", "--step"]) == 0  # the round is done: idle, nothing read
+    assert "idle" in capsys.readouterr().out
+    assert main(["--home", str(home), "scrub"]) == 8  # the full check finds it at once
+    assert len(ids) == 3

@@ -270,6 +270,30 @@ def _trip_rows(conn: Connection) -> list[TripRow]:
     return db.all_trips(conn)
 
 
+def sync_timeliness(conn: Connection, facts: Sequence[RecordingFacts], trips: Sequence[TripRow],
+                    hours: float) -> list[str]:
+    """Keep each recording's stored deadline and on-time mark in step with the
+    trips (what ``recordings show`` prints); the ids that changed."""
+    stored = db.stored_timeliness(conn, [f.id for f in facts])
+    changed: list[tuple[str, datetime | None, bool | None]] = []
+    for f in facts:
+        t = timeliness(f, trips, hours)
+        on_time = None if t.status == "unknown" else t.status == "on-time"
+        deadline = t.deadline.at if t.deadline.at is not None else stored[f.id][0]
+        if stored.get(f.id) != (deadline, on_time):
+            changed.append((f.id, deadline, on_time))
+    db.set_timeliness(conn, changed)
+    return [c[0] for c in changed]
+
+
+def _sync_trip(conn: Connection, trip: TripRow, hours: float) -> list[str]:
+    """Re-mark what was recorded during ``trip`` by its officer or device."""
+    until = (trip.returned_at or utcnow()) + timedelta(days=1)
+    facts = [f for f in db.facts(conn, since=trip.left_at - timedelta(days=1), until=until)
+             if _covers(trip, f.officer_id, f.device_serial, f.recorded_end or f.ingested_at)]
+    return sync_timeliness(conn, facts, _trip_rows(conn), hours)
+
+
 def report(vault: Vault, actor: Principal, *, since: datetime | None = None, until: datetime | None = None,
            unit: str | None = None, now: datetime | None = None, via: str = "cli") -> ComplianceReport:
     """The compliance report of one unit (or all) over [since, until)."""
@@ -308,7 +332,8 @@ def add_trip(vault: Vault, actor: Principal, *, officer_number: str | None, devi
                               returned_at=returned_at, note=note.strip(), by=actor_of(actor, via).label, at=now)
         row = db.trip(conn, trip_id)
         assert row is not None
-        audit.append(conn, Event("trip.add", actor_of(actor, via), row.as_json()), now)
+        changed = _sync_trip(conn, row, vault.config.ingest.deadline_hours)
+        audit.append(conn, Event("trip.add", actor_of(actor, via), {**row.as_json(), "re_marked": changed}), now)
     return row
 
 
@@ -325,10 +350,11 @@ def return_trip(vault: Vault, actor: Principal, trip_id: int, returned_at: datet
             raise UsageError(_("the return (%s) is before the departure (%s)") % (returned_at.isoformat(),
                                                                                   row.left_at.isoformat()))
         db.set_trip_return(conn, trip_id, returned_at)
-        audit.append(conn, Event("trip.return", actor_of(actor, via), {
-            "id": trip_id, "returned_at": returned_at.isoformat()}), now)
         new = db.trip(conn, trip_id)
-    assert new is not None
+        assert new is not None
+        changed = _sync_trip(conn, new, vault.config.ingest.deadline_hours)
+        audit.append(conn, Event("trip.return", actor_of(actor, via), {
+            "id": trip_id, "returned_at": returned_at.isoformat(), "re_marked": changed}), now)
     return new
 
 
@@ -380,6 +406,10 @@ def check_alerts(vault: Vault, actor: Actor, now: datetime, *, gap_days: int = 9
     due = label_deadline_for(vault)
     with vault.engine.begin() as conn:
         trips = _trip_rows(conn)
+        recent = db.facts(conn, since=now - timedelta(days=gap_days), until=now)
+        remarked = sync_timeliness(conn, recent, trips, vault.config.ingest.deadline_hours)
+        if remarked:  # e.g. ingested late while a trip was still open
+            audit.append(conn, Event("compliance.re_marked", actor, {"recordings": remarked}), now)
         overdue = overdue_devices(db.enrolled_assigned(conn, now), trips, now, cfg.dock_overdue_hours)
         late_labels: dict[str, list[str]] = {}
         for f in db.facts(conn, unlabelled_only=True):

@@ -177,6 +177,19 @@ def facts(conn: Connection, *, since: datetime | None = None, until: datetime | 
             for r in conn.execute(q)]
 
 
+def set_timeliness(conn: Connection, rows: Sequence[tuple[str, datetime | None, bool | None]]) -> None:
+    """Store recomputed (id, ingest_deadline, on_time) on recordings (catalog metadata, never bytes)."""
+    for rid, deadline, on_time in rows:
+        conn.execute(update(recordings).where(recordings.c.id == rid).values(ingest_deadline=deadline,
+                                                                             on_time=on_time))
+
+
+def stored_timeliness(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[datetime | None, bool | None]]:
+    q = select(recordings.c.id, recordings.c.ingest_deadline, recordings.c.on_time).where(
+        recordings.c.id.in_(list(ids)))
+    return {r.id: (r.ingest_deadline, r.on_time) for r in conn.execute(q)}
+
+
 def dock_times(conn: Connection, serials: Sequence[str], since: datetime | None,
                until: datetime | None) -> dict[str, list[datetime]]:
     q = select(docks.c.serial, docks.c.docked_at).where(docks.c.serial.in_(list(serials)))
