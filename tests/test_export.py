@@ -315,3 +315,69 @@ def test_timestamp_from_a_configured_tsa(world: World, tsa: tuple[str, Path], tm
     code, text = run_verify(pkg, *pinned(world), "--tsa-ca", str(world.ca))  # the wrong TSA root
     assert code == 8 and "FAIL timestamp" in text, text
     assert "openssl ts -verify" in (pkg / "VERIFY.txt").read_text(encoding="utf-8")
+
+
+# -- previews, the chain between exports, a failed build ------------------------------------------
+
+def test_previews_only_when_asked_and_apart(world: World, made: export.ExportResult) -> None:
+    from vaultd.catalog import previews as previews_db
+
+    rec = next(r for r in world.recs if r.media_type.value == "video" and not r.damaged)
+    folder = world.home / "previews" / rec.id
+    folder.mkdir(parents=True, exist_ok=True)
+    data = b"preview bytes, not evidence"
+    (folder / "preview.mp4").write_bytes(data)
+    with world.vault.engine.begin() as conn:
+        previews_db.put(conn, previews_db.PreviewRow(
+            recording_id=rec.id, state="ready", kind="video", main_file="preview.mp4",
+            sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+            files={"preview.mp4": {"sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data),
+                                   "role": "main"}},
+            original_sha256=rec.sha256, tools={}, params={}, incomplete=False, problems="",
+            made_at=utcnow(), seconds=1.0))
+    assert not (made.packages[0] / "data/previews").exists()
+    result = world.export([rec.id], world.grant([rec.id]), with_previews=True)
+    pkg = result.packages[0]
+    assert (pkg / f"data/previews/{rec.id}/preview.mp4").read_bytes() == data
+    assert "NOT evidence" in (pkg / "data/previews/README.txt").read_text(encoding="utf-8")
+    assert "NOT evidence" in (pkg / f"data/previews/{rec.id}/provenance.json").read_text(encoding="utf-8")
+    code, text = run_verify(pkg, *pinned(world))
+    assert code == 0, text
+
+
+def test_a_later_export_proves_the_log_extends_the_earlier_one(world: World, made: export.ExportResult) -> None:
+    rid = world.recs[4].id
+    later = world.export([rid], world.grant([rid])).packages[0]
+    index = json.loads((later / "data/custody/index.json").read_text())
+    assert index["previous_checkpoint_size"] is not None
+    assert index["previous_checkpoint_size"] < index["checkpoint_size"]
+    assert (later / "data/custody/consistency.txt").read_text()
+    code, text = run_verify(later, *pinned(world))
+    assert code == 0, text
+    # a consistency proof that does not hold says the log was rewritten
+    proof = later / "data/custody/consistency.txt"
+    lines = proof.read_text().splitlines()
+    lines[0] = "A" * 43 + "="
+    proof.write_text("\n".join(lines) + "\n")
+    code, text = run_verify(later, *pinned(world))
+    assert code == 8 and "does not extend the previous export's checkpoint" in text
+
+
+def test_a_failed_build_is_recorded_and_leaves_no_partial_package(world: World) -> None:
+    from vaultd.errors import StorageError
+
+    rec = world.recs[5]
+    original = world.vault.store.object_path(rec.sha256)
+    hidden = original.with_name(original.name + ".away")
+    original.rename(hidden)
+    try:
+        with pytest.raises(StorageError):
+            world.export([rec.id], world.grant([rec.id]))
+    finally:
+        hidden.rename(original)
+    with world.vault.engine.connect() as conn:
+        row = conn.execute(select(exports).order_by(exports.c.created_at.desc()).limit(1)).first()
+        failed = conn.execute(select(audit_entries.c.entry).where(audit_entries.c.type == "export.failed")).all()
+    assert row is not None and row.status == "failed" and "missing" in row.problem
+    assert any(json.loads(e)["details"]["export"] == row.id for e, in failed)
+    assert not any(p.name == row.id for p in world.out.rglob(row.id))

@@ -41,9 +41,11 @@ from vaultd.catalog import approvals as appr_db
 from vaultd.catalog import exports as db
 from vaultd.catalog import labels as labels_db
 from vaultd.catalog import people as people_db
+from vaultd.catalog import previews as previews_db
 from vaultd.catalog.approvals import GrantRow
 from vaultd.catalog.exports import ExportRow
 from vaultd.catalog.labels import Label
+from vaultd.catalog.previews import PreviewRow
 from vaultd.errors import AccessDeniedError, ConfigError, HashMismatchError, NotFoundError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Actor, Recording
@@ -209,7 +211,8 @@ def create_export(vault: Vault, actor: Principal, req: ExportRequest, via: str =
                payload_bytes=sum(r.size_bytes for r in recs), entry_index=indexes[-1])
         previous = db.last_checkpoint_size(conn)
         found = labels_db.labels_of(conn, [r.id for r in recs])
-    job = _Job(vault, export_id, now, grant, req, maker, ident, found, indexes[-1], previous)
+        shown = {r.id: previews_db.get(conn, r.id) for r in recs} if req.with_previews else {}
+    job = _Job(vault, export_id, now, grant, req, maker, ident, found, indexes[-1], previous, shown)
     return job.run(parts, progress)
 
 
@@ -225,6 +228,7 @@ class _Job:
     labels: dict[str, Label]
     entry_index: int
     previous_size: int | None
+    previews: dict[str, PreviewRow | None]
 
     def run(self, parts: list[list[Recording]], progress: Progress | None) -> ExportResult:
         made: list[Path] = []
@@ -305,6 +309,8 @@ class _Job:
             label = labels.effective(self.labels.get(rec.id), rec)
             w.add_bytes(f"data/recordings/{rec.id}/metadata.json", metadata_json(rec, label, fname, d.sha512))
             cover_files.append(_cover_file(rec, rel, label, tz))
+        if self.req.with_previews:
+            self._add_previews(w, part)
         chain = custody.build(self.vault, [r.id for r in part], [self.entry_index], self.previous_size)
         for rel, data in sorted(chain.files.items()):
             w.add_bytes(rel, data)
@@ -325,6 +331,37 @@ class _Job:
         if cfg.export.tsa_url:
             (pkg / TIMESTAMP).write_bytes(signing.request_timestamp(cfg.export.tsa_url, sig, cfg.export.tsa_timeout_s))
         return tag, chain.checkpoint_size, len(w.payload)
+
+    def _add_previews(self, w: bag.BagWriter, part: list[Recording]) -> None:
+        """Previews, apart under data/previews/: derived copies for watching, never evidence."""
+        folder = self.vault.config.preview.folder  # as vaultd.preview.root_of (a peer service) puts them
+        root = Path(folder) if folder else self.vault.layout.root / "previews"
+        missing = []
+        for rec in part:
+            row = self.previews.get(rec.id)
+            if row is None or row.state != "ready" or row.original_sha256 != rec.sha256:
+                missing.append(rec.id)
+                continue
+            for name, about in sorted(row.files.items()):
+                fd = os.open(root / rec.id / name, os.O_RDONLY | os.O_NOFOLLOW)
+                try:
+                    d = w.add_stream(f"data/previews/{rec.id}/{bag.safe_name(name)}", fd)
+                finally:
+                    os.close(fd)
+                if d.sha256 != about.get("sha256"):
+                    raise HashMismatchError(_("preview file %s of %s changed since it was made") % (name, rec.id),
+                                            hint=_("rebuild it: 'vaultd previews rebuild %s'") % rec.id)
+            w.add_bytes(f"data/previews/{rec.id}/provenance.json", json.dumps({
+                "notice": "预览 PREVIEW: derived for watching, NOT evidence; the original is under data/recordings",
+                "recording": rec.id, "original_sha256": row.original_sha256, "files": row.files,
+                "tools": row.tools, "params": row.params, "made_at": row.made_at.isoformat(),
+                "incomplete": row.incomplete, "problems": row.problems},
+                ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8") + b"\n")
+        note = ("预览仅供观看，不是证据；原始文件在 data/recordings。\n"
+                "Previews are derived copies for watching, NOT evidence; the originals are under data/recordings.\n")
+        if missing:
+            note += "No ready preview for / 无预览: " + ", ".join(missing) + "\n"
+        w.add_bytes("data/previews/README.txt", note.encode("utf-8"))
 
     def _info(self, part: list[Recording], k: int, n: int, cp_size: int) -> list[tuple[str, str]]:
         starts = [r.recorded_start for r in part if r.recorded_start]
