@@ -64,6 +64,24 @@ def test_list_and_note_interruptions(vault: Vault, home: Path, capsys: pytest.Ca
     assert "电池耗尽" in out and "NO NOTE" in out
 
 
+def test_an_officer_sees_and_notes_their_own_interruptions(vault: Vault) -> None:
+    from vaultd.access import Role
+    from vaultd.errors import AccessDeniedError
+    from vaultd.people import NewUser, add_user, principal_of
+
+    m = Month(vault)
+    mine = principal_of(add_user(vault, OWNER, NewUser("o2001", (Role.OFFICER,), "二中队", "2001"), None, "cli"))
+    other = principal_of(add_user(vault, OWNER, NewUser("o1001", (Role.OFFICER,), "一中队", "1001"), None, "cli"))
+    assert [g.id for g in gaps.list_gaps(vault, mine)] == [m.c3[1], m.c3[3]]
+    assert gaps.list_gaps(vault, other) == []
+    gaps.note_gap(vault, mine, m.c3[3], "暴雨 / heavy rain")
+    with pytest.raises(NotFoundError):  # not theirs: as if it did not exist
+        gaps.note_gap(vault, other, m.c3[1], "x")
+    legal = principal_of(add_user(vault, OWNER, NewUser("leg", (Role.LEGAL,)), None, "cli"))
+    with pytest.raises(AccessDeniedError):
+        gaps.note_gap(vault, legal, m.c3[1], "x")  # legal reviews; the officer explains
+
+
 def test_alerts_are_raised_and_cleared_when_dealt_with(vault: Vault) -> None:
     now = at("10-22 12:00")
     enroll(vault, "CAM9", "3001", at=at("10-01 08:00"), last_docked_at=at("10-21 08:00"))  # 28 h ago

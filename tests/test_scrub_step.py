@@ -188,3 +188,18 @@ def test_scrub_step_and_status_on_the_command_line(vault: Vault, home: Path,
     assert "idle" in capsys.readouterr().out
     assert main(["--home", str(home), "scrub"]) == 8  # the full check finds it at once
     assert len(ids) == 3
+
+
+def test_a_round_past_its_period_warns_until_it_catches_up(vault: Vault) -> None:
+    _fill(vault, 3)
+    first = scrub.scrub_step(vault, ME, T0, budget_s=1000, max_bytes_per_s=1e9)  # its share: one file
+    assert first.checked == 1
+    late = scrub.scrub_step(vault, ME, T0 + timedelta(days=31), budget_s=0.0, max_bytes_per_s=1e9)
+    assert late.behind and late.checked == 1
+    with vault.engine.connect() as conn:
+        [warn] = alerts.open_alerts(conn, scrub.ALERT_BEHIND)
+    assert warn.severity == "warning"
+    done = scrub.scrub_step(vault, ME, T0 + timedelta(days=31, hours=1), budget_s=1000, max_bytes_per_s=1e9)
+    assert done.round_done
+    with vault.engine.connect() as conn:
+        assert alerts.open_alerts(conn, scrub.ALERT_BEHIND) == []

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from vaultd import audit
-from vaultd.access import Action, Principal
+from vaultd import access, audit
+from vaultd.access import Action, Principal, Role
 from vaultd.approvals import visible_recording
 from vaultd.audit import Event, EvidenceRef
 from vaultd.catalog import compliance as db
@@ -97,13 +97,25 @@ def gaps_in(conn: Any, cfg: ComplianceConfig, *, since: datetime | None = None, 
 def list_gaps(vault: Vault, actor: Principal, *, device_serial: str | None = None,
               since: datetime | None = None, until: datetime | None = None, unit: str | None = None,
               unnoted_only: bool = False, via: str = "cli") -> list[Interruption]:
-    unit = report_scope(vault, actor, unit, via, _("list interruptions"))
+    own = _own_only(actor)  # an officer sees the interruptions they must explain
+    if own is None:
+        unit = report_scope(vault, actor, unit, via, _("list interruptions"))
     with vault.engine.begin() as conn:
         found = gaps_in(conn, vault.config.compliance, since=since, until=until, unit=unit,
                         device_serial=device_serial)
+        if own is not None:
+            found = [g for g in found if g.officer_id == own]
         audit.append(conn, Event("gaps.list", actor_of(actor, via), {
             "device_serial": device_serial, "unit": unit, "count": len(found)}))
     return [g for g in found if not (unnoted_only and g.note)]
+
+
+def _own_only(actor: Principal) -> str | None:
+    """The officer number to narrow to, for an officer without report rights."""
+    if (actor.officer_number and Role.OFFICER in actor.roles
+            and not access.decide(actor, Action.READ_UNIT_REPORTS, now=utcnow()).allowed):
+        return actor.officer_number
+    return None
 
 
 def note_gap(vault: Vault, actor: Principal, after_id: str, text: str, via: str = "cli") -> Interruption:

@@ -262,6 +262,9 @@ def _finish_step(vault: Vault, actor: Actor, now: datetime, st: ScrubState, chec
                 "the background scrub's round %d started %s is not done within scrub_period_days")
                 % (st.round, st.round_started_at.isoformat()), actor=actor, at=now,
                 details={"files_done": st.files_done, "bytes_done": st.bytes_done})
+        late = [a for a in alerts.open_alerts(conn, ALERT_BEHIND) if a.subject == f"round {st.round}"] if done else []
+    for a in late:  # the round caught up: a warning about pace, not about integrity, so it may clear itself
+        alerts.clear_alert(vault, a.id, actor, _("the round finished at %s") % now.isoformat())
     return StepReport(st.round, checked, nbytes, failed, done, False, behind and not done, stopped, st)
 
 

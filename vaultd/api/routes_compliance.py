@@ -15,6 +15,7 @@ from vaultd import compliance, gaps, scrub, spotcheck, stats
 from vaultd.api.deps import VIA, PrincipalDep, VaultDep, aware, zone
 from vaultd.api.errors import VaultRoute
 from vaultd.api.models import Long, Short
+from vaultd.i18n import _
 from vaultd.people import require
 from vaultd.access import Action
 
@@ -137,7 +138,7 @@ def year_stats_csv(vault: VaultDep, actor: PrincipalDep, year: YearQ, unit: Unit
 
 @router.get("/scrub", summary="Where the background scrub stands, and its open alarms")
 def scrub_state(vault: VaultDep, actor: PrincipalDep) -> dict[str, Any]:
-    require(vault, actor, Action.READ_REPORTS, VIA, "read the scrub's state")
+    require(vault, actor, Action.READ_REPORTS, VIA, _("read the scrub's state"))
     state, files, total = scrub.scrub_status(vault)
     return {"round": state.round if state else None, "files": files, "bytes": total,
             "files_done": state.files_done if state else 0, "bytes_done": state.bytes_done if state else 0,
