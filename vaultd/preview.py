@@ -353,7 +353,6 @@ def _provenance_file(vault: Vault, actor: Principal, rec: Recording, row: db.Pre
 def write_copy(vault: Vault, actor: Principal, ref: str, out: Path, name: str | None = None,
                via: str = "cli") -> PreviewFile:
     """``recordings preview ID --out FILE``: copy a preview file out (never overwrites)."""
-    found = open_file(vault, actor, ref, name, where=str(out), via=via)
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -361,8 +360,18 @@ def write_copy(vault: Vault, actor: Principal, ref: str, out: Path, name: str | 
                          hint=_("choose a new file name with --out; vaultd never overwrites")) from None
     except OSError as exc:
         raise UsageError(_("cannot create %s: %s") % (out, exc.strerror)) from None
-    with os.fdopen(fd, "wb") as dst, open(found.path, "rb") as src:
-        shutil.copyfileobj(src, dst, 1 << 20)
+    try:
+        found = open_file(vault, actor, ref, name, where=str(out), via=via)
+    except BaseException:
+        os.close(fd)
+        out.unlink(missing_ok=True)
+        raise
+    try:
+        with os.fdopen(fd, "wb") as dst, open(found.path, "rb") as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     return found
 
 
