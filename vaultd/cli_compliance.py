@@ -11,6 +11,7 @@ import argparse
 import sys
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from vaultd import compliance, gaps, scrub, spotcheck, stats
 from vaultd.clicommon import cmd, open_, parse_time, print_json, remote, zone
@@ -36,8 +37,6 @@ def _period(p: argparse.ArgumentParser) -> None:
 
 
 def _times(vault: Vault | None, args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
-    from zoneinfo import ZoneInfo
-
     tz = zone(vault) if vault else ZoneInfo("Asia/Shanghai")
     since = parse_time(args.since, tz, "--from") if args.since else None
     until = parse_time(args.until, tz, "--to") if args.until else None
@@ -60,13 +59,27 @@ def _params(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
 
 def _naive(text: str, option: str) -> datetime:
     """The time as written (a date: its midnight); without a zone when none was given."""
-    from zoneinfo import ZoneInfo
-
     t = parse_time(text, ZoneInfo("UTC"), option)  # validates, with a clear error
     try:
         return datetime.fromisoformat(text)
     except ValueError:
         return t.replace(tzinfo=None)
+
+
+_TZ: list[ZoneInfo] = [ZoneInfo("Asia/Shanghai")]  # the station's zone, once a vault is open
+
+
+def _at(text: str | None) -> str:
+    """An ISO time from a service's JSON, shown in the station's zone."""
+    if not text:
+        return "-"
+    return datetime.fromisoformat(text).astimezone(_TZ[0]).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _open(args: argparse.Namespace) -> Vault:
+    vault = open_(args)
+    _TZ[0] = zone(vault)
+    return vault
 
 
 def _rate(r: float | None) -> str:
@@ -94,7 +107,7 @@ def _run_report(args: argparse.Namespace) -> int:
     if client:
         doc = client.json("GET", "/compliance/report", params=_params(args))
     else:
-        vault = open_(args)
+        vault = _open(args)
         since, until = _times(vault, args)
         doc = compliance.report(vault, local_owner(), since=since, until=until, unit=args.unit).as_json()
     if args.json:
@@ -106,7 +119,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 def _print_report(doc: dict[str, Any]) -> None:
     t = doc["total"]
-    print(_("compliance %s .. %s, unit %s") % (doc["since"] or "-", doc["until"] or "-", doc["unit"] or _("all")))
+    print(_("compliance %s .. %s, unit %s") % (_at(doc["since"]), _at(doc["until"]), doc["unit"] or _("all")))
     print(_("  recordings %d: on time %d, late %d, unknown time %d; on-time rate %s")
           % (t["recordings"], t["on_time"], t["late"], t["unknown"], _rate(t["on_time_rate"])))
     print(_("  unlabelled %d (%d past deadline); interruptions %d (%d without a note)")
@@ -122,13 +135,13 @@ def _print_report(doc: dict[str, Any]) -> None:
         for x in doc["late"]:
             print(f"  {x['id']}  {x['officer_id'] or '-'}  {x['device_serial'] or '-'}  "
                   + _("deadline %s, ingested %s (%.1f h late)%s") % (
-                      x["deadline"], x["ingested_at"], (x["late_by_s"] or 0) / 3600,
+                      _at(x["deadline"]), _at(x["ingested_at"]), (x["late_by_s"] or 0) / 3600,
                       f"; {_('reason')}: {x['reason']}" if x["reason"] else _("; no reason entered")))
     if doc["unlabelled"]:
         print(_("unlabelled:"))
         for u in doc["unlabelled"]:
             print(f"  {u['id']}  {u['officer_id'] or '-'}  " + _("due %s%s")
-                  % (u["deadline"] or "-", _(" OVERDUE") if u["overdue"] else ""))
+                  % (_at(u["deadline"]), _(" OVERDUE") if u["overdue"] else ""))
     _print_gaps(doc["interruptions"], title=_("interruptions:"))
 
 
@@ -137,13 +150,13 @@ def _run_late_reason(args: argparse.Namespace) -> int:
     if client:
         doc = client.json("POST", f"/compliance/late/{args.id}", json={"reason": args.reason})
     else:
-        doc = compliance.set_late_reason(open_(args), local_owner(), args.id, args.reason).as_json()
+        doc = compliance.set_late_reason(_open(args), local_owner(), args.id, args.reason).as_json()
     print(_("recording %s: late reason recorded") % doc["id"])
     return 0
 
 
 def _run_check_alerts(args: argparse.Namespace) -> int:
-    run = compliance.check_alerts(open_(args), Actor.local(), utcnow())
+    run = compliance.check_alerts(_open(args), Actor.local(), utcnow())
     print(_("cameras not docked: %d; officers with overdue labels: %d; interruptions without a note: %d; "
             "cleared: %d") % (len(run.not_docked), len(run.unlabelled), len(run.unnoted), run.cleared))
     return 0
@@ -171,11 +184,12 @@ def _add_trips(sub: Any) -> None:
 
 def _print_trip(t: dict[str, Any]) -> None:
     who = (_("officer %s") % t["officer_number"]) if t["officer_number"] else (_("device %s") % t["device_serial"])
-    print(f"  {t['id']:>4}  {who:<20} {t['left_at']} .. {t['returned_at'] or _('(away)')}  {t['note']}")
+    back = _at(t["returned_at"]) if t["returned_at"] else _("(away)")
+    print(f"  {t['id']:>4}  {who:<20} {_at(t['left_at'])} .. {back}  {t['note']}")
 
 
 def _run_trips_add(args: argparse.Namespace) -> int:
-    vault = open_(args)
+    vault = _open(args)
     tz = zone(vault)
     row = compliance.add_trip(vault, local_owner(), officer_number=args.officer, device_serial=args.device,
                               left_at=parse_time(args.left, tz, "--left"),
@@ -187,14 +201,14 @@ def _run_trips_add(args: argparse.Namespace) -> int:
 
 
 def _run_trips_return(args: argparse.Namespace) -> int:
-    vault = open_(args)
+    vault = _open(args)
     row = compliance.return_trip(vault, local_owner(), args.id, parse_time(args.at, zone(vault), "--at"))
     _print_trip(row.as_json())
     return 0
 
 
 def _run_trips_list(args: argparse.Namespace) -> int:
-    rows = [t.as_json() for t in compliance.list_trips(open_(args), local_owner(), officer_number=args.officer,
+    rows = [t.as_json() for t in compliance.list_trips(_open(args), local_owner(), officer_number=args.officer,
                                                        device_serial=args.device)]
     if args.json:
         print_json(rows)
@@ -224,8 +238,8 @@ def _print_gaps(rows: list[dict[str, Any]], title: str | None = None) -> None:
     if title and rows:
         print(title)
     for g in rows:
-        print(f"  {g['id']}  {g['device_serial']:<10} {g['officer_id'] or '-':<8} {g['gap_start']} .. "
-              f"{g['gap_end']} ({g['gap_s'] / 60:.1f} min)  {g['note'] or _('NO NOTE')}")
+        print(f"  {g['id']}  {g['device_serial']:<10} {g['officer_id'] or '-':<8} {_at(g['gap_start'])} .. "
+              f"{_at(g['gap_end'])} ({g['gap_s'] / 60:.1f} min)  {g['note'] or _('NO NOTE')}")
 
 
 def _run_gaps_list(args: argparse.Namespace) -> int:
@@ -234,7 +248,7 @@ def _run_gaps_list(args: argparse.Namespace) -> int:
         rows = client.json("GET", "/gaps", params=_params(args, device=args.device,
                                                           unnoted="true" if args.unnoted else None))
     else:
-        vault = open_(args)
+        vault = _open(args)
         since, until = _times(vault, args)
         rows = [g.as_json() for g in gaps.list_gaps(vault, local_owner(), device_serial=args.device, since=since,
                                                      until=until, unit=args.unit, unnoted_only=args.unnoted)]
@@ -250,7 +264,7 @@ def _run_gaps_note(args: argparse.Namespace) -> int:
     if client:
         doc = client.json("POST", f"/gaps/{args.id}/note", json={"text": args.text})
     else:
-        doc = gaps.note_gap(open_(args), local_owner(), args.id, args.text).as_json()
+        doc = gaps.note_gap(_open(args), local_owner(), args.id, args.text).as_json()
     _print_gaps([doc])
     return 0
 
@@ -280,7 +294,7 @@ def _add_spotcheck(sub: Any) -> None:
 
 def _print_check(doc: dict[str, Any]) -> None:
     print(_("spot check %s: %s%% of %d recordings -> %d, seed %s (drawn %s by %s)")
-          % (doc["id"], doc["percent"], doc["population"], len(doc["sample"]), doc["seed"], doc["drawn_at"],
+          % (doc["id"], doc["percent"], doc["population"], len(doc["sample"]), doc["seed"], _at(doc["drawn_at"]),
              doc["drawn_by"]))
     latest = {(f["recording_id"], f["item"]): f for f in doc["findings"]}
     for rid in doc["sample"]:
@@ -294,7 +308,7 @@ def _print_check(doc: dict[str, Any]) -> None:
 
 
 def _run_draw(args: argparse.Namespace) -> int:
-    vault = open_(args)
+    vault = _open(args)
     since, until = _times(vault, args)
     check = spotcheck.draw(vault, local_owner(), args.percent, unit=args.unit, since=since, until=until,
                            seed=args.seed)
@@ -306,7 +320,7 @@ def _run_draw(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    doc = spotcheck.show(open_(args), local_owner(), args.id).as_json()
+    doc = spotcheck.show(_open(args), local_owner(), args.id).as_json()
     if args.json:
         print_json(doc)
     else:
@@ -315,19 +329,19 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    rows = spotcheck.list_checks(open_(args), local_owner())
+    rows = spotcheck.list_checks(_open(args), local_owner())
     docs = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
     if args.json:
         print_json(docs)
     else:
         for r in docs:
-            print(f"  {r['id']}  {r['drawn_at']}  {r['percent']}%  {r['sample_size']}/{r['population']}"
+            print(f"  {r['id']}  {_at(r['drawn_at'])}  {r['percent']}%  {r['sample_size']}/{r['population']}"
                   f"  {r['unit'] or '-'}  seed {r['seed']}")
     return 0
 
 
 def _run_finding(args: argparse.Namespace) -> int:
-    doc = spotcheck.finding(open_(args), local_owner(), args.check, args.recording, args.item, args.result,
+    doc = spotcheck.finding(_open(args), local_owner(), args.check, args.recording, args.item, args.result,
                             args.note)
     print(_("finding %d: %s %s = %s") % (doc["id"], doc["recording_id"], doc["item"], doc["result"]))
     return 0
@@ -355,7 +369,7 @@ def _run_stats(args: argparse.Namespace) -> int:
                                      params=_params(args, year=args.year)).text)
         return 0
     else:
-        result = stats.year_stats(open_(args), local_owner(), args.year, unit=args.unit)
+        result = stats.year_stats(_open(args), local_owner(), args.year, unit=args.unit)
         if args.csv:
             sys.stdout.write(result.as_csv())
             return 0

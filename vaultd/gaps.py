@@ -5,7 +5,8 @@ one duty period, each of which needs a note saying why.
 catalog and the audit log. A duty period ends at a pause of at least
 ``duty_break_hours``, at a dock of the camera, or when the officer changes:
 pauses like these are not interruptions. An interruption is named by the
-recording that follows it (``gaps note <that id>``).
+recording that follows it (``gaps note <that id>``). Only video and audio
+clips count: photos and log files neither make nor break a run.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from vaultd.i18n import _
 from vaultd.people import actor_of, require
 from vaultd.reportscope import report_scope
 from vaultd.vault import Vault, utcnow
+
+
+#: what a camera records continuously; photos and log files do not make or break a run
+RECORDED = frozenset({"video", "audio"})
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,8 @@ def find_gaps(clips: Sequence[RecordingFacts], docks: Mapping[str, Sequence[date
               notes: Mapping[str, str] | None = None) -> list[Interruption]:
     """Interruptions among ``clips`` (any order); ``docks``: sorted dock times per serial."""
     notes = notes or {}
-    timed = sorted((c for c in clips if c.device_serial and c.recorded_start and c.recorded_end),
+    timed = sorted((c for c in clips if c.device_serial and c.recorded_start and c.recorded_end
+                    and c.media_type in RECORDED),
                    key=lambda c: (c.device_serial or "", c.recorded_start, c.id))
     out: list[Interruption] = []
     prev: RecordingFacts | None = None
