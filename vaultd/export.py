@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -33,7 +34,7 @@ from zoneinfo import ZoneInfo
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection
 
-from vaultd import access, audit, bag, cover, custody, iso, labels, pki, signing
+from vaultd import access, audit, bag, cover, custody, iso, labels, note, pki, signing
 from vaultd.access import Action, Principal
 from vaultd.approvals import grant_of, ref_of, visible_recording
 from vaultd.audit import Event, EvidenceRef
@@ -288,42 +289,32 @@ class _Job:
     def _package(self, pkg: Path, part: list[Recording], k: int, n: int,
                  progress: Progress | None) -> tuple[bytes, int, int]:
         cfg = self.vault.config
-        w = bag.BagWriter(pkg, cfg.ingest.chunk_bytes)
         tz = ZoneInfo(cfg.time.station_tz)
-        cover_files = []
-        for rec in part:
-            fname = bag.safe_name(rec.original_name)
-            fname = "original-" + fname if fname == "metadata.json" else fname
-            rel = f"data/recordings/{rec.id}/{fname}"
-            if progress:
-                progress.file(rec.original_name)
-            fd = self.vault.store.open_original(rec.sha256)
-            try:
-                d = w.add_stream(rel, fd, progress.advance if progress else None)
-            finally:
-                os.close(fd)
-            if d.sha256 != rec.sha256:
-                raise HashMismatchError(
-                    _("original %s does not match its recorded hash; the export stops") % rec.id,
-                    hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
-            label = labels.effective(self.labels.get(rec.id), rec)
-            w.add_bytes(f"data/recordings/{rec.id}/metadata.json", metadata_json(rec, label, fname, d.sha512))
-            cover_files.append(_cover_file(rec, rel, label, tz))
-        if self.req.with_previews:
-            self._add_previews(w, part)
-        chain = custody.build(self.vault, [r.id for r in part], [self.entry_index], self.previous_size)
-        for rel, data in sorted(chain.files.items()):
-            w.add_bytes(rel, data)
+        names = {r.id: _package_name(r) for r in part}
+        marks = {r.id: labels.effective(self.labels.get(r.id), r) for r in part}
         ca = self.ident.chain[-1] if self.ident.chain else self.ident.cert
-        ca_pem = ca.public_bytes(serialization.Encoding.PEM)
         ca_fp = hashlib.sha256(ca.public_bytes(serialization.Encoding.DER)).hexdigest()
-        log_key = chain.files[f"{custody.DIR}/log-key.txt"].decode("ascii").strip()
+        log_key = note.verifier_key_string(audit.verifier(self.vault))
         steps = verify_steps(ca_fp, log_key, bool(cfg.export.tsa_url))
-        sheet = self._cover(part, cover_files, k, n, steps)
-        w.add_tag("cover.html", cover.render_html(sheet))
-        w.add_tag("cover.pdf", cover.render_pdf(sheet, cover.find_font(cfg.export.cover_font)))
+        sheet = self._cover(part, [_cover_file(r, f"data/recordings/{r.id}/{names[r.id]}", marks[r.id], tz)
+                                   for r in part], k, n, steps)
+        font = cover.find_font(cfg.export.cover_font)
+        w = bag.BagWriter(pkg, cfg.ingest.chunk_bytes)
+        # the cover comes from the catalog (each copy is checked against the same hashes below),
+        # so the PDF (font parsing and subsetting: seconds) is laid out while the originals copy
+        with ThreadPoolExecutor(1, thread_name_prefix="vaultd-cover") as pool:
+            pdf = pool.submit(cover.render_pdf, sheet, font)
+            for rec in part:
+                self._copy_original(w, rec, names[rec.id], marks[rec.id], progress)
+            if self.req.with_previews:
+                self._add_previews(w, part)
+            chain = custody.build(self.vault, [r.id for r in part], [self.entry_index], self.previous_size)
+            for rel, data in sorted(chain.files.items()):
+                w.add_bytes(rel, data)
+            w.add_tag("cover.html", cover.render_html(sheet))
+            w.add_tag("cover.pdf", pdf.result())
         w.add_tag("VERIFY.txt", verify_text(self.export_id, ca_fp, log_key, steps))
-        w.add_tag("agency-ca.pem", ca_pem)
+        w.add_tag("agency-ca.pem", ca.public_bytes(serialization.Encoding.PEM))
         tag = w.finish(self._info(part, k, n, chain.checkpoint_size))
         sig = signing.sign_detached(tag, self.ident)
         (pkg / "signature").mkdir()
@@ -331,6 +322,21 @@ class _Job:
         if cfg.export.tsa_url:
             (pkg / TIMESTAMP).write_bytes(signing.request_timestamp(cfg.export.tsa_url, sig, cfg.export.tsa_timeout_s))
         return tag, chain.checkpoint_size, len(w.payload)
+
+    def _copy_original(self, w: bag.BagWriter, rec: Recording, name: str, label: dict[str, object],
+                       progress: Progress | None) -> None:
+        if progress:
+            progress.file(rec.original_name)
+        fd = self.vault.store.open_original(rec.sha256)
+        try:
+            d = w.add_stream(f"data/recordings/{rec.id}/{name}", fd, progress.advance if progress else None)
+        finally:
+            os.close(fd)
+        if d.sha256 != rec.sha256:
+            raise HashMismatchError(
+                _("original %s does not match its recorded hash; the export stops") % rec.id,
+                hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
+        w.add_bytes(f"data/recordings/{rec.id}/metadata.json", metadata_json(rec, label, name, d.sha512))
 
     def _add_previews(self, w: bag.BagWriter, part: list[Recording]) -> None:
         """Previews, apart under data/previews/: derived copies for watching, never evidence."""
@@ -420,6 +426,11 @@ def metadata_json(rec: Recording, label: dict[str, object], package_file: str, s
     doc["r3"] = {k: label.get(k) for k in ("making_method", "making_time", "maker", "proves", "description")}
     doc["labels"] = _json_value(label)
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def _package_name(rec: Recording) -> str:
+    name = bag.safe_name(rec.original_name)
+    return "original-" + name if name == "metadata.json" else name
 
 
 def _cover_file(rec: Recording, rel: str, label: dict[str, object], tz: ZoneInfo) -> cover.CoverFile:
