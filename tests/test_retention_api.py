@@ -83,3 +83,18 @@ def test_shorter_class_through_the_api(api: tuple[Api, World]) -> None:
     assert call("zhao", "POST", f"/retention/class-changes/{change}/approve").json()["status"] == "approved"
     plan = call("wu", "GET", "/retention/plan", params={"all": "true"}).json()["items"]
     assert {d["recording"]: d["class"] for d in plan}[rec.id] == "routine"
+
+
+def test_access_request_naming_a_case(api: tuple[Api, World]) -> None:
+    call, w = api
+    ids = [r.id for r in w.recs[:2]]
+    call("wang", "POST", "/cases", json={"number": "案2026-9", "title": "复制证据"})
+    call("wang", "POST", "/case/link", json={"case": "案2026-9", "recordings": ids})
+    r = call("wang", "POST", "/access/requests", json={"kind": "copy", "case": "案2026-9", "purpose": "移送法院"})
+    assert r.status_code == 201, r.text
+    assert r.json()["case_number"] == "案2026-9" and sorted(r.json()["recordings"]) == sorted(ids)
+    r = call("wang", "POST", "/access/requests", json={"kind": "copy", "case": "无此案", "purpose": "x"})
+    assert r.status_code == 404
+    r = call("li", "POST", "/access/requests", json={"kind": "copy", "case": "案2026-9", "purpose": "x"})
+    assert r.status_code == 400  # li sees none of wang's recordings
+    assert call("wang", "POST", "/access/requests", json={"kind": "copy", "purpose": "x"}).status_code == 422

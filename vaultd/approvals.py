@@ -13,6 +13,7 @@ from vaultd import access, audit
 from vaultd.access import Action, Level, Principal, RecordingRef, RequestKind, RequestRef
 from vaultd.audit import Event, EvidenceRef
 from vaultd.catalog import approvals as db
+from vaultd.catalog import cases as cases_db
 from vaultd.catalog import people as people_db
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog.approvals import GrantRow, RequestRow
@@ -70,17 +71,36 @@ def _deny(actor: Principal, via: str, action: Action, rule: str,
         Event("access.denied", actor_of(actor, via), {"action": action.value, "rule": rule, **details}))
 
 
+def _case_recordings(conn: Connection, vault: Vault, actor: Principal, kind: RequestKind, case: str,
+                     via: str) -> list[str]:
+    """The recordings of a case a request names (#6): those the requester may see; all of
+    them for an external retrieval (the leader's approval checks each one)."""
+    row = cases_db.case_by_number(conn, case.strip())
+    if row is None or (not actor.local_owner and Level(row.confidentiality).rank() > actor.clearance.rank()):
+        raise NotFoundError(_("no case %s") % case, hint=_("'vaultd cases list' shows the cases"))
+    ids = cases_db.recording_ids(conn, row.id)
+    if kind is not RequestKind.EXTERNAL:
+        grants = [grant_of(g) for g in _grants_for(conn, actor)]
+        ids = [i for i in ids if access.visible(actor, ref_of(rec_db.get(conn, i)), grants=grants, now=utcnow())]
+    if not ids:
+        raise UsageError(_("case %s has no recordings you may ask for") % case)
+    return ids
+
+
 def request_access(vault: Vault, actor: Principal, kind: RequestKind, refs: Sequence[str], purpose: str,
-                   *, notice: str | None, expires_days: int, uses: int, via: str) -> RequestRow:
+                   *, notice: str | None, expires_days: int, uses: int, via: str,
+                   case: str | None = None) -> RequestRow:
     if not purpose.strip():
         raise UsageError(_("a purpose is required"), hint=_("say why with --purpose"))
     if not 1 <= expires_days <= 365 or not 1 <= uses <= 1000:
         raise UsageError(_("--expires-days must be 1..365 and --uses 1..1000"))
-    if not refs:
-        raise UsageError(_("name at least one recording with --recording"))
+    if not refs and not case:
+        raise UsageError(_("name at least one recording with --recording, or a case with --case"))
     request_id = "q" + secrets.token_hex(5)
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         user_id = _user_id(conn, actor)
+        if case:
+            refs = list(dict.fromkeys([*refs, *_case_recordings(conn, vault, actor, kind, case, via)]))
         if kind is RequestKind.EXTERNAL:
             # another department asks for what it cannot see: take the ids as given and
             # reveal nothing about them; the leader's approval checks each one
@@ -94,11 +114,12 @@ def request_access(vault: Vault, actor: Principal, kind: RequestKind, refs: Sequ
         if not decision.allowed:
             raise _deny(actor, via, Action.REQUEST, decision.rule, {"kind": kind.value})
         db.add_request(conn, request_id=request_id, kind=kind.value, requester_id=user_id,
-                       requester_unit=actor.unit, purpose=purpose, notice_number=notice, case_number=None,
+                       requester_unit=actor.unit, purpose=purpose, notice_number=notice, case_number=case,
                        recording_ids=ids, expires_days=expires_days, uses=uses, at=utcnow())
         audit.append(conn, Event("access.request", actor_of(actor, via), {
             "request": request_id, "kind": kind.value, "recordings": ids,
-            "purpose": purpose, "notice_number": notice, "expires_days": expires_days, "uses": uses}))
+            "purpose": purpose, "notice_number": notice, "expires_days": expires_days, "uses": uses,
+            **({"case": case} if case else {})}))
         row = db.get_request(conn, request_id)
     assert row is not None
     return row

@@ -149,7 +149,8 @@ def _add_access(sub: Any) -> None:
     asub = acc.add_subparsers(metavar="ACTION", required=True)
     r = cmd(asub, "request", _run_request, _("ask for access; prints the request id"))
     r.add_argument("--kind", required=True, choices=KINDS)
-    r.add_argument("--recording", action="append", required=True, help=_("a recording id; repeat for several"))
+    r.add_argument("--recording", action="append", default=[], help=_("a recording id; repeat for several"))
+    r.add_argument("--case", help=_("a case number: ask for its recordings (with or instead of --recording)"))
     r.add_argument("--purpose", required=True)
     r.add_argument("--notice", help=_("evidence retrieval notice number (调取证据通知书), for external-retrieval"))
     r.add_argument("--expires-days", type=int, default=7)
@@ -172,7 +173,8 @@ def _api(args: argparse.Namespace) -> ApiClient:
 
 def _run_request(args: argparse.Namespace) -> int:
     data = _api(args).json("POST", "/access/requests", json={
-        "kind": args.kind, "recordings": args.recording, "purpose": args.purpose, "notice": args.notice,
+        "kind": args.kind, "recordings": args.recording, "case": args.case, "purpose": args.purpose,
+        "notice": args.notice,
         "expires_days": args.expires_days, "uses": args.uses})
     print(data["id"])
     return 0

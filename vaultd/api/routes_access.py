@@ -48,7 +48,7 @@ def grant_json(row: GrantRow, tz: ZoneInfo) -> dict[str, Any]:
 def request_access(vault: VaultDep, actor: PrincipalDep, body: RequestIn) -> dict[str, Any]:
     row = approvals.request_access(vault, actor, body.kind, body.recordings, body.purpose,
                                    notice=body.notice, expires_days=body.expires_days, uses=body.uses,
-                                   via=VIA)
+                                   via=VIA, case=body.case)
     return request_json(row, zone(vault))
 
 
