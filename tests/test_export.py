@@ -381,3 +381,85 @@ def test_a_failed_build_is_recorded_and_leaves_no_partial_package(world: World) 
     assert row is not None and row.status == "failed" and "missing" in row.problem
     assert any(json.loads(e)["details"]["export"] == row.id for e, in failed)
     assert not any(p.name == row.id for p in world.out.rglob(row.id))
+
+
+# -- an agency's own PKI ---------------------------------------------------------------------------
+
+def _agency_pki(d: Path) -> tuple[Path, Path, Path, Path]:
+    """root CA -> intermediate CA -> signing certificate, as an agency's PKI would issue."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from vaultd import pki
+
+    now = dt.datetime.now(dt.timezone.utc)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "某省执法 Root CA")])
+    root = (x509.CertificateBuilder().subject_name(root_name).issuer_name(root_name)
+            .public_key(root_key.public_key()).serial_number(1)
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+            .sign(root_key, hashes.SHA256()))
+    inter_key = ec.generate_private_key(ec.SECP256R1())
+    inter = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "市局 Issuing CA")]))
+             .issuer_name(root_name).public_key(inter_key.public_key()).serial_number(2)
+             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1800))
+             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+             .add_extension(x509.SubjectKeyIdentifier.from_public_key(inter_key.public_key()), critical=False)
+             .sign(root_key, hashes.SHA256()))
+    key, cert = pki.issue_signing(inter_key, inter, "Evidence export signer", "某市城市管理综合执法局", now)
+    pem = serialization.Encoding.PEM
+    paths = d / "leaf.pem", d / "leaf-key.pem", d / "chain.pem", d / "root.pem"
+    paths[0].write_bytes(cert.public_bytes(pem))
+    paths[1].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    paths[2].write_bytes(inter.public_bytes(pem) + root.public_bytes(pem))
+    paths[3].write_bytes(root.public_bytes(pem))
+    return paths
+
+
+def test_an_agencys_own_pki_signs_instead(world: World, tmp_path: Path) -> None:
+    from export_world import CONFIG
+
+    from vaultd.errors import ConfigError
+    from vaultd.vault import open_vault
+
+    leaf, key, chain, root = _agency_pki(tmp_path)
+    cfg = tmp_path / "vaultd.toml"
+    cfg.write_text(CONFIG + f'signing_cert = "{leaf}"\nsigning_key = "{key}"\nsigning_chain = "{chain}"\n',
+                   encoding="utf-8")
+    vault = open_vault(world.home, cfg)
+    try:
+        assert export.agency_ca(vault)[0] == root.read_bytes()
+        rid = world.recs[6].id
+        out = tmp_path / "out"
+        out.mkdir()
+        pkg = export.create_export(vault, local_owner(), export.ExportRequest(
+            out_dir=out, grant_id=world.grant([rid]), recording_refs=(rid,))).packages[0]
+    finally:
+        vault.close()
+    code, text = run_verify(pkg, "--ca", str(root), "--log-key", world.log_key)
+    assert code == 0 and "Evidence export signer" in text, text
+    code, text = run_verify(pkg, *pinned(world))  # the embedded CA did not sign this one
+    assert code == 8 and "not the pinned CA" in text, text
+    cms = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",
+                          "signature/tagmanifest-sha256.txt.p7s", "-content", "tagmanifest-sha256.txt",
+                          "-CAfile", str(root), "-purpose", "any", "-out", "/dev/null"],
+                         cwd=pkg, capture_output=True, text=True)
+    assert cms.returncode == 0, cms.stderr
+    # a key that is not the certificate's is refused before anything is made
+    other_key = tmp_path / "other"
+    other_key.mkdir()
+    cfg.write_text(CONFIG + f'signing_cert = "{leaf}"\nsigning_key = "{_agency_pki(other_key)[1]}"\n',
+                   encoding="utf-8")
+    vault = open_vault(world.home, cfg)
+    try:
+        with pytest.raises(ConfigError, match="does not belong"):
+            export.create_export(vault, local_owner(), export.ExportRequest(
+                out_dir=out, grant_id="gnone", recording_refs=(rid,)))
+    finally:
+        vault.close()

@@ -93,6 +93,11 @@ def test_ingest_request_approve_export_verify(server: tuple[Path, str], tmp_path
     # the station makes it; without the grant it refuses
     code, _out, err = cli(*h, "export", "create", "--recording", ids[0], "--out", str(out))
     assert code == 7 and "no-grant" in err
+    # someone else's token with li's grant: refused, the grant is li's
+    wang = ok(*h, "tokens", "create", "wang").strip()
+    code, _out, err = cli(*h, "export", "create", "--recording", ids[0], "--grant", grant, "--out", str(out),
+                          "--as-token", wang)
+    assert code == 7 and "grant-other-user" in err, err
     made = json.loads(ok(*h, "export", "create", *[a for i in ids for a in ("--recording", i)],
                              "--case", "2026-017", "--grant", grant, "--out", str(out), "--iso", "--disc", "cd",
                              "--json"))
@@ -104,7 +109,8 @@ def test_ingest_request_approve_export_verify(server: tuple[Path, str], tmp_path
 
     # "another machine": only the package, the agency CA and the log key, no vault
     ca = tmp_path / "agency-ca.pem"
-    ca.write_bytes((home / "keys" / "agency-ca.pem").read_bytes())
+    assert "SHA-256 fingerprint" in ok(*h, "export", "ca", "--out", str(ca))
+    assert ca.read_bytes() == (home / "keys" / "agency-ca.pem").read_bytes()
     log_key = ok(*h, "keys", "show", "--log").strip()
     elsewhere = {"VAULTD_HOME": str(tmp_path / "no-vault-here"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     passed = run("verify", str(pkg), "--ca", str(ca), "--log-key", log_key, env=elsewhere)

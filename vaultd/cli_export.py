@@ -40,6 +40,9 @@ def add_commands(sub: Any) -> None:
     show = cmd(esub, "show", _run_show, _("one export's record, with its packages' tagmanifest hashes"))
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
+    ca = cmd(esub, "ca", _run_ca, _("print the agency CA certificate that verifiers pin with --ca, "
+                                    "and its SHA-256 fingerprint"))
+    ca.add_argument("--out", type=Path, help=_("also write the certificate (PEM) to this file"))
     v = cmd(sub, "verify", _run_verify,
             _("check an export package offline: bag, hashes, signature, timestamp, custody proofs"))
     v.add_argument("path", type=Path, help=_("the package folder (the one with bagit.txt)"))
@@ -77,8 +80,8 @@ def _run_create(args: argparse.Namespace) -> int:
         print(_("  package %s  tagmanifest-sha256 %s") % (pkg["path"], pkg["tagmanifest_sha256"]))
         if "iso" in pkg:
             print(_("  disc image %s (%s, %d bytes)") % (pkg["iso"], pkg["volume_label"], pkg["iso_bytes"]))
-    print(_("verify it: vaultd verify %s --ca %s --log-key \"$(vaultd keys show --log)\"")
-          % (result.packages[0], vault.layout.keys_dir / "agency-ca.pem"))
+    print(_("verify it: vaultd export ca --out agency-ca.pem && vaultd verify %s --ca agency-ca.pem "
+            "--log-key \"$(vaultd keys show --log)\"") % result.packages[0])
     return 0
 
 
@@ -108,6 +111,19 @@ def _run_show(args: argparse.Namespace) -> int:
     print(f"{'recordings':<16} {', '.join(row.recording_ids)}")
     for pkg in row.packages:
         print(f"{'package':<16} {pkg['path']}  tagmanifest-sha256 {pkg['tagmanifest_sha256']}")
+    return 0
+
+
+def _run_ca(args: argparse.Namespace) -> int:
+    _local_only(args, "export ca")
+    pem, fingerprint = export.agency_ca(open_(args))
+    if args.out:
+        try:
+            args.out.write_bytes(pem)
+        except OSError as exc:
+            raise UsageError(_("cannot write %s: %s") % (args.out, exc.strerror)) from None
+    sys.stdout.write(pem.decode("ascii"))
+    print(_("SHA-256 fingerprint: %s") % fingerprint)
     return 0
 
 

@@ -498,6 +498,15 @@ def verify_text(export_id: str, ca_fp: str, log_key: str, steps: tuple[str, ...]
     return "\n".join(lines).encode("utf-8")
 
 
+def agency_ca(vault: Vault) -> tuple[bytes, str]:
+    """The CA at the top of the signing chain (PEM) and its SHA-256 fingerprint: what to publish and pin."""
+    cfg = vault.config.export
+    ident = pki.signing_identity(vault.layout.keys_dir, cfg.signing_cert, cfg.signing_key, cfg.signing_chain)
+    ca = ident.chain[-1] if ident.chain else ident.cert
+    return (ca.public_bytes(serialization.Encoding.PEM),
+            hashlib.sha256(ca.public_bytes(serialization.Encoding.DER)).hexdigest())
+
+
 # -- reading the record -----------------------------------------------------------------------------
 
 def list_exports(vault: Vault, actor: Principal, via: str = "cli") -> list[ExportRow]:
