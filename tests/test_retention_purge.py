@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from retention_world import World, logged, make_world
-from vaultd import cases, classes, holds, retention
+from vaultd import cases, classes, faults, holds, retention
 from vaultd.catalog import retention as ret_db
 from vaultd.cases import NewCase
-from vaultd.errors import AccessDeniedError, NotFoundError, UsageError
+from vaultd.errors import AccessDeniedError, ConfigError, NotFoundError, UsageError
 from vaultd.evidence import get_original
 from vaultd.holds import HoldReason
 from vaultd.people import local_owner
@@ -200,3 +200,33 @@ def test_scheduled_job_prepares_a_batch_and_raises_an_alert(w: World) -> None:
         found = [a for a in open_alerts(conn) if a.kind == "retention.batch"]
     assert found and found[0].subject == batch_id
     assert retention.prepare_scheduled(w.vault, sched, soon) is None  # nothing new: no second batch
+
+
+def test_a_purge_cut_off_midway_is_finished_by_the_next_run(w: World) -> None:
+    batch = _batch(w)
+    _approve_twice(w, batch)
+
+    def crash() -> None:
+        raise RuntimeError("power cut")
+
+    faults.hooks["purge.before-unlink"] = crash
+    with pytest.raises(RuntimeError):
+        retention.purge(w.vault, w.who["root"], batch, now=LATER)
+    with w.vault.engine.connect() as conn:
+        (first_id,) = ret_db.purged_ids(conn)  # the tombstone came first...
+    first = next(r for r in w.recs if r.id == first_id)
+    assert w.vault.store.exists(first.sha256)  # ...the bytes were still there
+    faults.hooks.clear()
+    result = retention.purge(w.vault, w.who["root"], batch, now=LATER)
+    assert set(result.purged) == {r.id for r in w.recs} and not w.vault.store.exists(first.sha256)
+    assert len(logged(w.vault, "retention.purge.requested")) == len(w.recs)  # not asked twice
+    assert len(logged(w.vault, "retention.purge.done")) == len(w.recs)
+
+
+def test_a_policy_below_the_floor_stops_retention_commands(w: World) -> None:
+    (w.vault.layout.root / "retention.toml").write_text(
+        'floor_months = 24\n[classes.routine]\nkeep_months = 6\n[classes.standard]\nkeep_months = 24\n',
+        encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        retention.plan_vault(w.vault, w.who["wu"], LATER)
+    assert "'routine'" in err.value.message and "24 months" in err.value.message

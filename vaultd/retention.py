@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from vaultd import access, alerts, audit
+from vaultd import access, alerts, audit, faults
 from vaultd import retention_policy as policy_mod
 from vaultd.access import Action, Principal, Role
 from vaultd.audit import Event, EvidenceRef
@@ -242,6 +242,7 @@ def _purge_one(vault: Vault, actor: Principal, batch: Batch, d: Decision, now: d
                 "expires_at": d.expires_at.isoformat() if d.expires_at else None}, EvidenceRef.of(rec)), now)
             db.add_tombstone(conn, Tombstone(rec.id, rec.sha256, rec.size_bytes, batch.id, d.class_name, now,
                                              actor.name, batch.approvers, _snapshot(conn, rec), None))
+    faults.point("purge.before-unlink")
     removed = vault.store.purge(rec.sha256)
     with vault.engine.begin() as conn:
         index = audit.append(conn, Event("retention.purge.done", who, {
