@@ -190,3 +190,11 @@ def test_json_report_names_every_failure(world: World, pkg: Path) -> None:
     assert doc["status"] == "fail"
     failing = {c["check"] for c in doc["checks"] if c["ok"] is False}
     assert {"bag", "signature"} <= failing
+
+
+def test_a_symbolic_link_in_place_of_a_file(world: World, pkg: Path, tmp_path: Path) -> None:
+    video = video_of(pkg)
+    kept = tmp_path / "elsewhere.MP4"
+    video.rename(kept)
+    video.symlink_to(kept)
+    failed(world, pkg, f"{video.relative_to(pkg)} is a symbolic link")

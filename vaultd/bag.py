@@ -280,11 +280,17 @@ def parse_info(data: bytes) -> list[tuple[str, str]]:
     return out
 
 
-def _files_under(root: Path) -> set[str]:
+def _files_under(root: Path, problems: list[str]) -> set[str]:
     out = set()
-    for dirpath, _dirs, files in os.walk(root):
+    for dirpath, dirs, files in os.walk(root):
+        for name in [*files, *dirs]:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                problems.append(_("%s is a symbolic link; a package holds only plain files")
+                                % path.relative_to(root))
         for f in files:
-            out.add(str((Path(dirpath) / f).relative_to(root)))
+            if not (Path(dirpath) / f).is_symlink():
+                out.add(str((Path(dirpath) / f).relative_to(root)))
     return out
 
 
@@ -310,7 +316,7 @@ def read_bag(root: Path) -> BagReport:
                 store[algo] = parse_manifest((root / name).read_bytes(), name, p)
             except OSError:
                 p.append(_("%s is missing") % name)
-    files = _files_under(root)
+    files = _files_under(root, p)
     payload = {f for f in files if f.startswith("data/")}
     for algo, listed in rep.manifests.items():
         for rel in sorted(set(listed) - payload):
