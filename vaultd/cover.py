@@ -133,13 +133,13 @@ def render_pdf(c: Cover, font: Path) -> bytes:
     pdf.add_page()
     w = pdf.epw
     pdf.set_font("cjk", size=16)
-    pdf.multi_cell(w, 9, "电子证据导出说明  Evidence export cover sheet", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(w, 9, "电子证据导出说明  Evidence export cover sheet", new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.set_font("cjk", size=9)
     for k, v in _rows(c):
-        pdf.multi_cell(w, 5, f"{k}: {v}", new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(w, 5, f"{k}: {v}", new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.ln(3)
     pdf.set_font("cjk", size=12)
-    pdf.multi_cell(w, 7, "文件清单 Files", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(w, 7, "文件清单 Files", new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.set_font("cjk", size=8)
     for n, f in enumerate(c.files, 1):
         lines = [
@@ -150,11 +150,11 @@ def render_pdf(c: Cover, font: Path) -> bytes:
             f"   证明对象 Proves: {f.proves}",
             f"   SHA-256: {f.sha256}",
         ]
-        pdf.multi_cell(w, 4.2, "\n".join(lines), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(w, 4.2, "\n".join(lines), new_x="LMARGIN", new_y="NEXT", align="L")
         pdf.ln(1)
     pdf.set_font("cjk", size=12)
-    pdf.multi_cell(w, 7, "如何核验 How to verify", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(w, 7, "如何核验 How to verify", new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.set_font("cjk", size=8)
     for n, s in enumerate(c.verify_steps, 1):
-        pdf.multi_cell(w, 4.2, f"{n}. {s}", new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(w, 4.2, f"{n}. {s}", new_x="LMARGIN", new_y="NEXT", align="L")
     return bytes(pdf.output())

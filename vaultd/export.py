@@ -428,6 +428,13 @@ def metadata_json(rec: Recording, label: dict[str, object], package_file: str, s
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
 
+def _local_iso(value: object, tz: ZoneInfo) -> str:
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return str(value or "?")
+
+
 def _package_name(rec: Recording) -> str:
     name = bag.safe_name(rec.original_name)
     return "original-" + name if name == "metadata.json" else name
@@ -441,7 +448,7 @@ def _cover_file(rec: Recording, rel: str, label: dict[str, object], tz: ZoneInfo
         path=rel, recording_id=rec.id, size_bytes=rec.size_bytes, duration_s=rec.duration_s,
         recorded=f"{local(rec.recorded_start)} – {local(rec.recorded_end)}", sha256=rec.sha256,
         making_method=str(label.get("making_method") or rec.making_method),
-        making_time=str(label.get("making_time") or "?"), maker=str(label.get("maker") or "?"),
+        making_time=_local_iso(label.get("making_time"), tz), maker=str(label.get("maker") or "?"),
         proves=str(label.get("proves") or "（未填写 not entered）"), damaged=rec.damaged)
 
 
@@ -460,7 +467,8 @@ def verify_steps(ca_fp: str, log_key: str, timestamp: bool) -> tuple[str, ...]:
     if timestamp:
         steps.append("openssl ts -verify -in signature/tagmanifest-sha256.txt.p7s.tsr -data "
                      "signature/tagmanifest-sha256.txt.p7s -CAfile TSA-CA.pem")
-    steps.append("vaultd verify . --ca AGENCY-CA.pem --log-key '" + log_key + "'   (checks all of the above "
+    tsa = " --tsa-ca TSA-CA.pem" if timestamp else ""
+    steps.append("vaultd verify . --ca AGENCY-CA.pem --log-key '" + log_key + "'" + tsa + "   (checks all of the above "
                  "and every audit-log proof in data/custody against the checkpoint signed by that log key)")
     return tuple(steps)
 
