@@ -7,7 +7,7 @@ import getpass
 import sys
 from typing import Any
 
-from vaultd import approvals, people
+from vaultd import approvals, cli_daemon, people
 from vaultd.access import Level, RequestKind, Role
 from vaultd.clicommon import cmd, open_, print_json, remote
 from vaultd.client import ApiClient, save_credentials
@@ -220,6 +220,7 @@ def _add_devices(sub: Any) -> None:
     a = cmd(ds, "assign", _run_assign, _("from now on, this camera is held by this officer"))
     a.add_argument("serial")
     a.add_argument("officer_number")
+    cli_daemon.add_device_commands(ds)  # list, enroll, retire (#5)
 
 
 def _run_assign(args: argparse.Namespace) -> int:

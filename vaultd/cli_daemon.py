@@ -1,10 +1,224 @@
-"""Command line for this concern (filled in by its issue)."""
+"""``vaultd run | status | alerts`` and ``vaultd devices list|enroll|retire`` (#5)."""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
 from typing import Any
+
+from vaultd import alerts, devices
+from vaultd.clicommon import cmd, open_, print_json
+from vaultd.errors import UsageError
+from vaultd.home import resolve_home
+from vaultd.i18n import _
+from vaultd.people import local_owner
+
+log = logging.getLogger("vaultd")
 
 
 def add_commands(sub: Any) -> None:
     """Register this concern's commands on the top-level subparsers."""
-    return None
+    r = cmd(sub, "run", _run_daemon,
+            _("the docking daemon: ingest every enrolled camera docked over USB or in the dock "
+              "folder, run the periodic jobs and serve the API, until stopped (SIGTERM)"))
+    r.add_argument("--dock-folder", type=Path,
+                   help=_("simulated dock: camera trees made by 'vaultd simulate camera' appearing in this "
+                          "folder are docked (default: [dock] folder in the config)"))
+    r.add_argument("--devices", type=Path,
+                   help=_("camera models file (default: <home>/devices.toml if present; "
+                          "see config/devices.toml)"))
+    r.add_argument("--no-udev", action="store_true", help=_("do not follow udev (USB cameras)"))
+    r.add_argument("--no-api", action="store_true", help=_("do not serve the HTTP API"))
+    r.add_argument("--listen", help=_("API address host:port (default: [dock] api_listen)"))
+    r.add_argument("--socket", help=_("API Unix socket (default: [dock] api_socket, else <home>/api.sock)"))
+    r.add_argument("--max-sessions", type=int, help=_("cameras ingested at once (default: [dock] max_sessions)"))
+    r.add_argument("--auto-enroll", action="store_true",
+                   help=_("ingest and enroll unknown cameras instead of holding them with an alert"))
+    s = cmd(sub, "status", _run_status,
+            _("the daemon's state: docked cameras and each session's progress (files, bytes, rate, ETA), "
+              "queued work, open alerts, last errors"))
+    s.add_argument("--json", action="store_true")
+    a = sub.add_parser("alerts", help=_("conditions someone must act on (unknown cameras, failed scrubs, ...)"))
+    asub = a.add_subparsers(metavar="ACTION", required=True)
+    al = cmd(asub, "list", _run_alerts_list, _("list open alerts (--all: cleared ones too)"))
+    al.add_argument("--all", action="store_true")
+    al.add_argument("--json", action="store_true")
+    ac = cmd(asub, "clear", _run_alerts_clear, _("mark an alert as dealt with, saying how"))
+    ac.add_argument("id", type=int)
+    ac.add_argument("--note", required=True, help=_("what was done about it"))
+
+
+def add_device_commands(ds: Any) -> None:
+    """``vaultd devices list|enroll|retire`` onto the existing ``devices`` parser."""
+    ls = cmd(ds, "list", _run_devices_list, _("cameras this station knows: enrolled, unknown and retired"))
+    ls.add_argument("--json", action="store_true")
+    en = cmd(ds, "enroll", _run_enroll,
+             _("enroll a camera: from now on it is ingested when docked (clears its unknown-camera alert)"))
+    en.add_argument("serial", help=_("the camera's serial (产品序号)"))
+    en.add_argument("--id", type=int, dest="device_id", help=_("which record, when two cameras report the serial"))
+    en.add_argument("--model")
+    en.add_argument("--note")
+    rt = cmd(ds, "retire", _run_retire, _("retire a camera: it is no longer ingested; its recordings stay"))
+    rt.add_argument("serial")
+    rt.add_argument("--reason", required=True)
+    rt.add_argument("--id", type=int, dest="device_id")
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+def _run_daemon(args: argparse.Namespace) -> int:
+    from vaultd.wiring import build_daemon
+
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    vault = open_(args)
+    dmn = build_daemon(vault, dock_folder=args.dock_folder, udev=not args.no_udev,
+                              api=not args.no_api, listen=args.listen, socket=args.socket,
+                              max_sessions=args.max_sessions, auto_enroll=args.auto_enroll,
+                              devices_file=args.devices)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+        dmn.stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(_("vaultd daemon running on %s; stop with Ctrl-C or SIGTERM; see 'vaultd status'")
+          % vault.layout.root, file=sys.stderr)
+    return dmn.run(stop)
+
+
+# -- status -------------------------------------------------------------------------------------
+
+def _run_status(args: argparse.Namespace) -> int:
+    from vaultd.daemon import read_status
+
+    home = resolve_home(args.home)
+    doc = read_status(home)
+    vault = open_(args)
+    open_alerts = alerts.list_alerts(vault)
+    if args.json:
+        print_json({"daemon": doc, "alerts": [a.as_json() for a in open_alerts]})
+        return 0
+    if doc is None:
+        print(_("daemon: never ran with this home (start it with 'vaultd run')"))
+    else:
+        state = doc["state"] if doc.get("running") else _("not running") + f" (last: {doc['state']})"
+        print(_("daemon: %s, pid %s, since %s, status at %s")
+              % (state, doc.get("pid"), doc.get("started_at"), doc.get("updated_at")))
+        sessions = doc.get("sessions") or []
+        print(_("docked cameras: %d") % len(sessions) + ("" if sessions else _(" (none)")))
+        for st in sessions:
+            print("  " + _session_line(st))
+        if doc.get("queued_events"):
+            print(_("queued dock events: %d") % doc["queued_events"])
+        for name, extra in (doc.get("extras") or {}).items():
+            if isinstance(extra, dict) and extra:
+                print(f"{name}:")
+                for k, v in extra.items():
+                    print(f"  {k}: {_extra_text(v)}")
+        recent = doc.get("recent") or []
+        if recent:
+            print(_("recent sessions:"))
+            for st in recent[-5:]:
+                print("  " + _session_line(st))
+        for err in doc.get("errors") or []:
+            print(_("  error at %s on %s: %s") % (err["at"], err["key"], err["error"]))
+    print(_("open alerts: %d") % len(open_alerts))
+    for a in open_alerts:
+        print(f"  #{a.id} [{a.severity}] {a.kind} {a.subject}: {a.message}"
+              + (f" (x{a.count})" if a.count > 1 else ""))
+    return 0
+
+
+def _extra_text(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_extra_text(v)}" for k, v in value.items() if v is not None)
+    text = str(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _session_line(st: dict[str, Any]) -> str:
+    who = st.get("serial") or st.get("key")
+    bits = [f"{who}", f"[{st.get('state')}]"]
+    if st.get("officer"):
+        bits.append(_("officer %s") % st["officer"])
+    if st.get("state") == "ingesting":
+        bits.append(f"{st.get('files_done', 0)}/{st.get('files_total', 0)} files, "
+                    f"{_mb(st.get('bytes_done', 0))}/{_mb(st.get('bytes_total', 0))}, "
+                    f"{_mb(st.get('rate_bytes_per_s', 0))}/s"
+                    + (f", ETA {st['eta_s']:.0f} s" if st.get("eta_s") is not None else ""))
+    elif st.get("counts"):
+        bits.append(", ".join(f"{k} {v}" for k, v in st["counts"].items() if v))
+    if st.get("detail"):
+        bits.append(f"({st['detail']})")
+    return " ".join(bits)
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+def _run_alerts_list(args: argparse.Namespace) -> int:
+    rows = alerts.list_alerts(open_(args), include_cleared=args.all)
+    if args.json:
+        print_json([a.as_json() for a in rows])
+        return 0
+    if not rows:
+        print(_("no open alerts"))
+    for a in rows:
+        state = _("cleared %s by %s: %s") % (a.cleared_at.isoformat(), a.cleared_by, a.clear_note) \
+            if a.cleared_at else _("open since %s") % a.raised_at.isoformat()
+        print(f"#{a.id} [{a.severity}] {a.kind} {a.subject}: {a.message} ({state}; seen {a.count}x)")
+    return 0
+
+
+def _run_alerts_clear(args: argparse.Namespace) -> int:
+    from vaultd.people import actor_of
+
+    a = alerts.clear_alert(open_(args), args.id, actor_of(local_owner(), "cli"), args.note)
+    print(_("alert #%d cleared") % a.id)
+    return 0
+
+
+# -- devices ------------------------------------------------------------------------------------
+
+def _run_devices_list(args: argparse.Namespace) -> int:
+    rows = devices.list_devices(open_(args), local_owner())
+    if args.json:
+        print_json([r.as_json() for r in rows])
+        return 0
+    if not rows:
+        print(_("no cameras known yet; docked cameras appear here, unknown ones until enrolled"))
+    for r in rows:
+        clock = f"clock {r.clock_offset_s:+.0f} s" if r.clock_offset_s is not None else ""
+        battery = f"battery {r.battery_percent}%" if r.battery_percent is not None else ""
+        last = r.last_docked_at.isoformat() if r.last_docked_at else _("never docked")
+        print(f"#{r.id} {r.serial:<12} {r.status.value:<9} {r.model or '-':<14} "
+              + _("last docked %s") % last + "  " + "  ".join(x for x in (clock, battery) if x))
+    return 0
+
+
+def _run_enroll(args: argparse.Namespace) -> int:
+    row = devices.enroll(open_(args), local_owner(), args.serial, device_id=args.device_id,
+                         model=args.model, note=args.note)
+    print(_("camera %s enrolled (device #%d); if it is docked now the daemon ingests it at once, "
+            "else the next time it is docked")
+          % (row.serial, row.id))
+    return 0
+
+
+def _run_retire(args: argparse.Namespace) -> int:
+    if not args.reason.strip():
+        raise UsageError(_("--reason must say why the camera is retired"))
+    row = devices.retire(open_(args), local_owner(), args.serial, reason=args.reason,
+                         device_id=args.device_id)
+    print(_("camera %s retired (device #%d)") % (row.serial, row.id))
+    return 0

@@ -174,13 +174,21 @@ def _copy_all(ses: _Session, files: list[CameraFile], scanned_at: float) -> None
         commits: list[Future[None]] = []
         try:
             for attempt in range(cfg.defer_retries + 1):
-                _settle(scanned_at, cfg.settle_s)
                 deferred: list[CameraFile] = []
-                for batch in _batches(pending):
-                    items = _stage_batch(ses, batch, last_try=attempt == cfg.defer_retries, deferred=deferred)
-                    while len(commits) >= _COMMITS_AHEAD:
-                        commits.pop(0).result()
-                    commits.append(committer.submit(_commit_and_clean, ses, items))
+                # files untouched for settle_s before the scan go at once; recent ones
+                # (and every retry) wait out the settle time first
+                stale, fresh = _by_age(pending, time.time() - cfg.settle_s) if attempt == 0 else ([], pending)
+                for group, wait in ((stale, False), (fresh, True)):
+                    if wait and group:
+                        _settle(scanned_at, cfg.settle_s)
+                    for batch in _batches(group):
+                        items, stopped = _stage_batch(ses, batch, last_try=attempt == cfg.defer_retries,
+                                                      deferred=deferred)
+                        while len(commits) >= _COMMITS_AHEAD:
+                            commits.pop(0).result()
+                        commits.append(committer.submit(_commit_and_clean, ses, items))
+                        if stopped is not None:  # what was copied before it is kept
+                            raise stopped
                 if not deferred:
                     break
                 pending, scanned_at = deferred, time.monotonic()
@@ -190,6 +198,15 @@ def _copy_all(ses: _Session, files: list[CameraFile], scanned_at: float) -> None
         finally:
             for commit in commits:
                 commit.result()
+
+
+def _by_age(files: list[CameraFile], settled_before: float) -> tuple[list[CameraFile], list[CameraFile]]:
+    """(files last modified before ``settled_before`` (epoch s), the rest). A file
+    dated in the future (a camera clock ahead, local time shown as UTC) counts as recent."""
+    cut_ns = int(settled_before * 1e9)
+    stale = [f for f in files if f.mtime_ns < cut_ns]
+    fresh = [f for f in files if f.mtime_ns >= cut_ns]
+    return stale, fresh
 
 
 def _settle(scanned_at: float, settle_s: float) -> None:
@@ -214,14 +231,21 @@ def _batches(files: list[CameraFile]) -> list[list[CameraFile]]:
 
 
 def _stage_batch(ses: _Session, batch: list[CameraFile], *, last_try: bool,
-                 deferred: list[CameraFile]) -> list[_Item]:
+                 deferred: list[CameraFile]) -> tuple[list[_Item], DiskFullError | DeviceGoneError | None]:
     """Copy one batch into staging and make it durable; files still being written
-    go to ``deferred``."""
+    go to ``deferred``. When the camera goes away or the disk fills mid-batch, the
+    files copied before are still made durable and returned with the error, so
+    they are kept and the next dock skips them."""
     big = len(batch) == 1
     items: list[_Item] = []
+    stopped: DiskFullError | DeviceGoneError | None = None
     try:
         for cam in batch:
-            staged = _copy_one(ses, cam, fsync=big, last_try=last_try, deferred=deferred)
+            try:
+                staged = _copy_one(ses, cam, fsync=big, last_try=last_try, deferred=deferred)
+            except (DiskFullError, DeviceGoneError) as exc:
+                stopped = exc
+                break
             if staged is not None:
                 items.append(_Item(cam, staged))
         if not big and items:
@@ -230,7 +254,7 @@ def _stage_batch(ses: _Session, batch: list[CameraFile], *, last_try: bool,
     except BaseException:
         _clean(items)
         raise
-    return items
+    return items, stopped
 
 
 def _commit_and_clean(ses: _Session, items: list[_Item]) -> None:
