@@ -72,6 +72,15 @@ class AuditConfig:
 @dataclass(frozen=True)
 class DockConfig:  # the docking daemon (#5)
     folder: str = ""  # simulated dock: a folder watched for camera trees; empty: none
+    udev: bool = True  # follow udev for USB cameras (off: the dock folder only)
+    max_sessions: int = 4  # cameras ingested at once
+    auto_enroll: bool = False  # ingest unknown cameras (and enroll them) instead of holding them
+    wipe: bool = False  # delete files from the camera after a complete, verified ingest
+    set_clock: bool = True  # set the camera's clock after ingest where the driver can
+    stop_grace_s: float = 60.0  # on SIGTERM, wait this long for in-flight sessions, then abandon them
+    api_listen: str = "127.0.0.1:8470"  # the daemon serves the API here; empty: not on TCP
+    api_socket: str = ""  # also on this Unix socket; empty: <home>/api.sock
+    checkpoint_interval_s: float = 3600.0  # how often the audit log is sealed (signed checkpoint)
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,12 @@ class RetentionConfig:  # cases, labels, retention (#6)
 @dataclass(frozen=True)
 class ComplianceConfig:  # compliance, scrub schedule, spot checks (#6)
     scrub_period_days: int = 30
+    scrub_interval_min: int = 60  # the daemon runs one scrub step this often
+    scrub_budget_s: float = 300.0  # a step starts no new file after this long
+    scrub_max_mb_per_s: float = 40.0  # read rate limit of the background scrub (MiB/s)
+    dock_overdue_hours: float = 24.0  # an assigned, enrolled camera undocked this long: alert
+    gap_threshold_s: float = 60.0  # a longer pause between clips of one device: an interruption
+    duty_break_hours: float = 4.0  # a pause this long (or a dock, or another officer) ends a duty period
 
 
 @dataclass(frozen=True)
@@ -111,12 +126,6 @@ class PreviewConfig:  # previews (#7)
 
 @dataclass(frozen=True)
 class ExportConfig:  # signed exports (#8)
-    scrub_interval_min: int = 60  # the daemon runs one scrub step this often
-    scrub_budget_s: float = 300.0  # a step starts no new file after this long
-    scrub_max_mb_per_s: float = 40.0  # read rate limit of the background scrub (MiB/s)
-    dock_overdue_hours: float = 24.0  # an assigned, enrolled camera undocked this long: alert
-    gap_threshold_s: float = 60.0  # a longer pause between clips of one device: an interruption
-    duty_break_hours: float = 4.0  # a pause this long (or a dock, or another officer) ends a duty period
     agency: str = ""
     signing_cert: str = ""  # an agency PKI certificate (PEM, chain may follow); empty: the one init made
     signing_key: str = ""  # its ECDSA P-256 private key (PEM); set together with signing_cert
@@ -264,6 +273,16 @@ def _check(cfg: Config, source: str) -> None:
     }.items():
         if value < 0:
             raise ConfigError(_("%s: %s must not be negative, got %r") % (source, key, value))
+    comp = cfg.compliance
+    for key, value in {"compliance.scrub_period_days": comp.scrub_period_days,
+                       "compliance.scrub_interval_min": comp.scrub_interval_min,
+                       "compliance.scrub_budget_s": comp.scrub_budget_s,
+                       "compliance.scrub_max_mb_per_s": comp.scrub_max_mb_per_s,
+                       "compliance.dock_overdue_hours": comp.dock_overdue_hours,
+                       "compliance.gap_threshold_s": comp.gap_threshold_s,
+                       "compliance.duty_break_hours": comp.duty_break_hours}.items():
+        if value <= 0:
+            raise ConfigError(_("%s: %s must be greater than 0, got %r") % (source, key, value))
     origin = cfg.audit.origin
     if origin and (any(c.isspace() for c in origin) or "+" in origin):
         raise ConfigError(_("%s: audit.origin must not contain spaces or '+', got %r") % (source, origin))
@@ -290,16 +309,6 @@ def _check(cfg: Config, source: str) -> None:
 def _check_retention(ret: RetentionConfig, source: str) -> None:
     if ret.purge_approvals < 1:
         raise ConfigError(_("%s: retention.purge_approvals must be at least 1, got %r")
-    comp = cfg.compliance
-    for key, value in {"compliance.scrub_period_days": comp.scrub_period_days,
-                       "compliance.scrub_interval_min": comp.scrub_interval_min,
-                       "compliance.scrub_budget_s": comp.scrub_budget_s,
-                       "compliance.scrub_max_mb_per_s": comp.scrub_max_mb_per_s,
-                       "compliance.dock_overdue_hours": comp.dock_overdue_hours,
-                       "compliance.gap_threshold_s": comp.gap_threshold_s,
-                       "compliance.duty_break_hours": comp.duty_break_hours}.items():
-        if value <= 0:
-            raise ConfigError(_("%s: %s must be greater than 0, got %r") % (source, key, value))
                           % (source, ret.purge_approvals),
                           hint=_("2 distinct approvers by default; 1 only for small agencies"))
     for key in ("label_working_days", "batch_every_days"):
@@ -308,6 +317,7 @@ def _check_retention(ret: RetentionConfig, source: str) -> None:
     if ret.notify_ahead_days < 0:
         raise ConfigError(_("%s: retention.notify_ahead_days must not be negative, got %r")
                           % (source, ret.notify_ahead_days))
+
 
 PREVIEW_ENCODERS = ("auto", "software", "vaapi", "nvenc")
 PREVIEW_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
