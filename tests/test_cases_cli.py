@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from retention_world import make_world
+pytest.register_assert_rewrite("retention_world")  # before its import: it is also a plugin here
+from retention_world import load_world
 from vaultd import retention
 from vaultd.cli import main
 from vaultd.vault import open_vault, utcnow
+
+pytest_plugins = ("retention_world",)  # the w / world_home fixtures
 
 
 def run(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str, str]:
@@ -20,11 +23,12 @@ def run(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int
     return code, out, err
 
 
-def test_cases_labels_holds_plan_purge_from_the_command_line(home: Path, camera: Path, tmp_path: Path,
+def test_cases_labels_holds_plan_purge_from_the_command_line(world_home: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    home = world_home
     vault = open_vault(home)
     try:
-        w = make_world(vault, camera)
+        w = load_world(vault)
     finally:
         vault.close()
     rid = w.recs[0].id

@@ -3,22 +3,22 @@ values, the original's bytes untouched; the deadline in Chinese working days."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from retention_world import World, logged, make_world
+pytest.register_assert_rewrite("retention_world")  # before its import: it is also a plugin here
+from retention_world import World, logged
 from vaultd import labels, workdays
 from vaultd.errors import AccessDeniedError, NotFoundError, UsageError
 from vaultd.labels import Label, is_labelled, labelling_deadline, missing_for_case
 from vaultd.model import MediaType
-from vaultd.vault import Vault
 from vaultd.workdays import add_working_days
 
 SH = ZoneInfo("Asia/Shanghai")
+
+pytest_plugins = ("retention_world",)  # the w / world_home fixtures
 
 
 def at(text: str) -> datetime:
@@ -60,10 +60,6 @@ def test_is_labelled_needs_the_three_r2_fields() -> None:
     assert missing_for_case(full, MediaType.VIDEO) == []
     assert missing_for_case(full, MediaType.AUDIO) == ["description"]
 
-
-@pytest.fixture
-def w(vault: Vault, camera: Path) -> Iterator[World]:
-    yield make_world(vault, camera)
 
 
 def test_label_keeps_unicode_and_audits_old_and_new(w: World) -> None:

@@ -4,18 +4,20 @@ second person, a shorter class approved by a supervisor, Chinese text intact."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from retention_world import World, logged, make_world
+pytest.register_assert_rewrite("retention_world")  # before its import: it is also a plugin here
+from retention_world import World, logged
 from vaultd import people, retention
 from vaultd.api import create_app
-from vaultd.vault import Vault, utcnow
+from vaultd.vault import utcnow
 
 P = "/api/v1"
+
+pytest_plugins = ("retention_world",)  # the w / world_home fixtures
 
 
 class Api:
@@ -27,8 +29,8 @@ class Api:
 
 
 @pytest.fixture
-def api(vault: Vault, camera: Path) -> Iterator[tuple[Api, World]]:
-    w = make_world(vault, camera)
+def api(w: World) -> Iterator[tuple[Api, World]]:
+    vault = w.vault
     tokens = {n: people.create_token(vault, people.local_owner(), n, 1, "cli").secret for n in w.who}
     with TestClient(create_app(vault)) as client:
         yield Api(client, tokens), w

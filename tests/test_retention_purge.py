@@ -4,13 +4,13 @@ tombstone stays, and the audit log says so."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from retention_world import World, logged, make_world
+pytest.register_assert_rewrite("retention_world")  # before its import: it is also a plugin here
+from retention_world import World, load_world, logged
 from vaultd import cases, classes, faults, holds, retention
 from vaultd.catalog import retention as ret_db
 from vaultd.cases import NewCase
@@ -18,14 +18,12 @@ from vaultd.errors import AccessDeniedError, ConfigError, NotFoundError, UsageEr
 from vaultd.evidence import get_original
 from vaultd.holds import HoldReason
 from vaultd.people import local_owner
-from vaultd.vault import Vault, utcnow
+from vaultd.vault import open_vault, utcnow
 
 LATER = utcnow() + timedelta(days=800)  # past the 2-year default for everything ingested now
 
+pytest_plugins = ("retention_world",)  # the w / world_home fixtures
 
-@pytest.fixture
-def w(vault: Vault, camera: Path) -> Iterator[World]:
-    yield make_world(vault, camera)
 
 
 def _batch(w: World, now: object = LATER) -> str:
@@ -146,14 +144,12 @@ def test_an_approved_purge_removes_bytes_and_keeps_a_tombstone(w: World, tmp_pat
         retention.purge(w.vault, w.who["root"], batch, now=LATER)
 
 
-def test_one_approval_is_enough_when_configured(home: Path, camera: Path) -> None:
-    cfg = home / "vaultd.toml"
+def test_one_approval_is_enough_when_configured(world_home: Path) -> None:
+    cfg = world_home / "vaultd.toml"
     cfg.write_text(cfg.read_text(encoding="utf-8") + "\n[retention]\npurge_approvals = 1\n", encoding="utf-8")
-    from vaultd.vault import open_vault
-
-    vault = open_vault(home)
+    vault = open_vault(world_home)
     try:
-        w = make_world(vault, camera)
+        w = load_world(vault)
         batch = _batch(w)
         retention.approve_batch(w.vault, w.who["zhou"], batch)
         assert retention.purge(w.vault, w.who["zhou"], batch, now=LATER).purged
