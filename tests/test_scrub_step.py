@@ -203,3 +203,21 @@ def test_a_round_past_its_period_warns_until_it_catches_up(vault: Vault) -> None
     assert done.round_done
     with vault.engine.connect() as conn:
         assert alerts.open_alerts(conn, scrub.ALERT_BEHIND) == []
+
+
+def test_the_step_yields_to_a_running_ingest(vault: Vault) -> None:
+    from vaultd.catalog import sessions as ses_db
+    from vaultd.vault import utcnow
+
+    ids = _fill(vault, 2)
+    tune(vault, scrub_period_days=1, scrub_interval_min=1440)
+    with vault.engine.begin() as conn:
+        ses_db.start(conn, "sbusy", at=utcnow(), source="/media/cam", device_serial="CAM1", actor="local:x")
+        ses_db.start(conn, "sdead", at=utcnow() - timedelta(days=2), source="/media/old", device_serial="X",
+                     actor="local:x")  # crashed long ago: not a reason to wait
+    busy = scrub.scrub_step(vault, ME, T0 + timedelta(days=60), budget_s=100, max_bytes_per_s=1e9)
+    assert busy.stopped and busy.checked == 0 and not busy.round_done
+    with vault.engine.begin() as conn:
+        ses_db.finish(conn, "sbusy", at=utcnow(), status="complete", summary={})
+    free = scrub.scrub_step(vault, ME, T0 + timedelta(days=60), budget_s=100, max_bytes_per_s=1e9)
+    assert free.round_done and sorted(r[0] for r in _results(vault)) == sorted(ids)

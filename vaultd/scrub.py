@@ -4,8 +4,9 @@
 the background scrub the daemon runs every ``scrub_interval_min``: it reads
 at most ``max_bytes_per_s``, starts no new file after ``budget_s``, continues
 from where the last step stopped (a cursor in the catalog, in ingest order so
-that new recordings join the end of the round), and paces itself (``pace``,
-pure) so that one round covers the whole store within ``scrub_period_days``.
+that new recordings join the end of the round), yields to ingest (it stops
+while an ingest session runs), and paces itself (``pace``, pure) so that one
+round covers the whole store within ``scrub_period_days``.
 Every result is a row in ``scrub_results``. A mismatch or a missing file is an
 integrity failure and raises a critical alert, never a warning; it stays open
 until a person clears it, and ``vaultd scrub`` exits non-zero while it is.
@@ -186,11 +187,39 @@ def _state(conn: Connection, now: datetime, period: timedelta) -> tuple[ScrubSta
     return st, False
 
 
+class _YieldToIngest:
+    """True (stop) while an ingest session runs; asks the catalog at most once a second."""
+
+    def __init__(self, vault: Vault, clock: Callable[[], float]) -> None:
+        self.vault, self.clock = vault, clock
+        self.asked_at: float | None = None
+        self.busy = False
+
+    def __call__(self) -> bool:
+        t = self.clock()
+        if self.asked_at is None or t - self.asked_at >= 1.0:
+            self.asked_at = t
+            with self.vault.engine.connect() as conn:
+                self.busy = comp_db.ingest_running(conn, utcnow() - INGEST_STALE)
+        return self.busy
+
+
+#: a session "running" for longer than this is taken as crashed, not as busy
+INGEST_STALE = timedelta(hours=6)
+
+
 def scrub_step(vault: Vault, actor: Actor, now: datetime, budget_s: float | None = None,
                max_bytes_per_s: float | None = None, *, should_stop: Callable[[], bool] = lambda: False,
-               clock: Callable[[], float] = time.monotonic,
+               yield_to_ingest: bool = True, clock: Callable[[], float] = time.monotonic,
                sleep: Callable[[float], None] = time.sleep) -> StepReport:
-    """One background scrub step (see the module docstring); resumable at any point."""
+    """One background scrub step (see the module docstring); resumable at any point.
+
+    With ``yield_to_ingest`` the step stops (the file in hand is checked again
+    next time) as soon as an ingest session is running, so it never competes
+    with a docked camera for the disk."""
+    if yield_to_ingest:
+        busy, asked = _YieldToIngest(vault, clock), should_stop
+        should_stop = lambda: asked() or busy()  # noqa: E731
     cfg = vault.config.compliance
     budget_s = cfg.scrub_budget_s if budget_s is None else budget_s
     rate = cfg.scrub_max_mb_per_s * (1 << 20) if max_bytes_per_s is None else max_bytes_per_s

@@ -15,6 +15,7 @@ from vaultd.catalog.schema import (
     device_assignments,
     devices,
     docks,
+    ingest_sessions,
     interruption_notes,
     labels,
     late_reasons,
@@ -267,6 +268,13 @@ def scrub_state_put(conn: Connection, s: ScrubState) -> None:
                   bytes_done=s.bytes_done, updated_at=s.updated_at)
     if conn.execute(update(scrub_state).where(scrub_state.c.id == 1).values(**values)).rowcount == 0:
         conn.execute(insert(scrub_state).values(id=1, **values))
+
+
+def ingest_running(conn: Connection, started_after: datetime) -> bool:
+    """Whether an ingest session started after ``started_after`` is still running."""
+    q = select(ingest_sessions.c.id).where(ingest_sessions.c.status == "running",
+                                           ingest_sessions.c.started_at > started_after).limit(1)
+    return conn.execute(q).first() is not None
 
 
 def _live() -> Any:
