@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vaultd import retention_policy as rp
 from vaultd.errors import ConfigError
@@ -143,3 +145,40 @@ def test_add_months_clamps_to_month_end() -> None:
     assert rp.add_months(datetime(2024, 8, 31, tzinfo=UTC), 6) == datetime(2025, 2, 28, tzinfo=UTC)
     assert rp.add_months(datetime(2023, 8, 31, tzinfo=UTC), 6) == datetime(2024, 2, 29, tzinfo=UTC)
     assert rp.add_months(datetime(2024, 1, 15, tzinfo=UTC), 24) == datetime(2026, 1, 15, tzinfo=UTC)
+
+
+_times = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC))
+_cases = st.builds(CaseState, st.sampled_from(["A", "B"]), st.none() | _times,
+                   st.none() | st.integers(min_value=1, max_value=400))
+_items = st.builds(Item, st.just("r1"), st.none() | _times, _times,
+                   st.sampled_from([None, "routine", "standard", "evidence", "gone"]),
+                   st.lists(_cases, max_size=3).map(tuple), st.lists(st.just("h1"), max_size=1).map(tuple),
+                   st.booleans())
+
+
+@given(it=_items, now=_times)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_never_purgeable_while_held_case_open_or_before_the_minimum(it: Item, now: datetime) -> None:
+    (d,) = plan([it], P, now)
+    if not d.purgeable:
+        return
+    base = max(it.recorded_at or it.ingested_at, it.ingested_at)
+    assert not it.holds and not it.purged and all(c.closed_at is not None for c in it.cases)
+    assert now >= rp.add_months(base, P.floor_months)
+    cls = P.classes.get(it.class_name or "standard")
+    assert cls is not None
+    if cls.counted_from == rp.FROM_RECORDING:
+        assert now >= rp.add_months(base, cls.keep_months)
+    if it.class_name is None:  # unclassified: the longest recording-bound class
+        assert now >= rp.add_months(base, 24)
+    for c in it.cases:
+        assert c.closed_at is not None and now >= rp.add_months(c.closed_at, P.floor_months)
+
+
+@pytest.mark.parametrize("n", [0, -1])
+def test_zero_purge_approvals_is_refused(n: int) -> None:
+    from vaultd import config
+
+    with pytest.raises(ConfigError, match="purge_approvals"):
+        config.from_dict({"retention": {"purge_approvals": n}}, "vaultd.toml")
+    assert config.from_dict({"retention": {"purge_approvals": 1}}, "x").retention.purge_approvals == 1
