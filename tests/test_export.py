@@ -7,6 +7,7 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 from datetime import timedelta
 from pathlib import Path
 
@@ -463,3 +464,34 @@ def test_an_agencys_own_pki_signs_instead(world: World, tmp_path: Path) -> None:
                 out_dir=out, grant_id="gnone", recording_refs=(rid,)))
     finally:
         vault.close()
+
+
+def test_api_reads_the_record_and_the_ca(world: World, made: export.ExportResult) -> None:
+    import warnings
+
+    from vaultd import people
+    from vaultd.access import Role
+    from vaultd.api import create_app
+    from vaultd.people import NewUser
+
+    from starlette.exceptions import StarletteDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StarletteDeprecationWarning)
+        from fastapi.testclient import TestClient
+    people.add_user(world.vault, local_owner(), NewUser("wu", (Role.AUDITOR,), None, None), None, "cli")
+    auditor = people.create_token(world.vault, local_owner(), "wu", 1, "cli").secret
+    officer = people.create_token(world.vault, local_owner(), "wang", 1, "cli").secret
+    client = TestClient(create_app(world.vault))
+
+    def get(token: str, path: str) -> Any:
+        return client.get("/api/v1/exports" + path, headers={"Authorization": f"Bearer {token}"})
+
+    items = get(auditor, "").json()["items"]
+    assert made.export.id in [i["id"] for i in items]
+    one = get(auditor, f"/{made.export.id}").json()
+    assert one["packages"][0]["tagmanifest_sha256"] == made.export.packages[0]["tagmanifest_sha256"]
+    assert get(officer, "").status_code == 403  # an officer may not read the record of exports
+    assert get(auditor, "/EXP-nope").status_code == 404
+    ca = get(officer, "/ca")
+    assert ca.text.encode() == world.ca.read_bytes() and len(ca.headers["X-SHA256-Fingerprint"]) == 64
