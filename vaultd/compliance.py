@@ -14,6 +14,7 @@ is "unknown": neither on time nor late, and listed as such.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -401,44 +402,62 @@ def check_alerts(vault: Vault, actor: Actor, now: datetime, *, gap_days: int = 9
     """Raise the compliance alerts that hold at ``now`` and clear those that no
     longer do: cameras not docked, recordings unlabelled past their deadline
     (one alert per officer), interruptions without a note (of the last
-    ``gap_days``)."""
-    cfg = vault.config.compliance
-    due = label_deadline_for(vault)
+    ``gap_days``). Also keeps the stored on-time marks of recent recordings in
+    step with the trips."""
     with vault.engine.begin() as conn:
         trips = _trip_rows(conn)
         recent = db.facts(conn, since=now - timedelta(days=gap_days), until=now)
         remarked = sync_timeliness(conn, recent, trips, vault.config.ingest.deadline_hours)
         if remarked:  # e.g. ingested late while a trip was still open
             audit.append(conn, Event("compliance.re_marked", actor, {"recordings": remarked}), now)
-        overdue = overdue_devices(db.enrolled_assigned(conn, now), trips, now, cfg.dock_overdue_hours)
-        late_labels: dict[str, list[str]] = {}
-        for f in db.facts(conn, unlabelled_only=True):
-            u = unlabelled(f, due, now)
-            if u is not None and u.overdue:
-                who = f.officer_id or (f"unit:{f.unit}" if f.unit else "-")
-                late_labels.setdefault(who, []).append(f.id)
-        unnoted = [g for g in gaps.gaps_in(conn, cfg, since=now - timedelta(days=gap_days), until=now)
-                   if g.note is None]
-        for d in overdue:
-            alerts.raise_alert(conn, ALERT_NOT_DOCKED, d.serial, _(
-                "camera %s (officer %s) has not been docked for %.0f hours (since %s)")
-                % (d.serial, d.officer_number or "-", d.hours, d.since.isoformat()), actor=actor,
-                details={"officer": d.officer_number, "since": d.since.isoformat()}, at=now)
-        for who, ids in late_labels.items():
-            alerts.raise_alert(conn, ALERT_UNLABELLED, who, _(
-                "%d recordings of %s are unlabelled past their deadline") % (len(ids), who), actor=actor,
-                details={"recordings": ids}, at=now)
-        for g in unnoted:
-            alerts.raise_alert(conn, ALERT_UNNOTED, g.id, _(
-                "camera %s stopped recording for %.0f s before %s without a note")
-                % (g.device_serial, g.gap_s, g.id), actor=actor,
-                details=g.as_json(), at=now)
-        still = ({(ALERT_NOT_DOCKED, d.serial) for d in overdue} | {(ALERT_UNLABELLED, w) for w in late_labels}
-                 | {(ALERT_UNNOTED, g.id) for g in unnoted})
-        noted = db.gap_notes(conn)
-        stale = [a for kind in (ALERT_NOT_DOCKED, ALERT_UNLABELLED, ALERT_UNNOTED)
-                 for a in alerts.open_alerts(conn, kind) if (a.kind, a.subject) not in still
-                 and (a.kind != ALERT_UNNOTED or a.subject in noted)]  # an old gap stays until noted
+        found = _conditions(conn, vault, trips, now, gap_days)
+        _raise_all(conn, actor, now, found)
+        stale = _stale(conn, found)
     for a in stale:
         alerts.clear_alert(vault, a.id, actor, _("resolved: the condition no longer holds at %s") % now.isoformat())
-    return AlertRun(overdue, late_labels, unnoted, len(stale))
+    if found.not_docked or found.unlabelled or found.unnoted:
+        log.warning("compliance: %d cameras not docked, %d officers with overdue labels, %d unnoted interruptions",
+                    len(found.not_docked), len(found.unlabelled), len(found.unnoted))
+    return dataclasses.replace(found, cleared=len(stale))
+
+
+def _conditions(conn: Connection, vault: Vault, trips: Sequence[TripRow], now: datetime,
+                gap_days: int) -> AlertRun:
+    cfg = vault.config.compliance
+    due = label_deadline_for(vault)
+    overdue = overdue_devices(db.enrolled_assigned(conn, now), trips, now, cfg.dock_overdue_hours)
+    late_labels: dict[str, list[str]] = {}
+    for f in db.facts(conn, unlabelled_only=True):
+        u = unlabelled(f, due, now)
+        if u is not None and u.overdue:
+            who = f.officer_id or (f"unit:{f.unit}" if f.unit else "-")
+            late_labels.setdefault(who, []).append(f.id)
+    unnoted = [g for g in gaps.gaps_in(conn, cfg, since=now - timedelta(days=gap_days), until=now)
+               if g.note is None]
+    return AlertRun(overdue, late_labels, unnoted, 0)
+
+
+def _raise_all(conn: Connection, actor: Actor, now: datetime, found: AlertRun) -> None:
+    for d in found.not_docked:
+        alerts.raise_alert(conn, ALERT_NOT_DOCKED, d.serial, _(
+            "camera %s (officer %s) has not been docked for %.0f hours (since %s)")
+            % (d.serial, d.officer_number or "-", d.hours, d.since.isoformat()), actor=actor,
+            details={"officer": d.officer_number, "since": d.since.isoformat()}, at=now)
+    for who, ids in found.unlabelled.items():
+        alerts.raise_alert(conn, ALERT_UNLABELLED, who, _(
+            "%d recordings of %s are unlabelled past their deadline") % (len(ids), who), actor=actor,
+            details={"recordings": ids}, at=now)
+    for g in found.unnoted:
+        alerts.raise_alert(conn, ALERT_UNNOTED, g.id, _(
+            "camera %s stopped recording for %.0f s before %s without a note")
+            % (g.device_serial, g.gap_s, g.id), actor=actor, details=g.as_json(), at=now)
+
+
+def _stale(conn: Connection, found: AlertRun) -> list[alerts.Alert]:
+    """Open compliance alerts whose condition no longer holds (an old gap stays until noted)."""
+    still = ({(ALERT_NOT_DOCKED, d.serial) for d in found.not_docked}
+             | {(ALERT_UNLABELLED, w) for w in found.unlabelled} | {(ALERT_UNNOTED, g.id) for g in found.unnoted})
+    noted = db.gap_notes(conn)
+    return [a for kind in (ALERT_NOT_DOCKED, ALERT_UNLABELLED, ALERT_UNNOTED)
+            for a in alerts.open_alerts(conn, kind) if (a.kind, a.subject) not in still
+            and (a.kind != ALERT_UNNOTED or a.subject in noted)]

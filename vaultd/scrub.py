@@ -16,6 +16,7 @@ Purged originals (tombstones) are not expected in the store.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import time
@@ -33,6 +34,8 @@ from vaultd.catalog.compliance import ScrubState
 from vaultd.i18n import _
 from vaultd.model import Actor
 from vaultd.vault import Vault, utcnow
+
+log = logging.getLogger(__name__)
 
 ALERT_KINDS = ("scrub.mismatch", "scrub.missing")
 ALERT_BEHIND = "scrub.behind"
@@ -91,6 +94,7 @@ def scrub_all(vault: Vault, actor: Actor,
 def _alarm(conn: Connection, actor: Actor, rec_id: str, sha: str, problem: str, at: datetime) -> None:
     """A failed check: a critical alert, open until a person clears it."""
     kind = "scrub.missing" if problem == "missing" else "scrub.mismatch"
+    log.critical("scrub: original %s (sha256 %s) failed its check: %s", rec_id, sha, problem)
     alerts.raise_alert(conn, kind, rec_id, _("original %s (sha256 %s) failed its check: %s")
                        % (rec_id, sha, problem), actor=actor, severity="critical",
                        details={"sha256": sha, "problem": problem}, at=at)
@@ -226,9 +230,9 @@ def scrub_step(vault: Vault, actor: Actor, now: datetime, budget_s: float | None
     period = timedelta(days=cfg.scrub_period_days)
     with vault.engine.begin() as conn:
         st, new = _state(conn, now, period)
-        _files, total = comp_db.live_totals(conn)
+        files, total = comp_db.live_totals(conn)
         if new:
-            audit.append(conn, Event("scrub.round.start", actor, {"round": st.round, "files": _files,
+            audit.append(conn, Event("scrub.round.start", actor, {"round": st.round, "files": files,
                                                                   "bytes": total}), now)
     if st.round_finished_at is not None:
         return StepReport(st.round, 0, 0, [], False, True, False, False, st)
@@ -238,8 +242,9 @@ def scrub_step(vault: Vault, actor: Actor, now: datetime, budget_s: float | None
     throttle, t0 = _Throttle(rate, clock, sleep), clock()
     checked, nbytes, failed, stopped, done = 0, 0, list[ScrubFinding](), False, True
     for rec_id, sha, size, ingested_at in _after(vault, st):
-        if should_stop() or (checked and (nbytes >= quota or clock() - t0 >= budget_s)):
-            done, stopped = False, should_stop()
+        halt = should_stop()
+        if halt or (checked and (nbytes >= quota or clock() - t0 >= budget_s)):  # at least one file a step
+            done, stopped = False, halt
             break
         try:
             problem = _check_throttled(vault, sha, size, throttle, should_stop)
@@ -249,16 +254,23 @@ def scrub_step(vault: Vault, actor: Actor, now: datetime, budget_s: float | None
         at = now + timedelta(seconds=clock() - t0)
         st = replace(st, cursor_at=ingested_at, cursor_id=rec_id, files_done=st.files_done + 1,
                      bytes_done=st.bytes_done + size, updated_at=at)
-        with vault.engine.begin() as conn:
-            ses_db.add_scrub_result(conn, rec_id, at, problem is None, problem)
-            comp_db.scrub_state_put(conn, st)
-            if problem is not None:
-                failed.append(ScrubFinding(rec_id, sha, problem))
-                audit.append(conn, Event("scrub.result", actor, {"ok": False, "problem": problem},
-                                         EvidenceRef(rec_id, sha, size)), at)
-                _alarm(conn, actor, rec_id, sha, problem, at)
+        _record(vault, actor, st, ScrubFinding(rec_id, sha, problem or ""), size, at)
+        if problem is not None:
+            failed.append(ScrubFinding(rec_id, sha, problem))
         checked, nbytes = checked + 1, nbytes + size
     return _finish_step(vault, actor, now, st, checked, nbytes, failed, done, behind, stopped)
+
+
+def _record(vault: Vault, actor: Actor, st: ScrubState, result: ScrubFinding, size: int, at: datetime) -> None:
+    """One result (``problem`` "" when intact) and the cursor past it, in one transaction."""
+    problem = result.problem or None
+    with vault.engine.begin() as conn:
+        ses_db.add_scrub_result(conn, result.recording_id, at, problem is None, problem)
+        comp_db.scrub_state_put(conn, st)
+        if problem is not None:
+            audit.append(conn, Event("scrub.result", actor, {"ok": False, "problem": problem},
+                                     EvidenceRef(result.recording_id, result.sha256, size)), at)
+            _alarm(conn, actor, result.recording_id, result.sha256, problem, at)
 
 
 def _after(vault: Vault, st: ScrubState) -> Iterator[tuple[str, str, int, datetime]]:
@@ -287,6 +299,7 @@ def _finish_step(vault: Vault, actor: Actor, now: datetime, st: ScrubState, chec
                 "round": st.round, "checked": checked, "bytes_checked": nbytes,
                 "failed": [f.recording_id for f in failed], "round_done": done, "stopped": stopped}), now)
         if behind and not done:
+            log.warning("scrub: round %d started %s is behind its period", st.round, st.round_started_at)
             alerts.raise_alert(conn, ALERT_BEHIND, f"round {st.round}", _(
                 "the background scrub's round %d started %s is not done within scrub_period_days")
                 % (st.round, st.round_started_at.isoformat()), actor=actor, at=now,
