@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,6 +55,11 @@ MAX_SPRITE_TILES = 300
 SPRITE_COLUMNS = 10
 CONTENT_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".jpg": "image/jpeg", ".png": "image/png",
                  ".json": "application/json"}
+
+
+#: set when a person asks for a preview: idle workers in this process wake at once
+#: (workers in another process notice within ``[preview] poll_s``)
+WAKE = threading.Event()
 
 
 class PreviewPendingError(NotFoundError):
@@ -295,6 +301,7 @@ def describe(vault: Vault, actor: Principal, ref: str, *, request: bool, via: st
         with vault.engine.begin() as conn:
             audit.append(conn, Event("preview.request", actor_of(actor, via), {}, EvidenceRef.of(rec)))
             job = db.job_of(conn, rec.id)
+        WAKE.set()
     return rec, row, job
 
 

@@ -7,7 +7,9 @@ its process died goes back to the queue when a worker starts
 once with the reason; anything else is tried again with exponential
 back-off, and after ``[preview] max_attempts`` the job is failed with its
 error kept. ffmpeg runs at the lowest CPU priority and in the idle I/O
-class, under a time limit that scales with the media's length.
+class (``nice -n 19 ionice -c 3``; the I/O class counts only under the BFQ
+scheduler), except the first seconds a person is waiting for, under a time
+limit that scales with the media's length.
 
 ``Maker`` is the seam between the queue and ffmpeg: ``FfmpegMaker`` is the
 real one; tests of the queue pass a fake that implements the same protocol.
@@ -41,6 +43,7 @@ from vaultd.media import MediaToolError, VideoSpec
 from vaultd.model import Actor, Recording
 from vaultd.preview import (
     SERVICE,
+    WAKE,
     backoff_s,
     encoder_for,
     enqueue_backlog,
@@ -80,6 +83,7 @@ class Task:
     config: PreviewConfig
     tz: ZoneInfo
     timeout_s: float
+    low_priority: bool = True  # False for the first part a person is waiting for
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,6 @@ class Maker(Protocol):
 
 class FfmpegMaker:
     """Makes previews with ffmpeg (through vaultd.media)."""
-
-    def __init__(self, low_priority: bool = True) -> None:
-        self.low_priority = low_priority
 
     def tools(self) -> dict[str, str]:
         return media.tool_versions()
@@ -165,7 +166,7 @@ class FfmpegMaker:
     def _encode(self, task: Task, spec: VideoSpec, name: str, params: dict[str, Any]) -> media.Ran:
         try:
             ran = media.make_preview_video(task.original, task.work / name, spec, task.work,
-                                           timeout_s=task.timeout_s, low_priority=self.low_priority)
+                                           timeout_s=task.timeout_s, low_priority=task.low_priority)
         except MediaToolError as exc:
             if not spec.encoder.hardware:
                 raise
@@ -173,7 +174,7 @@ class FfmpegMaker:
             params["fallback"] = f"{spec.encoder.name} failed: {exc.message}"
             spec = VideoSpec(**{**spec.__dict__, "encoder": media.Encoder("libx264")})
             ran = media.make_preview_video(task.original, task.work / name, spec, task.work,
-                                           timeout_s=task.timeout_s, low_priority=self.low_priority)
+                                           timeout_s=task.timeout_s, low_priority=task.low_priority)
         params.update(spec=spec.as_dict(), argv={name: list(ran.argv)})
         return ran
 
@@ -188,10 +189,10 @@ class FfmpegMaker:
             "poster.jpg": lambda out: media.make_poster(
                 task.original, out, height=spec.height, at_s=at_s,
                 strip=poster_strip if spec.strip else "", font_file=spec.font_file, work=task.work,
-                timeout_s=task.timeout_s, low_priority=self.low_priority),
+                timeout_s=task.timeout_s, low_priority=task.low_priority),
             "sprite.jpg": lambda out: media.make_sprite(
                 task.original, out, every_s=every, count=count, columns=columns,
-                tile_height=SPRITE_TILE_HEIGHT, timeout_s=task.timeout_s, low_priority=self.low_priority),
+                tile_height=SPRITE_TILE_HEIGHT, timeout_s=task.timeout_s, low_priority=task.low_priority),
         }
         for name, job in jobs.items():
             try:
@@ -202,7 +203,7 @@ class FfmpegMaker:
                 continue
             files[name] = name.split(".")[0]
             params["argv"][name] = list(ran.argv)
-        params["poster"] = {"at_s": at_s}
+        params["poster"] = {"at_s": at_s, "strip": poster_strip if spec.strip else ""}
         params["sprite"] = {"every_s": every, "count": count, "columns": columns,
                             "tile_height": SPRITE_TILE_HEIGHT}
         return problems
@@ -211,7 +212,7 @@ class FfmpegMaker:
         cfg = task.config
         font, cjk, marking = self._marking(task)
         ran = media.make_preview_audio(task.original, task.work / "audio.m4a", kbps=cfg.audio_kbps,
-                                       timeout_s=task.timeout_s, low_priority=self.low_priority)
+                                       timeout_s=task.timeout_s, low_priority=task.low_priority)
         files = {"audio.m4a": "audio"}
         params: dict[str, Any] = {"marking": marking, "audio_kbps": cfg.audio_kbps,
                                   "argv": {"audio.m4a": list(ran.argv)}}
@@ -220,7 +221,7 @@ class FfmpegMaker:
         try:
             wave = media.make_waveform(task.original, task.work / "waveform.png", width=WAVEFORM_SIZE[0],
                                        height=WAVEFORM_SIZE[1], strip=strip, font_file=font, work=task.work,
-                                       timeout_s=task.timeout_s, low_priority=self.low_priority)
+                                       timeout_s=task.timeout_s, low_priority=task.low_priority)
             files["waveform.png"] = "waveform"
             params["argv"]["waveform.png"] = list(wave.argv)
         except MediaToolError as exc:
@@ -234,7 +235,7 @@ class FfmpegMaker:
         strip = strip_text(task.recording, task.tz, cjk=cjk, clock=False) if marking != "metadata-only" else ""
         ran = media.make_preview_photo(task.original, task.work / "photo.jpg", height=cfg.photo_height,
                                        strip=strip, font_file=font, work=task.work, timeout_s=task.timeout_s,
-                                       low_priority=self.low_priority)
+                                       low_priority=task.low_priority)
         params = {"marking": marking, "photo_height": cfg.photo_height, "strip": strip,
                   "argv": {"photo.jpg": list(ran.argv)}}
         return Made("photo", "photo.jpg", {"photo.jpg": "photo"}, params,
@@ -259,14 +260,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _lower_this_thread() -> None:
-    """Lowest CPU priority and the idle I/O class for the calling worker thread (Linux: per thread)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (OSError, AttributeError):
-        pass
 
 
 @dataclass
@@ -354,7 +347,10 @@ class Worker:
             work.mkdir(parents=True, mode=0o700)
             try:
                 started = time.monotonic()
-                made = self.maker.make(Task(rec, original, work, part, self.cfg, self.tz, limit))
+                # a person waits for the first part: it runs at normal priority (a few seconds);
+                # everything else yields to ingest
+                made = self.maker.make(Task(rec, original, work, part, self.cfg, self.tz, limit,
+                                            low_priority=part != "first"))
                 self._commit(rec, made, work, "partial" if part == "first" else "ready",
                              time.monotonic() - started)
             finally:
@@ -413,11 +409,12 @@ class Worker:
                    for n in range(self.workers or 1)]
         for t in threads:
             t.start()
+        stop.wait()
+        WAKE.set()  # idle threads see the stop at once
         for t in threads:
             t.join()
 
     def _loop(self, stop: threading.Event, discover: bool) -> None:
-        _lower_this_thread()
         next_backlog = 0.0
         while not stop.is_set():
             try:
@@ -428,8 +425,9 @@ class Worker:
             except Exception:  # a task boundary: the loop keeps going
                 log.exception("preview worker step failed")
                 busy = False
-            if not busy:
-                stop.wait(self.cfg.poll_s)
+            if not busy and not stop.is_set():
+                if WAKE.wait(self.cfg.poll_s):  # someone is waiting for a preview
+                    WAKE.clear()
 
 
 def _replace_folder(work: Path, final: Path) -> None:

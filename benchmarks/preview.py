@@ -1,0 +1,332 @@
+"""Preview speed, overhead, storage, time to first playable second, and ingest beside it.
+
+Generated 1080p30 H.264/AAC clips (testsrc2 + sine; made once, cached under
+/tmp/previews_bench) are ingested into a throwaway vault, then:
+
+  vaultd / ffmpeg     one whole preview job (video, poster, sprite, hashes,
+                      catalog) against the same ffmpeg command lines run bare,
+                      back to back, in the same run (target >= 0.95x)
+  x real time         clip length / preview time, alone and with an ingest
+                      running beside it (target >= 4x for the default preview)
+  storage             preview files / original, in %
+  first playable      "open this recording" with no preview: the on-demand
+                      request until the first part is in place (target < 5 s
+                      for a 10-minute clip), with an idle worker waiting
+  ingest              ingest MB/s with a preview worker running beside it over
+                      ingest alone (target >= 0.9x)
+
+The machine is shared: figures are indicative; the ratios are what to quote.
+
+    .venv/bin/python benchmarks/preview.py                # the 60 s clip
+    .venv/bin/python benchmarks/preview.py --long         # and the 10-minute one
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    FIRST_CLIP,
+    OtherCpu,
+    busy_note,
+    camera_name,
+    drop_caches,
+    machine,
+    make_large_tree,
+    note,
+    revision,
+    run_checked,
+    table,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from vaultd import preview  # noqa: E402
+from vaultd.catalog import previews as pdb  # noqa: E402
+from vaultd.catalog import recordings as rec_db  # noqa: E402
+from vaultd.ingest import ingest_path  # noqa: E402
+from vaultd.model import Actor  # noqa: E402
+from vaultd.people import local_owner  # noqa: E402
+from vaultd.previewwork import Worker  # noqa: E402
+from vaultd.vault import Vault, init_vault, open_vault  # noqa: E402
+
+CACHE = Path("/tmp/previews_bench")
+BENCH_CONFIG = "[ingest]\nsettle_s = 0.0\nreserve_bytes = 0\n[preview]\npoll_s = 0.2\n"
+TARGETS = {"overhead": 0.95, "realtime": 4.0, "first_s": 5.0, "ingest": 0.9}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--long", action="store_true", help="also the 10-minute clip")
+    p.add_argument("--repeat", type=int, default=2, help="timed runs of each contender (alternating)")
+    p.add_argument("--ingest-mb", type=int, default=1024, help="size of the ingest tree")
+    p.add_argument("--preset", default=None, help="override [preview] preset")
+    p.add_argument("--fps", type=int, default=None, help="override [preview] fps (0: the source's)")
+    p.add_argument("--json", action="store_true")
+    return p.parse_args(argv)
+
+
+# -- inputs ------------------------------------------------------------------------
+
+def make_clip(seconds: int) -> Path:
+    """A 1080p30 camera-like clip (2 s GOP, ~8 Mbit/s), cached by its parameters."""
+    when = FIRST_CLIP + timedelta(hours=seconds)
+    root = CACHE / f"clip{seconds}"
+    out = root / "DCIM" / f"{when:%Y%m%d}" / camera_name(seconds, when, "MP4")
+    if out.is_file():
+        note(f"reusing {out}")
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    out.parent.mkdir(parents=True)
+    note(f"generating a {seconds} s 1080p30 clip (once) ...")
+    tmp = out.with_suffix(".tmp.mp4")
+    run_checked(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                 "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:duration={seconds}",
+                 "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+                 "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "8M", "-maxrate", "8M", "-bufsize", "16M",
+                 "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+                 "-metadata", f"creation_time={when:%Y-%m-%dT%H:%M:%S}Z", "-movflags", "+faststart", str(tmp)])
+    os.replace(tmp, out)
+    return root
+
+
+def new_vault(where: Path, extra: str = "") -> Vault:
+    home = Path(tempfile.mkdtemp(prefix="previews_bench_home_", dir=where))
+    init_vault(home)
+    (home / "vaultd.toml").write_text(BENCH_CONFIG + extra, encoding="utf-8")
+    return open_vault(home)
+
+
+def ingest_clip(vault: Vault, clip_root: Path) -> str:
+    ingest_path(vault, clip_root, actor=Actor.local())
+    with vault.engine.connect() as conn:
+        return str(rec_db.all_hashes(conn)[0][0])
+
+
+# -- measurements --------------------------------------------------------------------
+
+def vaultd_job(vault: Vault, rec_id: str) -> float:
+    """One whole preview job, made afresh."""
+    preview.rebuild(vault, local_owner(), rec_id)
+    start = time.perf_counter()
+    assert Worker(vault, workers=1).run_once(rec_id)
+    took = time.perf_counter() - start
+    with vault.engine.connect() as conn:
+        row = pdb.get(conn, rec_id)
+        job = pdb.job_of(conn, rec_id)
+    assert row is not None and row.state == "ready", job
+    return took
+
+
+def bare_commands(vault: Vault, rec_id: str) -> float:
+    """The job's own ffmpeg command lines (same parameters, same priority), run back to back,
+    in a folder where the job had its work folder (drawtext reads its text from there)."""
+    with vault.engine.connect() as conn:
+        row = pdb.get(conn, rec_id)
+    assert row is not None
+    argvs = list(row.params["argv"].values())
+    work = next(Path(a).parent for a in row.params["argv"]["video.mp4"] if a.endswith("/video.mp4"))
+    work.mkdir(parents=True)
+    (work / "strip.txt").write_text(row.params["spec"]["strip"], encoding="utf-8")
+    (work / "poster.txt").write_text(row.params["poster"]["strip"], encoding="utf-8")
+    try:
+        start = time.perf_counter()
+        for argv in argvs:
+            subprocess.run(argv, check=True, capture_output=True)
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def storage_pct(vault: Vault, rec_id: str) -> float:
+    with vault.engine.connect() as conn:
+        row = pdb.get(conn, rec_id)
+        rec = rec_db.get(conn, rec_id)
+    assert row is not None
+    return 100.0 * row.size_bytes / rec.size_bytes
+
+
+def first_playable(vault: Vault, rec_id: str) -> float:
+    """From "open this recording" (no preview yet) to its first part in place, an idle worker waiting."""
+    preview.forget(vault, rec_id)
+    stop = threading.Event()
+    thread = threading.Thread(target=Worker(vault, workers=1).run_forever, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(1.0)  # the worker is idle and waiting
+    start = time.perf_counter()
+    preview.describe(vault, local_owner(), rec_id, request=True)
+    took = None
+    while took is None and time.perf_counter() - start < 600:
+        with vault.engine.connect() as conn:
+            row = pdb.get(conn, rec_id)
+        if row is not None:
+            took = time.perf_counter() - start
+        else:
+            time.sleep(0.05)
+    stop.set()
+    thread.join()
+    assert took is not None
+    return took
+
+
+class Background:
+    """Runs ``step`` again and again in a thread until stopped; counts the rounds."""
+
+    def __init__(self, step: Any) -> None:
+        self.step, self.rounds, self.stop = step, 0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.step()
+            self.rounds += 1
+
+    def __enter__(self) -> "Background":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def ingest_rate(where: Path, tree: Path, size: int) -> float:
+    vault = new_vault(where)
+    try:
+        drop_caches()
+        start = time.perf_counter()
+        ingest_path(vault, tree, actor=Actor.local())
+        return size / 1e6 / (time.perf_counter() - start)
+    finally:
+        vault.close()
+        shutil.rmtree(vault.layout.root, ignore_errors=True)
+
+
+@dataclass
+class ClipResult:
+    seconds: int
+    vaultd_s: float
+    bare_s: float
+    with_ingest_s: float
+    storage_pct: float
+    first_s: float
+
+
+def bench_clip(seconds: int, work: Path, tree: Path, tree_bytes: int, extra: str, repeat: int,
+               full: bool) -> ClipResult:
+    """``full``: also the bare ffmpeg baseline and the run with ingest beside it."""
+    clip = make_clip(seconds)
+    vault = new_vault(work, extra)
+    nan = float("nan")
+    try:
+        rec_id = ingest_clip(vault, clip)
+        vaultd_times, bare_times = [], []
+        for _ in range(repeat if full else 1):
+            vaultd_times.append(vaultd_job(vault, rec_id))
+            if full:
+                bare_times.append(bare_commands(vault, rec_id))
+        note(f"{seconds} s clip: vaultd {min(vaultd_times):.1f} s, bare ffmpeg {min(bare_times or [nan]):.1f} s")
+        with_ingest = nan
+        if full:
+            with Background(lambda: ingest_rate(work, tree, tree_bytes)) as bg:
+                with_ingest = vaultd_job(vault, rec_id)
+            note(f"{seconds} s clip with ingest beside it: {with_ingest:.1f} s ({bg.rounds} ingests finished)")
+        pct = storage_pct(vault, rec_id)
+        first = first_playable(vault, rec_id)
+        note(f"{seconds} s clip: first playable part after {first:.2f} s")
+        return ClipResult(seconds, min(vaultd_times), min(bare_times or [nan]), with_ingest, pct, first)
+    finally:
+        vault.close()
+        shutil.rmtree(vault.layout.root, ignore_errors=True)
+
+
+def ingest_ratio(work: Path, tree: Path, tree_bytes: int, extra: str) -> tuple[float, float]:
+    """Ingest MB/s alone, and with a preview worker busy beside it."""
+    ingest_rate(work, tree, tree_bytes)  # warm-up: the first run pays for imports and the tree's metadata
+    alone = ingest_rate(work, tree, tree_bytes)
+    vault = new_vault(work, extra)
+    try:
+        rec_id = ingest_clip(vault, make_clip(60))
+        with Background(lambda: vaultd_job(vault, rec_id)):
+            time.sleep(2.0)  # the preview is under way
+            beside = ingest_rate(work, tree, tree_bytes)
+    finally:
+        vault.close()
+        shutil.rmtree(vault.layout.root, ignore_errors=True)
+    return alone, beside
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in
+                    (("preset", args.preset), ("fps", args.fps)) if v is not None)
+    extra = "[preview]\n" + extra if extra else ""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="previews_bench_", dir="/tmp"))
+    busy = OtherCpu()
+    try:
+        tree = make_large_tree(CACHE / "ingest_tree", args.ingest_mb * 1_000_000, 8)
+        results = [bench_clip(60, work, tree.root, tree.total_bytes, extra, args.repeat, True)]
+        if args.long:  # the 10-minute clip: speed alone, storage and the first playable part
+            results.append(bench_clip(600, work, tree.root, tree.total_bytes, extra, 1, False))
+        alone, beside = ingest_ratio(work, tree.root, tree.total_bytes, extra)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    share = busy.share()
+    report = {"machine": machine(), "revision": revision(REPO), "other_cpu_share": share,
+              "config_extra": extra, "clips": [r.__dict__ for r in results],
+              "ingest_mb_s": {"alone": alone, "with_previews": beside}}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    rows = []
+    for r in results:
+        if r.bare_s != r.bare_s:  # nan: the long clip measures less
+            rows += [[f"{r.seconds} s", "x real time, alone", f"{r.seconds / r.vaultd_s:.1f}x", ">= 4x",
+                      _verdict(r.seconds / r.vaultd_s >= TARGETS["realtime"])],
+                     [f"{r.seconds} s", "storage, % of original", f"{r.storage_pct:.1f}%", "-", "-"],
+                     [f"{r.seconds} s", "first playable part, s", f"{r.first_s:.2f}", "< 5 s",
+                      _verdict(r.first_s < TARGETS["first_s"])]]
+            continue
+        rows += [
+            [f"{r.seconds} s", "vaultd / bare ffmpeg (speed)", f"{r.bare_s / r.vaultd_s:.2f}x", ">= 0.95x",
+             _verdict(r.bare_s / r.vaultd_s >= TARGETS["overhead"])],
+            [f"{r.seconds} s", "x real time, alone", f"{r.seconds / r.vaultd_s:.1f}x", ">= 4x",
+             _verdict(r.seconds / r.vaultd_s >= TARGETS["realtime"])],
+            [f"{r.seconds} s", "x real time, ingest beside", f"{r.seconds / r.with_ingest_s:.1f}x", ">= 4x",
+             _verdict(r.seconds / r.with_ingest_s >= TARGETS["realtime"])],
+            [f"{r.seconds} s", "storage, % of original", f"{r.storage_pct:.1f}%", "-", "-"],
+            [f"{r.seconds} s", "first playable part, s", f"{r.first_s:.2f}", "< 5 s" if r.seconds >= 600 else "-",
+             _verdict(r.first_s < TARGETS["first_s"]) if r.seconds >= 600 else "-"],
+        ]
+    rows.append(["ingest", "with previews / alone (MB/s)", f"{beside / alone:.2f}x", ">= 0.9x",
+                 _verdict(beside / alone >= TARGETS["ingest"])])
+    print(table(["clip", "measure", "value", "target", "verdict"], rows))
+    print(f"\ningest alone {alone:.0f} MB/s, with previews {beside:.0f} MB/s; preview settings: "
+          f"{extra.strip() or 'defaults (480p, 15 fps, veryfast, crf 28, fast_bilinear)'}")
+    warning = busy_note(share, "during the run")
+    if warning:
+        print(warning)
+    print(f"machine: {report['machine']}; {report['revision']}")
+    return 0
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
