@@ -121,7 +121,8 @@ def _run_status(args: argparse.Namespace) -> int:
             if isinstance(extra, dict) and extra:
                 print(f"{name}:")
                 for k, v in extra.items():
-                    print(f"  {k}: {_extra_text(v)}")
+                    if v is not None:
+                        print(f"  {k}: {_extra_text(v)}")
         recent = doc.get("recent") or []
         if recent:
             print(_("recent sessions:"))
