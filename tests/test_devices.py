@@ -146,3 +146,36 @@ def test_clearing_an_alert_needs_a_note(vault: Vault) -> None:
         alerts.clear_alert(vault, alert.id, Actor.local(), "again")
     with pytest.raises(NotFoundError):
         alerts.clear_alert(vault, 999, Actor.local(), "x")
+
+
+def test_station_over_the_api_admin_enrolls_auditor_reads_officer_is_refused(vault: Vault) -> None:
+    from fastapi.testclient import TestClient
+
+    from vaultd import people
+    from vaultd.api.app import create_app
+
+    owner = local_owner()
+    for name, role in (("root", Role.ADMIN), ("wu", Role.AUDITOR), ("wang", Role.OFFICER)):
+        people.add_user(vault, owner, people.NewUser(name, (role,), unit="一中队" if role is Role.OFFICER else None),
+                        None, "cli")
+    tok = {n: people.create_token(vault, owner, n, 1, "cli").secret for n in ("root", "wu", "wang")}
+
+    def h(who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tok[who]}"}
+
+    _dock(vault)  # an unknown camera: an alert
+    with TestClient(create_app(vault)) as client:
+        st = client.get("/api/v1/status", headers=h("wu"))
+        assert st.status_code == 200, st.text
+        assert st.json()["daemon"] is None and st.json()["alerts"][0]["kind"] == "device.unknown"
+        assert client.get("/api/v1/status", headers=h("wang")).status_code == 403
+        assert client.post("/api/v1/devices/3201001/enroll", json={}, headers=h("wu")).status_code == 403
+        r = client.post("/api/v1/devices/3201001/enroll", json={"note": "第一中队"}, headers=h("root"))
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "enrolled"
+        assert client.get("/api/v1/alerts", headers=h("wu")).json() == []
+        assert client.get("/api/v1/devices", headers=h("root")).json()[0]["note"] == "第一中队"
+        bad = client.post("/api/v1/devices/3201001/retire", json={"reason": ""}, headers=h("root"))
+        assert bad.status_code == 422
+        assert client.post("/api/v1/devices/3201001/retire", json={"reason": "lost"},
+                           headers=h("root")).json()["status"] == "retired"

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from vaultd import alerts, devices
-from vaultd.clicommon import cmd, open_, print_json
+from vaultd.clicommon import cmd, open_, print_json, remote
 from vaultd.errors import UsageError
-from vaultd.home import resolve_home
 from vaultd.i18n import _
 from vaultd.people import local_owner
 
@@ -98,43 +97,52 @@ def _run_daemon(args: argparse.Namespace) -> int:
 def _run_status(args: argparse.Namespace) -> int:
     from vaultd.daemon import read_status
 
-    home = resolve_home(args.home)
-    doc = read_status(home)
-    vault = open_(args)
-    open_alerts = alerts.list_alerts(vault)
-    if args.json:
-        print_json({"daemon": doc, "alerts": [a.as_json() for a in open_alerts]})
-        return 0
-    if doc is None:
-        print(_("daemon: never ran with this home (start it with 'vaultd run')"))
+    client = remote(args)
+    if client:
+        data = client.json("GET", "/status")
+        doc, open_alerts = data["daemon"], data["alerts"]
     else:
-        state = doc["state"] if doc.get("running") else _("not running") + f" (last: {doc['state']})"
-        print(_("daemon: %s, pid %s, since %s, status at %s")
-              % (state, doc.get("pid"), doc.get("started_at"), doc.get("updated_at")))
-        sessions = doc.get("sessions") or []
-        print(_("docked cameras: %d") % len(sessions) + ("" if sessions else _(" (none)")))
-        for st in sessions:
-            print("  " + _session_line(st))
-        if doc.get("queued_events"):
-            print(_("queued dock events: %d") % doc["queued_events"])
-        for name, extra in (doc.get("extras") or {}).items():
-            if isinstance(extra, dict) and extra:
-                print(f"{name}:")
-                for k, v in extra.items():
-                    if v is not None:
-                        print(f"  {k}: {_extra_text(v)}")
-        recent = doc.get("recent") or []
-        if recent:
-            print(_("recent sessions:"))
-            for st in recent[-5:]:
-                print("  " + _session_line(st))
-        for err in doc.get("errors") or []:
-            print(_("  error at %s on %s: %s") % (err["at"], err["key"], err["error"]))
+        vault = open_(args)
+        devices.require_station_reader(vault, local_owner())
+        doc = read_status(vault.layout.root)
+        open_alerts = [a.as_json() for a in alerts.list_alerts(vault)]
+    if args.json:
+        print_json({"daemon": doc, "alerts": open_alerts})
+        return 0
+    _print_status(doc)
     print(_("open alerts: %d") % len(open_alerts))
     for a in open_alerts:
-        print(f"  #{a.id} [{a.severity}] {a.kind} {a.subject}: {a.message}"
-              + (f" (x{a.count})" if a.count > 1 else ""))
+        print(f"  #{a['id']} [{a['severity']}] {a['kind']} {a['subject']}: {a['message']}"
+              + (f" (x{a['count']})" if a["count"] > 1 else ""))
     return 0
+
+
+def _print_status(doc: dict[str, Any] | None) -> None:
+    if doc is None:
+        print(_("daemon: never ran with this home (start it with 'vaultd run')"))
+        return
+    state = doc["state"] if doc.get("running") else _("not running") + f" (last: {doc['state']})"
+    print(_("daemon: %s, pid %s, since %s, status at %s")
+          % (state, doc.get("pid"), doc.get("started_at"), doc.get("updated_at")))
+    sessions = doc.get("sessions") or []
+    print(_("docked cameras: %d") % len(sessions) + ("" if sessions else _(" (none)")))
+    for st in sessions:
+        print("  " + _session_line(st))
+    if doc.get("queued_events"):
+        print(_("queued dock events: %d") % doc["queued_events"])
+    for name, extra in (doc.get("extras") or {}).items():
+        if isinstance(extra, dict) and extra:
+            print(f"{name}:")
+            for k, v in extra.items():
+                if v is not None:
+                    print(f"  {k}: {_extra_text(v)}")
+    recent = doc.get("recent") or []
+    if recent:
+        print(_("recent sessions:"))
+        for st in recent[-5:]:
+            print("  " + _session_line(st))
+    for err in doc.get("errors") or []:
+        print(_("  error at %s on %s: %s") % (err["at"], err["key"], err["error"]))
 
 
 def _extra_text(value: object) -> str:
@@ -168,58 +176,83 @@ def _session_line(st: dict[str, Any]) -> str:
 # -- alerts -------------------------------------------------------------------------------------
 
 def _run_alerts_list(args: argparse.Namespace) -> int:
-    rows = alerts.list_alerts(open_(args), include_cleared=args.all)
+    client = remote(args)
+    if client:
+        rows = client.json("GET", "/alerts", params={"all": str(args.all).lower()})
+    else:
+        vault = open_(args)
+        devices.require_station_reader(vault, local_owner())
+        rows = [a.as_json() for a in alerts.list_alerts(vault, include_cleared=args.all)]
     if args.json:
-        print_json([a.as_json() for a in rows])
+        print_json(rows)
         return 0
     if not rows:
         print(_("no open alerts"))
     for a in rows:
-        state = _("cleared %s by %s: %s") % (a.cleared_at.isoformat(), a.cleared_by, a.clear_note) \
-            if a.cleared_at else _("open since %s") % a.raised_at.isoformat()
-        print(f"#{a.id} [{a.severity}] {a.kind} {a.subject}: {a.message} ({state}; seen {a.count}x)")
+        state = _("cleared %s by %s: %s") % (a["cleared_at"], a["cleared_by"], a["clear_note"]) \
+            if a["cleared_at"] else _("open since %s") % a["raised_at"]
+        print(f"#{a['id']} [{a['severity']}] {a['kind']} {a['subject']}: {a['message']} "
+              f"({state}; seen {a['count']}x)")
     return 0
 
 
 def _run_alerts_clear(args: argparse.Namespace) -> int:
-    from vaultd.people import actor_of
+    from vaultd.access import Action
+    from vaultd.people import actor_of, require
 
-    a = alerts.clear_alert(open_(args), args.id, actor_of(local_owner(), "cli"), args.note)
-    print(_("alert #%d cleared") % a.id)
+    client = remote(args)
+    if client:
+        client.json("POST", f"/alerts/{args.id}/clear", json={"note": args.note})
+    else:
+        vault = open_(args)
+        require(vault, local_owner(), Action.MANAGE_DEVICES, "cli", _("clear alerts"))
+        alerts.clear_alert(vault, args.id, actor_of(local_owner(), "cli"), args.note)
+    print(_("alert #%d cleared") % args.id)
     return 0
 
 
 # -- devices ------------------------------------------------------------------------------------
 
 def _run_devices_list(args: argparse.Namespace) -> int:
-    rows = devices.list_devices(open_(args), local_owner())
+    client = remote(args)
+    rows = client.json("GET", "/devices") if client else \
+        [r.as_json() for r in devices.list_devices(open_(args), local_owner())]
     if args.json:
-        print_json([r.as_json() for r in rows])
+        print_json(rows)
         return 0
     if not rows:
         print(_("no cameras known yet; docked cameras appear here, unknown ones until enrolled"))
     for r in rows:
-        clock = f"clock {r.clock_offset_s:+.0f} s" if r.clock_offset_s is not None else ""
-        battery = f"battery {r.battery_percent}%" if r.battery_percent is not None else ""
-        last = r.last_docked_at.isoformat() if r.last_docked_at else _("never docked")
-        print(f"#{r.id} {r.serial:<12} {r.status.value:<9} {r.model or '-':<14} "
+        clock = f"clock {r['clock_offset_s']:+.0f} s" if r["clock_offset_s"] is not None else ""
+        battery = f"battery {r['battery_percent']}%" if r["battery_percent"] is not None else ""
+        last = r["last_docked_at"] or _("never docked")
+        print(f"#{r['id']} {r['serial']:<12} {r['status']:<9} {r['model'] or '-':<14} "
               + _("last docked %s") % last + "  " + "  ".join(x for x in (clock, battery) if x))
     return 0
 
 
 def _run_enroll(args: argparse.Namespace) -> int:
-    row = devices.enroll(open_(args), local_owner(), args.serial, device_id=args.device_id,
-                         model=args.model, note=args.note)
+    client = remote(args)
+    if client:
+        row = client.json("POST", f"/devices/{args.serial}/enroll",
+                          json={"model": args.model, "note": args.note, "device_id": args.device_id})
+    else:
+        row = devices.enroll(open_(args), local_owner(), args.serial, device_id=args.device_id,
+                             model=args.model, note=args.note).as_json()
     print(_("camera %s enrolled (device #%d); if it is docked now the daemon ingests it at once, "
-            "else the next time it is docked")
-          % (row.serial, row.id))
+            "else the next time it is docked") % (row["serial"], row["id"]))
     return 0
 
 
 def _run_retire(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise UsageError(_("--reason must say why the camera is retired"))
-    row = devices.retire(open_(args), local_owner(), args.serial, reason=args.reason,
-                         device_id=args.device_id)
-    print(_("camera %s retired (device #%d)") % (row.serial, row.id))
+    client = remote(args)
+    if client:
+        row = client.json("POST", f"/devices/{args.serial}/retire",
+                          json={"reason": args.reason, "device_id": args.device_id})
+    else:
+        row = devices.retire(open_(args), local_owner(), args.serial, reason=args.reason,
+                             device_id=args.device_id).as_json()
+    print(_("camera %s retired (device #%d)") % (row["serial"], row["id"]))
     return 0

@@ -269,6 +269,15 @@ def record_power(vault: Vault, device_id: int, power: PowerState) -> None:
 
 # -- admin commands ------------------------------------------------------------------------
 
+def require_station_reader(vault: Vault, principal: Principal, via: str = "cli") -> None:
+    """Station state (docked cameras, alerts) is for admins and auditors."""
+    from vaultd import access
+
+    if access.decide(principal, Action.READ_AUDIT, now=utcnow()).allowed:
+        return
+    require(vault, principal, Action.MANAGE_DEVICES, via, _("see the station's state and alerts"))
+
+
 def list_devices(vault: Vault, principal: Principal, via: str = "cli") -> list[DeviceRow]:
     require(vault, principal, Action.MANAGE_DEVICES, via, _("list devices"))
     with vault.engine.connect() as conn:

@@ -21,8 +21,9 @@ from vaultd.api import (
     errors,
     routes_access,
     routes_audit,
-    routes_compliance,
     routes_cases,
+    routes_compliance,
+    routes_daemon,
     routes_evidence,
     routes_export,
     routes_people,
@@ -45,7 +46,8 @@ def create_app(vault: Vault) -> FastAPI:
     app.state.vault = vault
     app.include_router(routes_people.public, prefix=PREFIX)
     for router in (routes_people.admin, routes_evidence.router, routes_access.router, routes_audit.router,
-                   routes_previews.router, routes_compliance.router, routes_cases.router, routes_export.router):
+                   routes_previews.router, routes_compliance.router, routes_cases.router, routes_export.router,
+                   routes_daemon.router):
         app.include_router(router, prefix=PREFIX, responses=errors.responses())
     errors.install(app)
     return app
