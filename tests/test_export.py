@@ -189,6 +189,8 @@ def test_iso_split_over_discs_each_verifies_alone(world: World, tmp_path: Path) 
         assert f"Bag-Count: {k} of {len(result.isos)}" in (dest / "bag-info.txt").read_text()
         seen |= set(json.loads((dest / "data/custody/index.json").read_text())["recordings"])
     assert seen == set(ids)
+    code, text = run_verify(result.isos[0], *pinned(world))  # the image itself, before burning
+    assert code == 0 and "PASS" in text, text
 
 
 def test_iso_keeps_chinese_and_long_names(world: World, made: export.ExportResult, tmp_path: Path) -> None:

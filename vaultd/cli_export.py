@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from vaultd import export, verify
+from vaultd import export, iso, verify
 from vaultd.clicommon import cmd, open_, print_json, remote
 from vaultd.errors import IntegrityError, UsageError
 from vaultd.export import ExportRequest
@@ -45,7 +46,8 @@ def add_commands(sub: Any) -> None:
     ca.add_argument("--out", type=Path, help=_("also write the certificate (PEM) to this file"))
     v = cmd(sub, "verify", _run_verify,
             _("check an export package offline: bag, hashes, signature, timestamp, custody proofs"))
-    v.add_argument("path", type=Path, help=_("the package folder (the one with bagit.txt)"))
+    v.add_argument("path", type=Path, help=_("the package folder (the one with bagit.txt, e.g. the mounted "
+                                             "disc), or a disc image (.iso) made by export create --iso"))
     v.add_argument("--ca", type=Path, help=_("the agency CA certificate to pin (PEM)"))
     v.add_argument("--log-key", help=_("the audit log's verifier key to pin (the string, or a file)"))
     v.add_argument("--tsa-ca", type=Path, help=_("the timestamp authority's CA certificate to pin (PEM)"))
@@ -140,7 +142,14 @@ def _run_verify(args: argparse.Namespace) -> int:
     pins = verify.Pins(ca_pem=_read_pin(args.ca, "--ca"),
                        log_key=verify.load_log_key(args.log_key) if args.log_key else None,
                        tsa_ca_pem=_read_pin(args.tsa_ca, "--tsa-ca"))
-    rep = verify.verify_package(args.path, pins, all_algorithms=args.all_algorithms)
+    if args.path.is_file() and args.path.suffix.lower() == ".iso":
+        with tempfile.TemporaryDirectory(prefix="vaultd-verify-") as tmp:
+            label = iso.extract(args.path, Path(tmp))
+            if not args.json:
+                print(_("disc image %s (volume %s), read into %s") % (args.path, label, tmp))
+            rep = verify.verify_package(Path(tmp), pins, all_algorithms=args.all_algorithms)
+    else:
+        rep = verify.verify_package(args.path, pins, all_algorithms=args.all_algorithms)
     if args.json:
         print_json(rep.as_dict())
     else:

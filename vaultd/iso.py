@@ -105,3 +105,30 @@ def write_iso(package: Path, out: Path, label: str) -> int:
 
 def _join(parent: str, name: str) -> str:
     return parent.rstrip("/") + "/" + name
+
+
+def extract(image: Path, dest: Path) -> str:
+    """Copy every file of a disc image (by its Rock Ridge names) under ``dest``; returns
+    the volume label. For checking an image before it is burned."""
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    try:
+        iso.open(str(image))
+    except (OSError, pycdlib.pycdlibexception.PyCdlibException) as exc:
+        raise StorageError(_("cannot read the disc image %s: %s") % (image, exc)) from exc
+    try:
+        label = str(iso.pvd.volume_identifier.decode("ascii", "replace")).strip()
+        for dirpath, _dirs, files in iso.walk(rr_path="/"):
+            for name in files:
+                rr = f"{dirpath.rstrip('/')}/{name}"
+                target = dest / rr.lstrip("/")
+                if ".." in Path(rr).parts:
+                    raise StorageError(_("the disc image names a path outside itself: %s") % rr)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                iso.get_file_from_iso(str(target), rr_path=rr)
+    except pycdlib.pycdlibexception.PyCdlibException as exc:
+        raise StorageError(_("cannot read the disc image %s: %s") % (image, exc)) from exc
+    finally:
+        iso.close()
+    return label
