@@ -282,3 +282,39 @@ def test_copy_out_writes_the_preview_and_never_overwrites(world: World, tmp_path
     assert poster.content_type == "image/jpeg"
     with pytest.raises(NotFoundError, match="has no file"):
         preview.write_copy(vault, world.who("wang"), video.id, tmp_path / "x", "sprite.png")
+
+
+def test_the_daemon_service_survives_a_restart_mid_queue(world: World) -> None:
+    import threading
+    import time
+
+    from preview_fakes import FakeMaker as Base
+
+    from vaultd.previewwork import PreviewService
+
+    vault = world.vault
+    started, release = threading.Event(), threading.Event()
+
+    class Blocking(Base):
+        def make(self, task):  # type: ignore[no-untyped-def]
+            started.set()
+            release.wait(10)
+            return super().make(task)
+
+    ids = [r.id for r in world.recs if r.media_type is not MediaType.OTHER][:3]
+    preview.enqueue_new(vault, ids)
+    first = PreviewService(vault, workers=1, maker=Blocking())
+    first.start()
+    assert started.wait(10)
+    threading.Timer(0.2, release.set).start()
+    first.stop()  # the job under way finishes; the rest stays queued in the catalog
+    states = [world.job(r).state for r in world.recs if r.id in ids]
+    assert states.count("done") == 1 and states.count("queued") == 2
+    second = PreviewService(vault, workers=2, maker=FakeMaker())  # the backlog is found as well
+    second.start()
+    deadline = time.monotonic() + 20
+    previewable = len([r for r in world.recs if r.media_type is not MediaType.OTHER])
+    while time.monotonic() < deadline and second.status()["jobs"].get("done", 0) < previewable:
+        time.sleep(0.05)
+    second.stop()
+    assert second.status()["jobs"] == {"done": previewable} and not second.status()["running"]

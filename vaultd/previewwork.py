@@ -441,3 +441,33 @@ def _replace_folder(work: Path, final: Path) -> None:
     work.mkdir()  # the caller removes it
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class PreviewService:
+    """The worker as one of the daemon's extras (``name``, ``start``, ``stop``, ``status``):
+    ``Worker.run_forever`` in a thread, stopped with the daemon. A job cut short by the
+    stop stays 'running' and is queued again when the next worker starts."""
+
+    name = "previews"
+
+    def __init__(self, vault: Vault, workers: int | None = None, maker: Maker | None = None) -> None:
+        self.worker = Worker(vault, workers=workers, maker=maker or FfmpegMaker())
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.worker.run_forever, args=(self._stop,),
+                                        name="vaultd-previews", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def status(self) -> dict[str, Any]:
+        with self.worker.vault.engine.connect() as conn:
+            counts = db.counts(conn)
+        return {"workers": self.worker.workers, "jobs": counts,
+                "running": bool(self._thread and self._thread.is_alive())}
