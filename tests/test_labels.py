@@ -49,6 +49,8 @@ def test_unknown_year_falls_back_to_monday_to_friday(caplog: pytest.LogCaptureFi
     day, known = add_working_days(date(2030, 3, 1), 2)  # a Friday in a year the package does not know
     assert (day, known) == (date(2030, 3, 5), False)
     assert "does not know 2030" in caplog.text
+    assert add_working_days(date(2030, 12, 31), 1) == (date(2031, 1, 2), False)  # 1 January is always off
+    assert add_working_days(date(2030, 9, 30), 1) == (date(2030, 10, 4), False)  # so are 1-3 October
     assert labelling_deadline(at("2031-06-06T09:00"), 2)  # never raises
 
 

@@ -3,9 +3,11 @@
 
 That package knows the State Council's holiday schedule year by year (2004
 to 2026 in version 1.11). For a year it does not know yet, vaultd counts
-Monday to Friday and logs a warning once per year; it never fails. Update the
-package when the State Council publishes the next year's schedule
-(usually in November or December).
+Monday to Friday, less the statutory holidays on fixed dates (1 January,
+1-2 May, 1-3 October), and logs a warning once per year; it never fails.
+The lunar holidays and make-up working days of such a year are unknown, so
+a deadline may come out a little late, never early. Update the package when
+the State Council publishes the next year's schedule (usually in November).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class ChineseCalendar:
 
 CHINA = ChineseCalendar()
 _warned_years: set[int] = set()
+#: statutory holidays on fixed dates (全国年节及纪念日放假办法, as revised in 2024)
+FIXED_HOLIDAYS = frozenset({(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)})
 
 
 def is_workday(day: date, calendar: WorkCalendar = CHINA) -> tuple[bool, bool]:
@@ -46,9 +50,9 @@ def is_workday(day: date, calendar: WorkCalendar = CHINA) -> tuple[bool, bool]:
         return known, True
     if day.year not in _warned_years:
         _warned_years.add(day.year)
-        log.warning("the holiday calendar does not know %d: counting Monday to Friday as working days "
-                    "(update the chinese-calendar package)", day.year)
-    return day.weekday() < 5, False
+        log.warning("the holiday calendar does not know %d: counting Monday to Friday, less the fixed-date "
+                    "holidays, as working days (update the chinese-calendar package)", day.year)
+    return day.weekday() < 5 and (day.month, day.day) not in FIXED_HOLIDAYS, False
 
 
 def add_working_days(start: date, days: int, calendar: WorkCalendar = CHINA) -> tuple[date, bool]:
