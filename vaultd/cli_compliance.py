@@ -189,27 +189,45 @@ def _print_trip(t: dict[str, Any]) -> None:
 
 
 def _run_trips_add(args: argparse.Namespace) -> int:
-    vault = _open(args)
-    tz = zone(vault)
-    row = compliance.add_trip(vault, local_owner(), officer_number=args.officer, device_serial=args.device,
-                              left_at=parse_time(args.left, tz, "--left"),
-                              returned_at=parse_time(args.returned, tz, "--returned") if args.returned else None,
-                              note=args.note)
-    print(_("trip %d recorded") % row.id)
-    _print_trip(row.as_json())
+    client = remote(args)
+    if client:
+        row = client.json("POST", "/trips", json={
+            "officer_number": args.officer, "device_serial": args.device, "left_at": _naive(args.left, "--left")
+            .isoformat(), "returned_at": _naive(args.returned, "--returned").isoformat() if args.returned else None,
+            "note": args.note})
+    else:
+        vault = _open(args)
+        tz = zone(vault)
+        row = compliance.add_trip(
+            vault, local_owner(), officer_number=args.officer, device_serial=args.device,
+            left_at=parse_time(args.left, tz, "--left"),
+            returned_at=parse_time(args.returned, tz, "--returned") if args.returned else None,
+            note=args.note).as_json()
+    print(_("trip %d recorded") % row["id"])
+    _print_trip(row)
     return 0
 
 
 def _run_trips_return(args: argparse.Namespace) -> int:
-    vault = _open(args)
-    row = compliance.return_trip(vault, local_owner(), args.id, parse_time(args.at, zone(vault), "--at"))
-    _print_trip(row.as_json())
+    client = remote(args)
+    if client:
+        row = client.json("POST", f"/trips/{args.id}/return",
+                          json={"returned_at": _naive(args.at, "--at").isoformat()})
+    else:
+        vault = _open(args)
+        row = compliance.return_trip(vault, local_owner(), args.id, parse_time(args.at, zone(vault), "--at")).as_json()
+    _print_trip(row)
     return 0
 
 
 def _run_trips_list(args: argparse.Namespace) -> int:
-    rows = [t.as_json() for t in compliance.list_trips(_open(args), local_owner(), officer_number=args.officer,
-                                                       device_serial=args.device)]
+    client = remote(args)
+    if client:
+        rows = client.json("GET", "/trips", params={k: v for k, v in (("officer", args.officer),
+                                                                      ("device", args.device)) if v})
+    else:
+        rows = [t.as_json() for t in compliance.list_trips(_open(args), local_owner(), officer_number=args.officer,
+                                                           device_serial=args.device)]
     if args.json:
         print_json(rows)
     else:
@@ -308,19 +326,30 @@ def _print_check(doc: dict[str, Any]) -> None:
 
 
 def _run_draw(args: argparse.Namespace) -> int:
-    vault = _open(args)
-    since, until = _times(vault, args)
-    check = spotcheck.draw(vault, local_owner(), args.percent, unit=args.unit, since=since, until=until,
-                           seed=args.seed)
-    if args.json:
-        print_json(check.as_json())
+    client = remote(args)
+    if client:
+        p = _params(args)
+        doc = client.json("POST", "/spotchecks", json={
+            "percent": args.percent, "unit": args.unit, "since": p.get("since"), "until": p.get("until"),
+            "seed": args.seed})
     else:
-        _print_check(check.as_json())
+        vault = _open(args)
+        since, until = _times(vault, args)
+        doc = spotcheck.draw(vault, local_owner(), args.percent, unit=args.unit, since=since, until=until,
+                             seed=args.seed).as_json()
+    if args.json:
+        print_json(doc)
+    else:
+        _print_check(doc)
     return 0
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    doc = spotcheck.show(_open(args), local_owner(), args.id).as_json()
+    client = remote(args)
+    if client:
+        doc = client.json("GET", f"/spotchecks/{args.id}")
+    else:
+        doc = spotcheck.show(_open(args), local_owner(), args.id).as_json()
     if args.json:
         print_json(doc)
     else:
@@ -329,8 +358,12 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    rows = spotcheck.list_checks(_open(args), local_owner())
-    docs = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
+    client = remote(args)
+    if client:
+        docs = client.json("GET", "/spotchecks")
+    else:
+        docs = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+                for r in spotcheck.list_checks(_open(args), local_owner())]
     if args.json:
         print_json(docs)
     else:
@@ -341,8 +374,13 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_finding(args: argparse.Namespace) -> int:
-    doc = spotcheck.finding(_open(args), local_owner(), args.check, args.recording, args.item, args.result,
-                            args.note)
+    client = remote(args)
+    if client:
+        doc = client.json("POST", f"/spotchecks/{args.check}/findings", json={
+            "recording_id": args.recording, "item": args.item, "result": args.result, "note": args.note})
+    else:
+        doc = spotcheck.finding(_open(args), local_owner(), args.check, args.recording, args.item, args.result,
+                                args.note)
     print(_("finding %d: %s %s = %s") % (doc["id"], doc["recording_id"], doc["item"], doc["result"]))
     return 0
 

@@ -47,6 +47,10 @@ class TripIn(_Body):
     note: Long
 
 
+class ReturnIn(_Body):
+    returned_at: datetime
+
+
 class DrawIn(_Body):
     percent: float
     unit: Short | None = None
@@ -91,8 +95,11 @@ def note_gap(vault: VaultDep, actor: PrincipalDep, rec_id: RecId, body: NoteIn) 
 
 
 @router.get("/trips", summary="Off-site trips (R1 exception)")
-def list_trips(vault: VaultDep, actor: PrincipalDep) -> list[dict[str, Any]]:
-    return [t.as_json() for t in compliance.list_trips(vault, actor, via=VIA)]
+def list_trips(vault: VaultDep, actor: PrincipalDep,
+               officer: Annotated[str | None, Query(max_length=200)] = None,
+               device: Annotated[str | None, Query(max_length=200)] = None) -> list[dict[str, Any]]:
+    return [t.as_json() for t in compliance.list_trips(vault, actor, officer_number=officer,
+                                                       device_serial=device, via=VIA)]
 
 
 @router.post("/trips", summary="Record an off-site trip")
@@ -103,6 +110,20 @@ def add_trip(vault: VaultDep, actor: PrincipalDep, body: TripIn) -> dict[str, An
     return compliance.add_trip(vault, actor, officer_number=body.officer_number, device_serial=body.device_serial,
                                left_at=left, returned_at=aware(body.returned_at, tz, "returned_at"),
                                note=body.note, via=VIA).as_json()
+
+
+@router.post("/trips/{trip_id}/return", summary="Record the return of a trip")
+def return_trip(vault: VaultDep, actor: PrincipalDep, trip_id: Annotated[int, Path(ge=1, le=2**62)],
+                body: ReturnIn) -> dict[str, Any]:
+    back = aware(body.returned_at, zone(vault), "returned_at")
+    assert back is not None
+    return compliance.return_trip(vault, actor, trip_id, back, via=VIA).as_json()
+
+
+@router.get("/spotchecks", summary="Spot checks drawn so far")
+def list_checks(vault: VaultDep, actor: PrincipalDep) -> list[dict[str, Any]]:
+    return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+            for r in spotcheck.list_checks(vault, actor, via=VIA)]
 
 
 @router.post("/spotchecks", summary="Draw a reproducible random sample (legal office)")
