@@ -1,4 +1,4 @@
-"""The cover document for the court (卷宗封面/证据说明), in Chinese with English.
+"""The documents for the court: the cover (卷宗封面/证据说明), in Chinese with English, and VERIFY.txt.
 
 One :class:`Cover` rendered twice: HTML (any browser) and PDF (fpdf2, with a
 CJK TrueType font embedded as a subset, so it prints the same everywhere).
@@ -158,3 +158,57 @@ def render_pdf(c: Cover, font: Path) -> bytes:
     for n, s in enumerate(c.verify_steps, 1):
         pdf.multi_cell(w, 4.2, f"{n}. {s}", new_x="LMARGIN", new_y="NEXT", align="L")
     return bytes(pdf.output())
+
+
+# -- how to verify ------------------------------------------------------------------------------
+
+def verify_steps(ca_fp: str, log_key: str, timestamp: bool) -> tuple[str, ...]:
+    steps = [
+        "cd <the disc or the package folder> && sha256sum -c tagmanifest-sha256.txt && sha256sum -c "
+        "manifest-sha256.txt   (sha512sum -c on the *-sha512.txt files too)",
+        "openssl cms -verify -binary -inform DER -in signature/tagmanifest-sha256.txt.p7s "
+        "-content tagmanifest-sha256.txt -CAfile AGENCY-CA.pem -purpose any -out /dev/null   "
+        f"(AGENCY-CA.pem: the agency's CA obtained from the agency, SHA-256 fingerprint {ca_fp}; "
+        "a copy is agency-ca.pem, compare the fingerprint: openssl x509 -in agency-ca.pem -noout "
+        "-fingerprint -sha256)",
+    ]
+    if timestamp:
+        steps.append("openssl ts -verify -in signature/tagmanifest-sha256.txt.p7s.tsr -data "
+                     "signature/tagmanifest-sha256.txt.p7s -CAfile TSA-CA.pem")
+    tsa = " --tsa-ca TSA-CA.pem" if timestamp else ""
+    steps.append("vaultd verify . --ca AGENCY-CA.pem --log-key '" + log_key + "'" + tsa + "   (checks all of the above "
+                 "and every audit-log proof in data/custody against the checkpoint signed by that log key)")
+    return tuple(steps)
+
+
+def verify_text(export_id: str, ca_fp: str, log_key: str, steps: tuple[str, ...]) -> bytes:
+    lines = [
+        f"如何核验本导出包 / How to verify export {export_id}",
+        "",
+        "This package is a BagIt bag (RFC 8493). It proves itself with standard tools;",
+        "nothing here asks you to trust vaultd. Anchors carried in the package (agency-ca.pem,",
+        "data/custody/log-key.txt) must be compared with those the agency publishes:",
+        f"  agency CA SHA-256 fingerprint: {ca_fp}",
+        f"  audit log verifier key:        {log_key}",
+        "",
+        "Steps (run from the package's folder, e.g. the disc's root):",
+        "",
+    ]
+    for n, s in enumerate(steps, 1):
+        lines += [f"{n}. {s}", ""]
+    lines += [
+        "The audit-log proofs by hand (RFC 6962 / C2SP tlog):",
+        "  - data/custody/entries/N.json are the exact bytes of audit entry N; its leaf hash is",
+        "    SHA-256(0x00 || bytes):  (printf '\\000'; cat data/custody/entries/N.json) | sha256sum",
+        "  - data/custody/proofs/N.tlog-proof is a c2sp.org/tlog-proof@v1: index, the audit path,",
+        "    and the signed checkpoint (data/custody/checkpoint.txt: origin, size, base64 root,",
+        "    then the Ed25519 signature by the log key above).",
+        "  - hash the leaf up the path as RFC 9162 section 2.1.3.2 says; the result must equal the",
+        "    checkpoint's root. Any C2SP tlog client (e.g. Go's golang.org/x/mod/sumdb/tlog) does this.",
+        "  - data/custody/consistency.txt proves this checkpoint extends previous-checkpoint.txt (the",
+        "    one the previous export carried), so the log was not rewritten between exports.",
+        "  - data/custody/index.json lists, per recording, the entries about it; its ingest entry",
+        "    records the SHA-256 of the original, which must equal the line in manifest-sha256.txt.",
+        "",
+    ]
+    return "\n".join(lines).encode("utf-8")

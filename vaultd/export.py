@@ -295,7 +295,7 @@ class _Job:
         ca = self.ident.chain[-1] if self.ident.chain else self.ident.cert
         ca_fp = hashlib.sha256(ca.public_bytes(serialization.Encoding.DER)).hexdigest()
         log_key = note.verifier_key_string(audit.verifier(self.vault))
-        steps = verify_steps(ca_fp, log_key, bool(cfg.export.tsa_url))
+        steps = cover.verify_steps(ca_fp, log_key, bool(cfg.export.tsa_url))
         sheet = self._cover(part, [_cover_file(r, f"data/recordings/{r.id}/{names[r.id]}", marks[r.id], tz)
                                    for r in part], k, n, steps)
         font = cover.find_font(cfg.export.cover_font)
@@ -313,7 +313,7 @@ class _Job:
                 w.add_bytes(rel, data)
             w.add_tag("cover.html", cover.render_html(sheet))
             w.add_tag("cover.pdf", pdf.result())
-        w.add_tag("VERIFY.txt", verify_text(self.export_id, ca_fp, log_key, steps))
+        w.add_tag("VERIFY.txt", cover.verify_text(self.export_id, ca_fp, log_key, steps))
         w.add_tag("agency-ca.pem", ca.public_bytes(serialization.Encoding.PEM))
         tag = w.finish(self._info(part, k, n, chain.checkpoint_size))
         sig = signing.sign_detached(tag, self.ident)
@@ -450,60 +450,6 @@ def _cover_file(rec: Recording, rel: str, label: dict[str, object], tz: ZoneInfo
         making_method=str(label.get("making_method") or rec.making_method),
         making_time=_local_iso(label.get("making_time"), tz), maker=str(label.get("maker") or "?"),
         proves=str(label.get("proves") or "（未填写 not entered）"), damaged=rec.damaged)
-
-
-# -- how to verify ------------------------------------------------------------------------------
-
-def verify_steps(ca_fp: str, log_key: str, timestamp: bool) -> tuple[str, ...]:
-    steps = [
-        "cd <the disc or the package folder> && sha256sum -c tagmanifest-sha256.txt && sha256sum -c "
-        "manifest-sha256.txt   (sha512sum -c on the *-sha512.txt files too)",
-        "openssl cms -verify -binary -inform DER -in signature/tagmanifest-sha256.txt.p7s "
-        "-content tagmanifest-sha256.txt -CAfile AGENCY-CA.pem -purpose any -out /dev/null   "
-        f"(AGENCY-CA.pem: the agency's CA obtained from the agency, SHA-256 fingerprint {ca_fp}; "
-        "a copy is agency-ca.pem, compare the fingerprint: openssl x509 -in agency-ca.pem -noout "
-        "-fingerprint -sha256)",
-    ]
-    if timestamp:
-        steps.append("openssl ts -verify -in signature/tagmanifest-sha256.txt.p7s.tsr -data "
-                     "signature/tagmanifest-sha256.txt.p7s -CAfile TSA-CA.pem")
-    tsa = " --tsa-ca TSA-CA.pem" if timestamp else ""
-    steps.append("vaultd verify . --ca AGENCY-CA.pem --log-key '" + log_key + "'" + tsa + "   (checks all of the above "
-                 "and every audit-log proof in data/custody against the checkpoint signed by that log key)")
-    return tuple(steps)
-
-
-def verify_text(export_id: str, ca_fp: str, log_key: str, steps: tuple[str, ...]) -> bytes:
-    lines = [
-        f"如何核验本导出包 / How to verify export {export_id}",
-        "",
-        "This package is a BagIt bag (RFC 8493). It proves itself with standard tools;",
-        "nothing here asks you to trust vaultd. Anchors carried in the package (agency-ca.pem,",
-        "data/custody/log-key.txt) must be compared with those the agency publishes:",
-        f"  agency CA SHA-256 fingerprint: {ca_fp}",
-        f"  audit log verifier key:        {log_key}",
-        "",
-        "Steps (run from the package's folder, e.g. the disc's root):",
-        "",
-    ]
-    for n, s in enumerate(steps, 1):
-        lines += [f"{n}. {s}", ""]
-    lines += [
-        "The audit-log proofs by hand (RFC 6962 / C2SP tlog):",
-        "  - data/custody/entries/N.json are the exact bytes of audit entry N; its leaf hash is",
-        "    SHA-256(0x00 || bytes):  (printf '\\000'; cat data/custody/entries/N.json) | sha256sum",
-        "  - data/custody/proofs/N.tlog-proof is a c2sp.org/tlog-proof@v1: index, the audit path,",
-        "    and the signed checkpoint (data/custody/checkpoint.txt: origin, size, base64 root,",
-        "    then the Ed25519 signature by the log key above).",
-        "  - hash the leaf up the path as RFC 9162 section 2.1.3.2 says; the result must equal the",
-        "    checkpoint's root. Any C2SP tlog client (e.g. Go's golang.org/x/mod/sumdb/tlog) does this.",
-        "  - data/custody/consistency.txt proves this checkpoint extends previous-checkpoint.txt (the",
-        "    one the previous export carried), so the log was not rewritten between exports.",
-        "  - data/custody/index.json lists, per recording, the entries about it; its ingest entry",
-        "    records the SHA-256 of the original, which must equal the line in manifest-sha256.txt.",
-        "",
-    ]
-    return "\n".join(lines).encode("utf-8")
 
 
 def agency_ca(vault: Vault) -> tuple[bytes, str]:
