@@ -497,3 +497,20 @@ def test_api_reads_the_record_and_the_ca(world: World, made: export.ExportResult
     assert get(auditor, "/EXP-nope").status_code == 404
     ca = get(officer, "/ca")
     assert ca.text.encode() == world.ca.read_bytes() and len(ca.headers["X-SHA256-Fingerprint"]) == 64
+
+
+def test_export_a_case_by_number(world: World) -> None:
+    from vaultd import cases
+    from vaultd.errors import NotFoundError
+
+    ids = [world.recs[7].id, world.recs[8].id]
+    cases.create(world.vault, local_owner(), cases.NewCase("2026-031", "占道经营 street vending"))
+    cases.link(world.vault, local_owner(), "2026-031", ids)
+    result = world.export([], world.grant(ids), case_number="2026-031")
+    assert sorted(result.export.recording_ids) == sorted(ids) and result.export.case_number == "2026-031"
+    assert "Case-Number: 2026-031" in (result.packages[0] / "bag-info.txt").read_text(encoding="utf-8")
+    with pytest.raises(NotFoundError):
+        world.export([], world.grant(ids), case_number="no-such-case")
+    # a grant for one of the case's recordings does not cover the case
+    with pytest.raises(AccessDeniedError):
+        world.export([], world.grant(ids[:1]), case_number="2026-031")

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from vaultd.catalog.schema import case_recordings, cases, exports
+from vaultd.catalog import cases as cases_db
+from vaultd.catalog.schema import exports
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,5 @@ def last_checkpoint_size(conn: Connection) -> int | None:
 
 def case_recording_ids(conn: Connection, case_number: str) -> list[str] | None:
     """Recordings linked to the case with this number; None when no such case."""
-    case_id = conn.execute(select(cases.c.id).where(cases.c.number == case_number)).scalar()
-    if case_id is None:
-        return None
-    rows = conn.execute(select(case_recordings.c.recording_id).where(case_recordings.c.case_id == case_id)
-                        .order_by(case_recordings.c.recording_id))
-    return [r.recording_id for r in rows]
+    case = cases_db.case_by_number(conn, case_number)
+    return None if case is None else sorted(cases_db.recording_ids(conn, case.id))
