@@ -168,6 +168,22 @@ def test_purged_originals_are_not_expected(vault: Vault) -> None:
             class_name="routine", purged_at=T0, purged_by="x", approvers="[]", snapshot="{}"))
     step = scrub.scrub_step(vault, ME, T0 + timedelta(days=60), budget_s=100, max_bytes_per_s=1e9)
     assert step.checked == 1 and step.failed == [] and not scrub.open_alarms(vault)
+    assert scrub.scrub_all(vault, ME).ok
+
+
+def test_a_purge_interrupted_before_the_unlink_is_not_an_unknown_object(vault: Vault) -> None:
+    from sqlalchemy import insert
+
+    from vaultd.catalog.schema import purge_batches, tombstones
+
+    rec = put_recording(vault, start=T0)  # tombstoned, bytes still there
+    with vault.engine.begin() as conn:
+        conn.execute(insert(purge_batches).values(id="b1", created_at=T0, created_by="x", status="open"))
+        conn.execute(insert(tombstones).values(
+            recording_id=rec.id, sha256=rec.sha256, size_bytes=rec.size_bytes, batch_id="b1",
+            class_name="routine", purged_at=T0, purged_by="x", approvers="[]", snapshot="{}"))
+    report = scrub.scrub_all(vault, ME)
+    assert report.ok and report.checked == 0 and report.unknown_objects == []
 
 
 def test_scrub_step_and_status_on_the_command_line(vault: Vault, home: Path,

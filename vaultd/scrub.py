@@ -81,7 +81,8 @@ def scrub_all(vault: Vault, actor: Actor,
                 _alarm(conn, actor, rec_id, sha, result.problem or "?", at)
         if progress:
             progress(n, len(items))
-    known = {sha for _id, sha, _size in items}
+    with vault.engine.connect() as conn:
+        known = {sha for _id, sha, _size in items} | comp_db.tombstoned_shas(conn)
     report.unknown_objects = [sha for sha in vault.store.iter_objects() if sha not in known]
     with vault.engine.begin() as conn:
         audit.append(conn, Event("scrub.run", actor, {

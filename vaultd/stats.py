@@ -144,10 +144,9 @@ def year_stats(vault: Vault, actor: Principal, year: int, *, unit: str | None = 
     until = datetime(year + 1, 1, 1, tzinfo=tz)
     with vault.engine.begin() as conn:
         facts = db.facts(conn, since=since, until=until, unit=unit)
+        done = {} if unit else db.audit_times(conn, (EXPORT_ENTRY, PURGE_ENTRY), since, until)
         stats = build_stats(year, facts, db.all_trips(conn), hours=vault.config.ingest.deadline_hours,
-                            exports=[] if unit else db.count_audit(conn, EXPORT_ENTRY, since, until),
-                            purges=[] if unit else db.count_audit(conn, PURGE_ENTRY, since, until),
-                            tz=tz, unit=unit)
+                            exports=done.get(EXPORT_ENTRY, []), purges=done.get(PURGE_ENTRY, []), tz=tz, unit=unit)
         audit.append(conn, Event("report.stats", actor_of(actor, via), {
             "year": year, "unit": unit, "recordings": stats.total.recordings}))
     if unit:  # exports and purges are counted for the whole agency only

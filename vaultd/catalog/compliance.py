@@ -225,11 +225,15 @@ def enrolled_assigned(conn: Connection, now: datetime) -> list[DeviceDock]:
     return [DeviceDock(r[0], r[1], r[2], r[3], r[4]) for r in conn.execute(q)]
 
 
-def count_audit(conn: Connection, type_: str, since: datetime, until: datetime) -> list[datetime]:
-    """The times of audit entries of one type in [since, until)."""
-    q = select(audit_entries.c.at).where(audit_entries.c.type == type_, audit_entries.c.at >= since,
-                                         audit_entries.c.at < until)
-    return [r.at for r in conn.execute(q)]
+def audit_times(conn: Connection, types: Sequence[str], since: datetime,
+                until: datetime) -> dict[str, list[datetime]]:
+    """type -> the times of its audit entries in [since, until), for each of ``types`` (one scan)."""
+    q = select(audit_entries.c.type, audit_entries.c.at).where(
+        audit_entries.c.type.in_(list(types)), audit_entries.c.at >= since, audit_entries.c.at < until)
+    out: dict[str, list[datetime]] = {t: [] for t in types}
+    for r in conn.execute(q):
+        out[r.type].append(r.at)
+    return out
 
 
 def audit_of(conn: Connection, recording_id: str) -> list[tuple[str, str, datetime]]:
@@ -279,6 +283,11 @@ def ingest_running(conn: Connection, started_after: datetime) -> bool:
 
 def _live() -> Any:
     return ~recordings.c.id.in_(select(tombstones.c.recording_id))
+
+
+def tombstoned_shas(conn: Connection) -> set[str]:
+    """Hashes of purged originals (a purge interrupted before the unlink may leave the bytes)."""
+    return {r.sha256 for r in conn.execute(select(tombstones.c.sha256))}
 
 
 def live_totals(conn: Connection) -> tuple[int, int]:
