@@ -163,3 +163,18 @@ def test_cli_preview_status_rebuild_and_run(home: Path, camera: Path, tmp_path: 
         assert views[0]["details"]["where"] == str(out)
     finally:
         vault.close()
+
+
+def test_a_hardware_encoder_that_fails_falls_back_to_software(made: tuple[Vault, list[Recording]]) -> None:
+    from vaultd.previewwork import FfmpegMaker
+
+    vault, recs = made
+    video = next(r for r in recs if r.media_type is MediaType.VIDEO and not r.damaged)
+    preview.rebuild(vault, local_owner(), video.id)
+    Worker(vault, maker=FfmpegMaker(encoder=media.Encoder("h264_nvenc"))).run_once(video.id)
+    row, job = _state(vault, video)
+    assert row is not None and job is not None and job.state == "done"
+    if media.nvidia_present() and "h264_nvenc" in media.available_encoders():
+        assert row.params["spec"]["encoder"]["name"] == "h264_nvenc"  # a real GPU here: it was used
+    else:
+        assert row.params["spec"]["encoder"]["name"] == "libx264" and "h264_nvenc failed" in row.params["fallback"]

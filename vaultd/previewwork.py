@@ -105,7 +105,11 @@ class Maker(Protocol):
 # -- the real maker ------------------------------------------------------------------
 
 class FfmpegMaker:
-    """Makes previews with ffmpeg (through vaultd.media)."""
+    """Makes previews with ffmpeg (through vaultd.media). ``encoder`` overrides the
+    choice ``[preview] encoder`` makes on this machine."""
+
+    def __init__(self, encoder: media.Encoder | None = None) -> None:
+        self.encoder = encoder
 
     def tools(self) -> dict[str, str]:
         return media.tool_versions()
@@ -141,7 +145,7 @@ class FfmpegMaker:
     def _video(self, task: Task, info: media.ProbeResult) -> Made:
         cfg, rec, first = task.config, task.recording, task.part == "first"
         font, cjk, marking = self._marking(task)
-        encoder, why = encoder_for(cfg)
+        encoder, why = (self.encoder, "given") if self.encoder else encoder_for(cfg)
         spec = VideoSpec(
             height=output_height(info.height, cfg.height), fps=cfg.fps,
             preset="ultrafast" if first else cfg.preset, crf=cfg.crf, audio_kbps=cfg.audio_kbps,
