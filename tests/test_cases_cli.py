@@ -76,6 +76,6 @@ def test_cases_labels_holds_plan_purge_from_the_command_line(world_home: Path, t
                           "--reason", "复核")
     assert code == 4 and "purged" in err and gone.sha256 in err
     code, out, _err = run(capsys, home, "recordings", "show", gone.id)
-    assert code == 0 and gone.sha256 in out  # the metadata stays
+    assert code == 0 and gone.sha256 in out and batch.id in out  # the metadata stays, and says it was purged
     code, _out, err = run(capsys, home, "retention", "purge", "--batch", batch.id)
     assert code == 2 and "purged already" in err

@@ -15,7 +15,7 @@ from vaultd import cases, classes, faults, holds, retention
 from vaultd.catalog import retention as ret_db
 from vaultd.cases import NewCase
 from vaultd.errors import AccessDeniedError, ConfigError, NotFoundError, UsageError
-from vaultd.evidence import get_original
+from vaultd.evidence import get_original, show_recording
 from vaultd.holds import HoldReason
 from vaultd.people import local_owner
 from vaultd.vault import open_vault, utcnow
@@ -137,6 +137,8 @@ def test_an_approved_purge_removes_bytes_and_keeps_a_tombstone(w: World, tmp_pat
     assert len(requested) == len(done) == len(w.recs)
     assert {e["evidence"]["sha256"] for e in done} == {r.sha256 for r in w.recs}
     assert tomb.audit_index is not None
+    shown = show_recording(w.vault, w.who["zhou"], rec.id)
+    assert shown.recording.sha256 == rec.sha256 and shown.purged and shown.purged["batch"] == batch
     with pytest.raises(NotFoundError, match="purged"):
         get_original(w.vault, local_owner(), rec.id, tmp_path / "out.mp4", "复核")
     assert not (tmp_path / "out.mp4").exists()

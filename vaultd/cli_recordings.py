@@ -75,7 +75,7 @@ def _run_show(args: argparse.Namespace) -> int:
     else:
         vault = open_(args)
         detail = evidence.show_recording(vault, local_owner(), args.id)
-        data = views.detail_json(detail.recording, detail.sightings, zone(vault))
+        data = views.detail_json(detail.recording, detail.sightings, zone(vault), detail.purged)
     if args.json:
         print_json(data)
         return 0

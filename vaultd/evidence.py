@@ -64,12 +64,13 @@ def list_recordings(vault: Vault, actor: Principal, flt: RecordingFilter, via: s
 class RecordingDetail:
     recording: Recording
     sightings: list[dict[str, Any]]
+    purged: dict[str, Any] | None = None  # from its tombstone, once retention purged the original (#6)
 
 
 def show_recording(vault: Vault, actor: Principal, ref: str, via: str = "cli") -> RecordingDetail:
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         rec = visible_recording(conn, vault, actor, ref, via)
-        detail = RecordingDetail(rec, ses_db.sightings_of(conn, rec.id))
+        detail = RecordingDetail(rec, ses_db.sightings_of(conn, rec.id), _purged(conn, rec))
         audit.append(conn, Event("recording.show", actor_of(actor, via), {}, EvidenceRef.of(rec)))
     return detail
 
@@ -92,6 +93,14 @@ def authorise_original(vault: Vault, actor: Principal, ref: str, reason: str, gr
         _refuse_purged(conn, rec)
         used = take_grant(conn, actor, grant_id, rec, Action.READ_ORIGINAL, via)
     return rec, used
+
+
+def _purged(conn: Connection, rec: Recording) -> dict[str, Any] | None:
+    tomb = ret_db.tombstone(conn, rec.id)
+    if tomb is None:
+        return None
+    return {"purged_at": tomb.purged_at.isoformat(), "batch": tomb.batch_id, "class": tomb.class_name,
+            "purged_by": tomb.purged_by, "approvers": list(tomb.approvers), "audit_index": tomb.audit_index}
 
 
 def _refuse_purged(conn: Connection, rec: Recording) -> None:

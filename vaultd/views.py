@@ -51,9 +51,12 @@ def recording_json(rec: Recording, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def detail_json(rec: Recording, sightings: list[dict[str, Any]], tz: ZoneInfo) -> dict[str, Any]:
-    """A recording with where and when it was seen on cameras."""
+def detail_json(rec: Recording, sightings: list[dict[str, Any]], tz: ZoneInfo,
+                purged: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A recording with where and when it was seen on cameras (and its purge, once purged)."""
     data = recording_json(rec, tz)
+    if purged is not None:
+        data["purged"] = purged
     data["sightings"] = [{
         "session": s["session_id"], "device_serial": s["device_serial"], "source_path": s["source_path"],
         "seen_at": iso(s["seen_at"], tz), "outcome": s["outcome"],

@@ -166,6 +166,8 @@ class SightingOut(BaseModel):
 
 class RecordingDetailOut(RecordingOut):
     sightings: list[SightingOut]
+    purged: dict[str, Any] | None = Field(None, description="once retention purged the original: when, "
+                                                              "batch, class, approvers (its tombstone)")
 
 
 class RecordingPage(BaseModel):

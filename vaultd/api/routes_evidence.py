@@ -53,6 +53,7 @@ def show_recording(vault: VaultDep, actor: PrincipalDep, rec_id: RecordingId) ->
         "session": s["session_id"], "device_serial": s["device_serial"], "source_path": s["source_path"],
         "seen_at": views.iso(s["seen_at"], tz), "outcome": s["outcome"],
         "wiped_at": views.iso(s["wiped_at"], tz)} for s in detail.sightings]
+    data["purged"] = detail.purged
     return data
 
 
