@@ -198,3 +198,13 @@ def test_a_symbolic_link_in_place_of_a_file(world: World, pkg: Path, tmp_path: P
     video.rename(kept)
     video.symlink_to(kept)
     failed(world, pkg, f"{video.relative_to(pkg)} is a symbolic link")
+
+
+def test_a_recording_slipped_in(world: World, pkg: Path) -> None:
+    extra = pkg / "data/recordings/rforged000000"
+    extra.mkdir()
+    (extra / "planted.MP4").write_bytes(b"\x00\x00\x00\x18ftypmp42 planted")
+    (extra / "metadata.json").write_text('{"sha256": "x", "package_file": "planted.MP4"}')
+    rebag(pkg)
+    resign_with_own_ca(pkg)
+    failed(world, pkg, "FAIL signature", "recording folder rforged000000 is not in the custody index")

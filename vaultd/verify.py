@@ -265,10 +265,25 @@ def _check_links(root: Path, b: bag.BagReport, index: dict[str, Any], entries: d
                               "audit log recorded (%s)") % (rid, got, ", ".join(sorted(logged)) or "-"))
         if not any(entries[i]["type"] == "ingest" for i in chain):
             problems.append(_("recording %s: its ingest entry is not in the custody chain") % rid)
+    _check_own_entry(root, index, entries, export_id, problems)
+
+
+def _check_own_entry(root: Path, index: dict[str, Any], entries: dict[int, dict[str, Any]],
+                     export_id: str | None, problems: list[str]) -> None:
+    """The export's own entry is in the chain and names exactly the recordings on board."""
     own = [entries.get(i) for i in index["export_entries"]]
-    if not own or any(e is None for e in own) or not any(
-            e and e["type"] == "export.created" and e["details"].get("export") == export_id for e in own):
+    created = next((e for e in own if e and e["type"] == "export.created"
+                    and e["details"].get("export") == export_id), None)
+    if created is None:
         problems.append(_("the export's own audit entry (export.created %s) is not in the custody chain") % export_id)
+        return
+    logged = {r["id"]: r["sha256"] for r in created["details"].get("recordings", [])}
+    folder = root / "data" / "recordings"
+    on_board = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    for rid in sorted(on_board - set(index["recordings"])):
+        problems.append(_("recording folder %s is not in the custody index") % rid)
+    for rid in sorted(set(index["recordings"]) - set(logged)):
+        problems.append(_("recording %s is not among those the export's audit entry names") % rid)
 
 
 def _check_consistency(root: Path, cp: tlogfmt.Checkpoint, v: note.Verifier, problems: list[str]) -> None:
