@@ -40,7 +40,9 @@ def test_cases_labels_holds_plan_purge_from_the_command_line(world_home: Path, t
     assert code == 2 and "not labelled" in err and rid in err
     code, out, _err = run(capsys, home, "recordings", "label", rid, "--case-number", num, "--party", "张三",
                           "--handler", "王五", "--proves", "当事人占道经营", "--json")
-    assert code == 0 and json.loads(out)["party"] == "张三" and json.loads(out)["labelled"] is True
+    label = json.loads(out)
+    assert code == 0 and label["party"] == "张三" and label["labelled"] is True
+    assert label["label_due"] and label["label_late"] is False  # labelled within the 2 working days
     code, out, _err = run(capsys, home, "cases", "close", num)
     assert code == 0 and "2026-11-30T16:00:00+00:00" in out  # 1 Nov (station time) + 30 days
     code, out, _err = run(capsys, home, "cases", "show", num)

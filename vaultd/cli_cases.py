@@ -211,7 +211,8 @@ def _add_recording_commands(sub: Any) -> None:
 
 def _label_line(d: dict[str, Any]) -> str:
     rows = [f"{k:<14} {d.get(k) if d.get(k) is not None else '-'}"
-            for k in ("recording", *TEXT_FIELDS, "making_time", "labelled", "labelled_at", "updated_by")]
+            for k in ("recording", *TEXT_FIELDS, "making_time", "labelled", "labelled_at", "label_due", "label_late",
+                      "updated_by")]
     return "\n".join(rows)
 
 
@@ -231,7 +232,7 @@ def _run_label(args: argparse.Namespace) -> int:
         if changes:
             labels.set_label(vault, local_owner(), args.id, changes)
         rec, label = labels.get_label(vault, local_owner(), args.id)
-        data = vc.label_json(rec, label, zone(vault))
+        data = vc.label_json(rec, label, zone(vault), vault.config.retention.label_working_days)
     return _emit(args, data, _label_line(data))
 
 

@@ -9,16 +9,20 @@ from vaultd.catalog.cases import HoldRow
 from vaultd.catalog.labels import Label
 from vaultd.catalog.retention import Batch, ClassChange
 from vaultd.classes import Classified
-from vaultd.labels import effective, is_labelled
+from vaultd.labels import effective, is_labelled, labelling_deadline
 from vaultd.model import Recording
 from vaultd.retention import PurgeResult
 from vaultd.retention_plan import Decision
+from vaultd.vault import utcnow
 from vaultd.views import iso
 
 
-def label_json(rec: Recording, label: Label | None, tz: ZoneInfo) -> dict[str, Any]:
+def label_json(rec: Recording, label: Label | None, tz: ZoneInfo, working_days: int = 2) -> dict[str, Any]:
     out = {"recording": rec.id, **effective(label, rec)}
     out["labelled"] = is_labelled(label)
+    due = labelling_deadline(rec.ingested_at, working_days, tz=tz)
+    out["label_due"] = iso(due, tz)
+    out["label_late"] = (label.labelled_at > due) if label and label.labelled_at else utcnow() > due
     out["labelled_at"] = iso(label.labelled_at, tz) if label else None
     out["updated_at"] = iso(label.updated_at, tz) if label else None
     out["updated_by"] = label.updated_by if label else None

@@ -110,7 +110,7 @@ def archive_case(vault: VaultDep, actor: PrincipalDep, body: CaseRef) -> dict[st
 @router.get("/recordings/{recording_id}/label", summary="A recording's label (R2, R3)")
 def get_label(vault: VaultDep, actor: PrincipalDep, recording_id: Id) -> dict[str, Any]:
     rec, label = labels.get_label(vault, actor, recording_id, VIA)
-    return vc.label_json(rec, label, zone(vault))
+    return vc.label_json(rec, label, zone(vault), vault.config.retention.label_working_days)
 
 
 @router.post("/recordings/{recording_id}/label", summary="Change label fields (null or \"\" clears one)")
@@ -120,7 +120,7 @@ def set_label(vault: VaultDep, actor: PrincipalDep, recording_id: Id, body: Labe
         changes["making_time"] = aware(body.making_time, zone(vault), "making_time")
     labels.set_label(vault, actor, recording_id, changes, VIA)
     rec, label = labels.get_label(vault, actor, recording_id, VIA)
-    return vc.label_json(rec, label, zone(vault))
+    return vc.label_json(rec, label, zone(vault), vault.config.retention.label_working_days)
 
 
 @router.post("/recordings/{recording_id}/class", summary="Set a retention class (shorter: a request)")
