@@ -74,6 +74,8 @@ def test_package_content_originals_metadata_custody_cover(world: World, made: ex
         assert field in info
     for rid in made.export.recording_ids:
         rec = next(r for r in world.recs if r.id == rid)
+        stored = world.vault.store.object_path(rec.sha256)  # the original stays where it was, read-only
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == rec.sha256 and not stored.stat().st_mode & 0o222
         meta = json.loads((pkg / "data/recordings" / rid / "metadata.json").read_text(encoding="utf-8"))
         original = pkg / "data/recordings" / rid / meta["package_file"]
         assert hashlib.sha256(original.read_bytes()).hexdigest() == rec.sha256 == meta["sha256"]
