@@ -445,3 +445,47 @@ def test_a_locked_camera_is_unlocked_switched_to_storage_and_then_ingested(
     assert serials == {"7700001"}
     (row,) = devices.list_devices(vault, local_owner())
     assert row.battery_percent == 55 and row.clock_offset_s == pytest.approx(20, abs=2)
+
+
+class _FakeMounter:
+    """Mounts by handing out a folder; records what the daemon asked (the real one: vaultd.mount)."""
+
+    def __init__(self, tree: Path) -> None:
+        self.tree = tree
+        self.calls: list[str] = []
+
+    def mount(self, event: DockEvent) -> Path:
+        self.calls.append(f"mount {event.devnode}")
+        return self.tree
+
+    def remount(self, key: str, *, readonly: bool) -> Any:
+        self.calls.append("remount " + ("ro" if readonly else "rw"))
+        from types import SimpleNamespace
+
+        return SimpleNamespace(target=self.tree)
+
+    def unmount(self, event: DockEvent) -> None:
+        self.calls.append(f"unmount {event.devnode}")
+
+
+def test_a_usb_camera_is_mounted_read_only_made_writable_only_to_wipe_and_unmounted_on_removal(
+        vault: Vault, _sim_camera_master: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "media"
+    shutil.copytree(_sim_camera_master, tree)
+    mounter = _FakeMounter(tree)
+    _enroll(vault)
+    d = Daemon(vault, registry_mod.load_drivers(), [], options=Options(wipe=True, status_interval_s=0.2),
+               mounter=mounter)
+    r = Running(d)
+    try:
+        key = "pci-0000:00:14.0-usb-0:3|-|-"
+        dev = DeviceInfo(port="pci-0000:00:14.0-usb-0:3", fs_type="vfat", fs_label="CAM01")
+        d.events.put(DockEvent(action="add", key=key, device=dev, devnode="/dev/sdz1", sys_path="/sys/block/sdz1"))
+        st = r.ended(key, "complete")
+        assert st["counts"]["new"] == len(camera_files(_sim_camera_master))
+        assert camera_files(tree) == {}  # wiped after the verified ingest
+        d.events.put(DockEvent(action="remove", key=key, device=dev, devnode="/dev/sdz1", sys_path="/sys/block/sdz1"))
+        wait_for(lambda: "unmount /dev/sdz1" in mounter.calls, 10, "the unmount")
+    finally:
+        r.close()
+    assert mounter.calls == ["mount /dev/sdz1", "remount rw", "remount ro", "unmount /dev/sdz1"]

@@ -47,6 +47,7 @@ class Mounter(Protocol):
     """Mounts a docked block device read-only; the daemon unmounts on undock."""
 
     def mount(self, event: DockEvent) -> Path: ...
+    def remount(self, key: str, *, readonly: bool) -> Any: ...  # -> mount.Mounted (``.target``)
     def unmount(self, event: DockEvent) -> None: ...
 
 
@@ -121,6 +122,8 @@ class _Ready:
     device_id: int | None
     dock_id: int
     switched: bool = False  # a protocol camera already read (clock, power) before its mode switch
+    key: str = ""
+    mounted: bool = False  # vaultd mounted it (read-only): the wipe step remounts it read-write
 
 
 @dataclass(frozen=True)
@@ -300,8 +303,10 @@ class Daemon:
         (with an alert) until it is enrolled or undocked."""
         st.state = "identifying"
         dev = event.device
+        mounted = False
         if dev.mount_root is None and self.mounter is not None and event.devnode:
             dev = _with_root(dev, self.mounter.mount(event))
+            mounted = True
         sel = self.registry.select(dev)
         if sel is None:
             st.state, st.detail = "ignored", "not a camera any driver knows"
@@ -333,7 +338,8 @@ class Daemon:
             enrolled = [r for r in devices.rows_for(conn, identity.serial or "")
                         if r.status is devices.Status.ENROLLED]
         device_id = decision.device_id if decision.device_id is not None else (enrolled[0].id if enrolled else None)
-        return _Ready(driver, dev, identity, device_id, dock_id, switched=known is not None)
+        return _Ready(driver, dev, identity, device_id, dock_id, switched=known is not None, key=event.key,
+                      mounted=mounted)
 
     def _unlock_to_storage(self, event: DockEvent, st: SessionState, ready: _Ready) -> None:
         """A locked protocol camera: clock and power are read (and the clock set)
@@ -369,7 +375,7 @@ class Daemon:
         identity = ready.identity
         if not ready.switched:  # else read over the vendor interface, which is gone now
             identity = self._clock_and_power(driver, dev, device_id, identity)
-        report = self._run_ingest(driver, dev, identity, st, ready.dock_id)
+        report = self._run_ingest(driver, dev, identity, st, ready.dock_id, ready.key, ready.mounted)
         if report.complete and self.options.set_clock and device_id is not None and not ready.switched:
             now = utcnow()
             ok = bool(self.registry.call(driver, "set_clock", dev, now))
@@ -377,17 +383,28 @@ class Daemon:
         return report
 
     def _run_ingest(self, driver: Driver, dev: DeviceInfo, identity: CameraIdentity, st: SessionState,
-                    dock_id: int) -> ingest.IngestReport:
+                    dock_id: int, key: str, mounted: bool) -> ingest.IngestReport:
         root = Path(self.registry.call(driver, "open_root", dev))
         wipe = self.options.wipe and bool(self.registry.call(driver, "wipe_allowed", dev))
         st.state = "ingesting"
         devices.finish_dock(self.vault, dock_id, outcome="ingesting")
-        root_fd = camerafs.open_root(root)
+        fds = [camerafs.open_root(root)]
+
+        def writable_root() -> int:  # read-only until here; read-write only for the wipe step
+            assert self.mounter is not None
+            again = self.mounter.remount(key, readonly=False)
+            fds.append(camerafs.open_root(again.target))
+            return fds[-1]
+
         try:
-            report = ingest.ingest_tree(self.vault, root_fd, str(root), identity, actor=DAEMON, wipe=wipe,
-                                        progress=_Progress(st), clock=utcnow)
+            report = ingest.ingest_tree(self.vault, fds[0], str(root), identity, actor=DAEMON, wipe=wipe,
+                                        progress=_Progress(st), clock=utcnow,
+                                        reopen_for_wipe=writable_root if wipe and mounted else None)
         finally:
-            os.close(root_fd)
+            for fd in fds:
+                os.close(fd)
+            if len(fds) > 1 and self.mounter is not None:
+                _quietly(lambda: self.mounter.remount(key, readonly=True) if self.mounter else None)
         st.session_id, st.counts = report.session_id, report.counts()
         st.files_done = sum(st.counts.values())
         st.state = "complete" if report.complete else "incomplete"

@@ -133,7 +133,11 @@ def ingest_path(vault: Vault, path: Path, *, actor: Actor, wipe: bool = False,
 
 def ingest_tree(vault: Vault, root_fd: int, source: str, identity: CameraIdentity, *,
                 actor: Actor, wipe: bool, progress: Progress | None,
-                clock: Callable[[], datetime]) -> IngestReport:
+                clock: Callable[[], datetime],
+                reopen_for_wipe: Callable[[], int] | None = None) -> IngestReport:
+    """Ingest the tree at ``root_fd``. ``reopen_for_wipe`` (when the camera is
+    mounted read-only) makes it writable and returns a new root fd, owned by the
+    caller; it is called only when the ingest is complete and a wipe is due."""
     recovered = recover(vault)
     session_id = uuid.uuid4().hex
     report = IngestReport(session_id, source, identity.serial, clock(), recovered=recovered)
@@ -155,6 +159,10 @@ def ingest_tree(vault: Vault, root_fd: int, source: str, identity: CameraIdentit
             progress.begin(len(walk.files), sum(f.size_bytes for f in walk.files))
         _copy_all(ses, walk.files, scanned_at)
         if wipe:
+            if reopen_for_wipe is not None and ses.report.complete:
+                ses.dirs.close()
+                ses.root_fd = reopen_for_wipe()
+                ses.dirs = camerafs.DirCache(ses.root_fd)
             _wipe(ses)
     finally:
         ses.dirs.close()
