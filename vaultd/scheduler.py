@@ -8,6 +8,7 @@ Jobs never overlap themselves (``max_instances=1``, missed runs coalesced).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from vaultd.vault import Vault, utcnow
 log = logging.getLogger(__name__)
 
 SCHEDULER = Actor("service", "vaultd-scheduler", via="daemon")
+COMPLIANCE_EVERY_S = 3600.0  # compliance alerts are re-checked hourly
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,40 @@ def _checkpoint(vault: Vault, actor: Actor, now: datetime) -> None:
         log.info("audit log sealed: new signed checkpoint")
 
 
-def default_jobs(vault: Vault) -> list[Job]:
-    """Every periodic job of the daemon, from the config."""
+def _retention_batch(vault: Vault, actor: Actor, now: datetime) -> None:
+    from vaultd import retention
+
+    batch = retention.prepare_scheduled(vault, retention.scheduler_principal(), now)
+    if batch is not None:
+        log.warning("retention: purge batch %s prepared; it needs its approvals before anything is deleted",
+                    batch)
+
+
+def _compliance_alerts(vault: Vault, actor: Actor, now: datetime) -> None:
+    from vaultd import compliance
+
+    run = compliance.check_alerts(vault, actor, now)
+    log.info("compliance: %d cameras overdue, %d officers with unlabelled recordings, "
+             "%d interruptions without a note", len(run.not_docked), len(run.unlabelled), len(run.unnoted))
+
+
+def default_jobs(vault: Vault, stop: threading.Event | None = None) -> list[Job]:
+    """Every periodic job of the daemon, from the config. ``stop`` ends a long job early."""
+    from vaultd import scrub
+
+    stopped = stop or threading.Event()
+    comp = vault.config.compliance
+
+    def scrub_step(vault: Vault, actor: Actor, now: datetime) -> None:
+        report = scrub.scrub_step(vault, actor, now, should_stop=stopped.is_set)
+        log.info("scrub step: %s", report)
+
     return [
         Job("audit-checkpoint", _checkpoint, every_s=vault.config.dock.checkpoint_interval_s),
+        Job("scrub-step", scrub_step, every_s=comp.scrub_interval_min * 60.0, first_delay_s=120.0),
+        Job("compliance-alerts", _compliance_alerts, every_s=COMPLIANCE_EVERY_S, first_delay_s=60.0),
+        Job("retention-batch", _retention_batch, every_s=vault.config.retention.batch_every_days * 86400.0,
+            first_delay_s=300.0),
     ]
 
 
@@ -53,9 +85,10 @@ class Scheduler:
 
     name = "scheduler"
 
-    def __init__(self, vault: Vault, jobs: list[Job]) -> None:
+    def __init__(self, vault: Vault, jobs: list[Job] | None = None) -> None:
         self.vault = vault
-        self.jobs = jobs
+        self.stopping = threading.Event()
+        self.jobs = default_jobs(vault, self.stopping) if jobs is None else jobs
         self.last: dict[str, dict[str, Any]] = {}
         self._sched = BackgroundScheduler(timezone=ZoneInfo(vault.config.time.station_tz),
                                           job_defaults={"coalesce": True, "max_instances": 1,
@@ -73,6 +106,7 @@ class Scheduler:
         self._sched.start()
 
     def stop(self) -> None:
+        self.stopping.set()
         if self._sched.running:
             self._sched.shutdown(wait=False)
 

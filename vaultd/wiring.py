@@ -12,7 +12,7 @@ from vaultd.daemon import Daemon, Options
 from vaultd.driverapi import StorageModeSwitch, UsbId
 from vaultd.hotplug import DockEventSource
 from vaultd.i18n import _
-from vaultd.scheduler import Scheduler, default_jobs
+from vaultd.scheduler import Scheduler
 from vaultd.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def build_daemon(vault: Vault, *, dock_folder: Path | None = None, udev: bool = 
 
         sources.append(_udev_source(registry))
         mounter = DeviceMounter()
-    extras: list[Any] = [Scheduler(vault, default_jobs(vault))]
+    extras: list[Any] = [Scheduler(vault)]
     if api:
         from vaultd.api.app import ApiThread
 
