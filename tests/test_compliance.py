@@ -219,3 +219,15 @@ def test_trips_on_the_command_line(vault: Vault, home: Path, capsys: pytest.Capt
     assert "officer" in capsys.readouterr().err
     assert main([*h, "trips", "add", "--officer", "1", "--left", "yesterday", "--note", "x"]) == 2
     assert "--left" in capsys.readouterr().err
+
+
+def test_late_reason_and_check_alerts_on_the_command_line(vault: Vault, month: Month, home: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    h = ["--home", str(home)]
+    assert main([*h, "compliance", "late-reason", month.trip_late, "--reason", "山路塌方 / road blocked"]) == 0
+    assert month.trip_late in capsys.readouterr().out
+    assert main([*h, "compliance", "late-reason", month.last, "--reason", "x"]) == 2  # on time: no reason
+    assert "not late" in capsys.readouterr().err
+    assert main([*h, "compliance", "check-alerts"]) == 0  # real time: everything unlabelled is overdue now
+    out = capsys.readouterr().out
+    assert "officers with overdue labels: 3" in out and "interruptions without a note: 1" in out  # c3[3]
