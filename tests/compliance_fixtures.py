@@ -10,6 +10,7 @@ import secrets
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert
 
@@ -92,7 +93,7 @@ def flip_a_bit(path: Path) -> None:
     os.chmod(path, 0o400)
 
 
-def tune(vault: Vault, **compliance: object) -> None:
+def tune(vault: Vault, **compliance: Any) -> None:
     """Change [compliance] keys of an open vault's config (as a config file would)."""
     import dataclasses
 

@@ -11,7 +11,7 @@ import pytest
 
 from compliance_fixtures import Month, at
 from vaultd import compliance, gaps
-from vaultd.access import Role
+from vaultd.access import Principal, Role
 from vaultd.catalog.compliance import RecordingFacts, TripRow
 from vaultd.cli import main
 from vaultd.errors import AccessDeniedError, NotFoundError, UsageError
@@ -174,27 +174,27 @@ def test_unknown_time_is_neither_on_time_nor_late() -> None:
 
 
 def test_who_may_read_reports(vault: Vault, month: Month) -> None:
-    def user(name: str, role: Role, unit: str | None = None, officer: str | None = None) -> object:
+    def user(name: str, role: Role, unit: str | None = None, officer: str | None = None) -> Principal:
         return principal_of(add_user(vault, OWNER, NewUser(name, (role,), unit, officer), None, "cli"))
 
     sup = user("sup1", Role.SUPERVISOR, "二中队")
-    rep = compliance.report(vault, sup, now=NOV1)  # type: ignore[arg-type]
+    rep = compliance.report(vault, sup, now=NOV1)
     assert rep.unit == "二中队" and rep.total.recordings == 7
     with pytest.raises(AccessDeniedError) as e:
-        compliance.report(vault, sup, unit="一中队")  # type: ignore[arg-type]
+        compliance.report(vault, sup, unit="一中队")
     assert e.value.rule == "other-unit"
     for name, role in (("aud", Role.AUDITOR), ("leg", Role.LEGAL), ("lead", Role.LEADER)):
-        assert compliance.report(vault, user(name, role), now=NOV1).total.recordings == 31  # type: ignore[arg-type]
+        assert compliance.report(vault, user(name, role), now=NOV1).total.recordings == 31
     off = user("off1", Role.OFFICER, "一中队", "1001")
     with pytest.raises(AccessDeniedError):
-        compliance.report(vault, off)  # type: ignore[arg-type]
+        compliance.report(vault, off)
     with pytest.raises(AccessDeniedError):
-        compliance.add_trip(vault, off, officer_number="1001", device_serial=None,  # type: ignore[arg-type]
+        compliance.add_trip(vault, off, officer_number="1001", device_serial=None,
                             left_at=at("10-01 00:00"), returned_at=None, note="x")
     # an officer explains their own late recording, not another's (which they cannot see)
-    compliance.set_late_reason(vault, off, month.cam1_late[1], "忘记充电座 / forgot the dock")  # type: ignore[arg-type]
+    compliance.set_late_reason(vault, off, month.cam1_late[1], "忘记充电座 / forgot the dock")
     with pytest.raises(NotFoundError):
-        compliance.set_late_reason(vault, off, month.trip_late, "x")  # type: ignore[arg-type]
+        compliance.set_late_reason(vault, off, month.trip_late, "x")
     from vaultd.catalog.schema import audit_entries
     from sqlalchemy import select
 
