@@ -231,7 +231,8 @@ def _run_scrub(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"ok": report.ok, "checked": report.checked, "bytes_checked": report.bytes_checked,
                      "findings": [f.__dict__ for f in report.findings],
-                     "unknown_objects": report.unknown_objects})
+                     "unknown_objects": report.unknown_objects,
+                     "alarms": [a.as_json() for a in scrub.open_alarms(vault)]})
     else:
         print(_("scrub: %d originals checked (%d bytes)") % (report.checked, report.bytes_checked))
         for f in report.findings:

@@ -388,7 +388,7 @@ def _run_finding(args: argparse.Namespace) -> int:
 # -- statistics ------------------------------------------------------------------------
 
 def _add_report(sub: Any) -> None:
-    r = sub.add_parser("report", help=_("reports"))
+    r = sub.add_parser("report", help=_("reports: yearly statistics (R14)"))
     rs = r.add_subparsers(metavar="WHAT", required=True)
     st = cmd(rs, "stats", _run_stats, _("yearly statistics per month, unit and officer (R14)"))
     st.add_argument("--year", type=int, required=True)
