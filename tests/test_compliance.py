@@ -3,6 +3,7 @@ recording; the off-site exception; late reasons; who may read what."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -230,3 +231,11 @@ def test_late_reason_and_check_alerts_on_the_command_line(vault: Vault, month: M
     assert main([*h, "compliance", "check-alerts"]) == 0  # real time: everything unlabelled is overdue now
     out = capsys.readouterr().out
     assert "officers with overdue labels: 3" in out  # (interruptions: only the last 90 days, so not asserted)
+
+
+def test_an_implausible_time_is_unknown_not_late() -> None:
+    for flag in ("before-earliest-plausible", "in-future"):
+        f = dataclasses.replace(_facts(1, 500), time_flags=(flag,))
+        assert compliance.timeliness(f, [], 24.0).status == "unknown"
+    assert compliance.timeliness(dataclasses.replace(_facts(1, 500), time_flags=("clock-skewed",)), [],
+                                 24.0).status == "late"  # corrected by the offset: still a time

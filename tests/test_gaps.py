@@ -29,6 +29,16 @@ def _clip(rid: str, start: str, minutes: float, serial: str = "C", officer: str 
                           "video", None, None)
 
 
+def test_photos_logs_and_untrusted_times_neither_make_nor_break_a_run() -> None:
+    import dataclasses
+
+    a, b = _clip("a", "09:00", 10), _clip("b", "09:30", 5)
+    photo = dataclasses.replace(_clip("p", "09:20", 0), media_type="photo")
+    wild = dataclasses.replace(_clip("w", "09:15", 1), time_flags=("in-future",))
+    got = gaps.find_gaps([a, photo, wild, b], {}, threshold_s=60.0, duty_break_s=4 * 3600)
+    assert [(g.id, g.before_id) for g in got] == [("b", "a")]
+
+
 @pytest.mark.parametrize("clips, docks, found", [
     ([_clip("a", "09:00", 10), _clip("b", "09:10:30", 5)], [], []),                # 30 s: a file split
     ([_clip("a", "09:00", 10), _clip("b", "09:12", 5)], [], ["b"]),                # 2 min: interruption

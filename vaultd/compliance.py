@@ -8,8 +8,9 @@ The decisions are pure (``ingest_deadline``, ``timeliness``, ``build_report``,
 R1: a recording must be in the vault within 24 h of its end; when the officer
 or the device was away on a recorded trip (left before the recording ended,
 returned after), within 24 h of the return. A recording ingested while its
-trip is still open is on time. A recording without a trustworthy end time
-is "unknown": neither on time nor late, and listed as such.
+trip is still open is on time. A recording without an end time, or whose
+time is implausible (before ``time.earliest_plausible``, in the future), is
+"unknown": neither on time nor late, and listed as such.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class Timeliness:
 
 
 def timeliness(f: RecordingFacts, trips: Sequence[TripRow], hours: float) -> Timeliness:
+    if gaps.UNTRUSTED_TIME.intersection(f.time_flags):  # R11: its end says nothing
+        return Timeliness(f, "unknown", Deadline(None))
     d = ingest_deadline(f.recorded_end, f.officer_id, f.device_serial, trips, hours)
     if d.away:
         return Timeliness(f, "on-time", d)

@@ -33,6 +33,8 @@ from vaultd.vault import Vault, utcnow
 
 #: what a camera records continuously; photos and log files do not make or break a run
 RECORDED = frozenset({"video", "audio"})
+#: time flags (R11) that make a clip's place in time unknown: it is left out
+UNTRUSTED_TIME = frozenset({"before-earliest-plausible", "in-future"})
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def find_gaps(clips: Sequence[RecordingFacts], docks: Mapping[str, Sequence[date
     """Interruptions among ``clips`` (any order); ``docks``: sorted dock times per serial."""
     notes = notes or {}
     timed = sorted((c for c in clips if c.device_serial and c.recorded_start and c.recorded_end
-                    and c.media_type in RECORDED),
+                    and c.media_type in RECORDED and not UNTRUSTED_TIME.intersection(c.time_flags)),
                    key=lambda c: (c.device_serial or "", c.recorded_start, c.id))
     out: list[Interruption] = []
     prev: RecordingFacts | None = None

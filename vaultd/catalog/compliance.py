@@ -3,6 +3,7 @@ scrub's place, spot checks, and the facts the reports read."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,12 +142,13 @@ class RecordingFacts:
     media_type: str
     labelled_at: datetime | None
     late_reason: str | None
+    time_flags: tuple[str, ...] = ()  # R11: why its times may not be trusted
 
 
 _FACT_COLS = (recordings.c.id, recordings.c.device_serial, recordings.c.officer_id, recordings.c.unit,
               recordings.c.recorded_start, recordings.c.recorded_end, recordings.c.ingested_at,
               recordings.c.duration_s, recordings.c.size_bytes, recordings.c.media_type,
-              labels.c.labelled_at, late_reasons.c.reason)
+              labels.c.labelled_at, late_reasons.c.reason, recordings.c.time_flags)
 
 
 def facts(conn: Connection, *, since: datetime | None = None, until: datetime | None = None,
@@ -174,8 +176,8 @@ def facts(conn: Connection, *, since: datetime | None = None, until: datetime | 
     if live_only:
         q = q.where(_live())
     q = q.order_by(recordings.c.recorded_start, recordings.c.id)
-    return [RecordingFacts(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
-            for r in conn.execute(q)]
+    return [RecordingFacts(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                           tuple(json.loads(r[12] or "[]"))) for r in conn.execute(q)]
 
 
 def set_timeliness(conn: Connection, rows: Sequence[tuple[str, datetime | None, bool | None]]) -> None:
