@@ -262,6 +262,15 @@ TABLE = [
     c("admin-no-purge-approve", Case(ZHENG, A.PURGE_APPROVE), False, "role"),
     c("leader-purge-run", Case(SUN, A.PURGE_RUN), True, "leader"),
     c("auditor-no-purge-run", Case(WU, A.PURGE_RUN), False, "role"),
+    # -- compliance reports, trips, explanations (#6; the full role table: test_compliance_access.py)
+    c("auditor-read-reports", Case(WU, A.READ_REPORTS), True, "auditor"),
+    c("supervisor-no-read-reports", Case(ZHAO, A.READ_REPORTS), False, "role"),
+    c("supervisor-read-unit-reports", Case(ZHAO, A.READ_UNIT_REPORTS), True, "supervisor"),
+    c("officer-no-read-unit-reports", Case(WANG, A.READ_UNIT_REPORTS), False, "role"),
+    c("supervisor-manage-trips", Case(ZHAO, A.MANAGE_TRIPS), True, "supervisor"),
+    c("officer-no-manage-trips", Case(WANG, A.MANAGE_TRIPS), False, "role"),
+    c("officer-explain", Case(WANG, A.EXPLAIN), True, "officer"),
+    c("legal-no-explain", Case(ZHOU, A.EXPLAIN), False, "role"),
 ]
 
 
