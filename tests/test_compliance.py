@@ -239,3 +239,16 @@ def test_an_implausible_time_is_unknown_not_late() -> None:
         assert compliance.timeliness(f, [], 24.0).status == "unknown"
     assert compliance.timeliness(dataclasses.replace(_facts(1, 500), time_flags=("clock-skewed",)), [],
                                  24.0).status == "late"  # corrected by the offset: still a time
+
+
+def test_camera_log_files_are_not_recordings(vault: Vault) -> None:
+    from compliance_fixtures import put_recording
+    from vaultd import spotcheck, stats
+    from vaultd.model import MediaType
+
+    put_recording(vault, start=at("10-05 09:00"), ingested_at=at("10-09 09:00"), media=MediaType.OTHER)
+    photo = put_recording(vault, start=at("10-05 10:00"), ingested_at=at("10-09 09:00"), media=MediaType.PHOTO)
+    rep = compliance.report(vault, OWNER, now=NOV1)
+    assert rep.total.recordings == 1 and [t.facts.id for t in rep.late] == [photo.id]
+    assert stats.year_stats(vault, OWNER, 2026).total.recordings == 1
+    assert spotcheck.draw(vault, OWNER, 100).sample == [photo.id]

@@ -306,7 +306,7 @@ def report(vault: Vault, actor: Principal, *, since: datetime | None = None, unt
     unit = report_scope(vault, actor, unit, via, _("read compliance reports"))
     now = now or utcnow()
     with vault.engine.begin() as conn:
-        facts = db.facts(conn, since=since, until=until, unit=unit)
+        facts = db.facts(conn, since=since, until=until, unit=unit, records_only=True)
         found = gaps.gaps_in(conn, vault.config.compliance, since=since, until=until, unit=unit)
         rep = build_report(facts, _trip_rows(conn), found, label_deadline_for(vault),
                            hours=vault.config.ingest.deadline_hours, now=now, since=since, until=until,
@@ -430,7 +430,7 @@ def _conditions(conn: Connection, vault: Vault, trips: Sequence[TripRow], now: d
     due = label_deadline_for(vault)
     overdue = overdue_devices(db.enrolled_assigned(conn, now), trips, now, cfg.dock_overdue_hours)
     late_labels: dict[str, list[str]] = {}
-    for f in db.facts(conn, unlabelled_only=True):
+    for f in db.facts(conn, unlabelled_only=True, records_only=True):
         u = unlabelled(f, due, now)
         if u is not None and u.overdue:
             who = f.officer_id or (f"unit:{f.unit}" if f.unit else "-")

@@ -92,7 +92,8 @@ def draw(vault: Vault, actor: Principal, percent: float, *, unit: str | None = N
         raise UsageError(_("a seed is 1 to 64 characters"))
     now, check_id = utcnow(), "sc" + secrets.token_hex(5)
     with vault.engine.begin() as conn:
-        ids = [f.id for f in db.facts(conn, since=since, until=until, unit=unit, live_only=True)]
+        ids = [f.id for f in db.facts(conn, since=since, until=until, unit=unit, live_only=True,
+                                           records_only=True)]
         sample = draw_sample(ids, percent, seed)
         db.add_spot_check(conn, check_id=check_id, at=now, by=actor_of(actor, via).label, seed=seed,
                           percent=percent, unit=unit, since=since, until=until, population=len(ids),

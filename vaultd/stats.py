@@ -143,7 +143,7 @@ def year_stats(vault: Vault, actor: Principal, year: int, *, unit: str | None = 
     since = datetime(year, 1, 1, tzinfo=tz)
     until = datetime(year + 1, 1, 1, tzinfo=tz)
     with vault.engine.begin() as conn:
-        facts = db.facts(conn, since=since, until=until, unit=unit)
+        facts = db.facts(conn, since=since, until=until, unit=unit, records_only=True)
         done = {} if unit else db.audit_times(conn, (EXPORT_ENTRY, PURGE_ENTRY), since, until)
         stats = build_stats(year, facts, db.all_trips(conn), hours=vault.config.ingest.deadline_hours,
                             exports=done.get(EXPORT_ENTRY, []), purges=done.get(PURGE_ENTRY, []), tz=tz, unit=unit)

@@ -154,9 +154,10 @@ _FACT_COLS = (recordings.c.id, recordings.c.device_serial, recordings.c.officer_
 def facts(conn: Connection, *, since: datetime | None = None, until: datetime | None = None,
           unit: str | None = None, ids: Sequence[str] | None = None,
           device_serial: str | None = None, unlabelled_only: bool = False,
-          live_only: bool = False) -> list[RecordingFacts]:
+          live_only: bool = False, records_only: bool = False) -> list[RecordingFacts]:
     """Recordings whose recorded start lies in [since, until) (by ingest time when
-    the start is unknown), with their label date and late reason."""
+    the start is unknown), with their label date and late reason. ``records_only``:
+    video, audio and photos, not the camera's other files (logs)."""
     q = (select(*_FACT_COLS)
          .select_from(recordings.outerjoin(labels, labels.c.recording_id == recordings.c.id)
                       .outerjoin(late_reasons, late_reasons.c.recording_id == recordings.c.id)))
@@ -175,6 +176,8 @@ def facts(conn: Connection, *, since: datetime | None = None, until: datetime | 
         q = q.where(labels.c.labelled_at.is_(None), _live())
     if live_only:
         q = q.where(_live())
+    if records_only:
+        q = q.where(recordings.c.media_type != "other")
     q = q.order_by(recordings.c.recorded_start, recordings.c.id)
     return [RecordingFacts(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
                            tuple(json.loads(r[12] or "[]"))) for r in conn.execute(q)]
