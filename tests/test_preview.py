@@ -16,6 +16,7 @@ from vaultd.model import MediaType, Recording, TimeSource
 from vaultd.preview import (
     backoff_s,
     choose_encoder,
+    ffmpeg_threads,
     kind_of,
     output_height,
     sprite_layout,
@@ -54,6 +55,11 @@ def test_encoder_choice(setting: str, encoders: set[str], nodes: tuple[str, ...]
 def test_worker_count_default_is_cores_minus_one_at_least_one() -> None:
     assert [worker_count(0, n) for n in (None, 1, 2, 4, 16)] == [1, 1, 1, 3, 15]
     assert worker_count(3, 2) == 3
+
+
+def test_background_ffmpeg_leaves_a_core_for_ingest() -> None:
+    assert [ffmpeg_threads(c, 1) for c in (1, 2, 4, 16)] == [0, 1, 3, 15]
+    assert ffmpeg_threads(16, 3) == 5 and ffmpeg_threads(2, 3) == 1
 
 
 def test_backoff_doubles_and_is_capped() -> None:

@@ -119,8 +119,8 @@ def test_what_a_person_asks_for_jumps_the_queue(world: World) -> None:
     rec, row, job = preview.describe(vault, world.who("wang"), video.id, request=True)
     assert row is None and job is not None and job.priority == preview.ON_DEMAND and job.first_part
     worker = Worker(vault, maker=maker)
-    worker.run_once()
-    worker.run_once()
+    for _ in range(3):
+        worker.run_once()
     # the waiting person's video first (its first seconds, then the whole), then the new ingest
     assert maker.calls[:3] == [(video.id, "first"), (video.id, "full"), (audio.id, "full")]
     worker.run_until_idle()
@@ -143,9 +143,23 @@ def test_first_part_is_playable_before_the_whole(world: World) -> None:
 
     preview.describe(vault, world.who("wang"), video.id, request=True)
     maker = Watching()
-    Worker(vault, maker=maker).run_once(video.id)
+    worker = Worker(vault, maker=maker)
+    assert worker.run_once() and maker.calls == [(video.id, "first")]  # the quick lane
+    assert worker.run_once() and maker.calls[-1] == (video.id, "full")
     assert maker.seen == ["first.mp4"]
     assert preview.open_file(vault, world.who("wang"), video.id, None, where="test").name == "video.mp4"
+
+
+def test_the_first_part_comes_even_while_the_whole_is_being_made(world: World) -> None:
+    vault, video = world.vault, world.of("video")
+    preview.enqueue_backlog(vault)
+    with vault.engine.begin() as conn:  # a backlog worker is already making it
+        db.claim(conn, now=utcnow(), worker="elsewhere:1", recording_id=video.id)
+    preview.describe(vault, world.who("wang"), video.id, request=True)  # then someone opens it
+    maker = FakeMaker()
+    assert Worker(vault, maker=maker).run_first_part()
+    assert maker.calls == [(video.id, "first")] and world.row(video).state == "partial"  # type: ignore[union-attr]
+    assert world.job(video).state == "running"  # the whole one carries on where it runs
 
 
 def test_a_job_running_when_its_process_died_is_queued_again(world: World) -> None:

@@ -507,6 +507,7 @@ class VideoSpec:
     font_file: str | None
     start_s: float = 0.0
     duration_s: float | None = None  # None: to the end
+    threads: int = 0  # decoder and encoder threads; 0: ffmpeg's choice
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -629,6 +630,8 @@ def preview_video_argv(src: Path, out: Path, spec: VideoSpec, work: Path) -> lis
         options["ss"] = f"{spec.start_s:.3f}"
     if spec.duration_s is not None:
         options["t"] = f"{spec.duration_s:.3f}"
+    if spec.threads:
+        options["threads"] = spec.threads
     source = ffmpeg.input(_src(src), **options)
     video = source.video
     if spec.fps:
@@ -646,6 +649,8 @@ def preview_video_argv(src: Path, out: Path, spec: VideoSpec, work: Path) -> lis
     else:
         out_opts.update(vcodec="libx264", preset=spec.preset, crf=spec.crf, tune="fastdecode",
                         pix_fmt="yuv420p")
+    if spec.threads:
+        out_opts["threads"] = spec.threads
     streams = [video]
     if spec.has_audio:
         streams.append(source.audio)
@@ -653,6 +658,8 @@ def preview_video_argv(src: Path, out: Path, spec: VideoSpec, work: Path) -> lis
     stream = ffmpeg.output(*streams, str(out), **out_opts)
     if enc.name == "h264_vaapi" and enc.device:
         stream = stream.global_args("-vaapi_device", enc.device)
+    if spec.threads:
+        stream = stream.global_args("-filter_threads", str(spec.threads))
     argv: list[str] = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error").overwrite_output(
     ).compile(cmd=_tool("ffmpeg"))
     return argv

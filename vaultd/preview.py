@@ -60,6 +60,7 @@ CONTENT_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".jpg": "image/jpeg",
 #: set when a person asks for a preview: idle workers in this process wake at once
 #: (workers in another process notice within ``[preview] poll_s``)
 WAKE = threading.Event()
+QUICK = threading.Event()  # the same, for the lane that makes first parts
 
 
 class PreviewPendingError(NotFoundError):
@@ -97,6 +98,13 @@ def worker_count(setting: int, cpus: int | None) -> int:
     if setting > 0:
         return setting
     return max(1, (cpus or 1) - 1)
+
+
+def ffmpeg_threads(cpus: int | None, workers: int) -> int:
+    """Threads of one background ffmpeg: the workers together use at most cores - 1, so
+    that ingest always has a core (0, ffmpeg's own choice, on a one-core machine)."""
+    spare = (cpus or 1) - 1
+    return max(1, spare // max(1, workers)) if spare > 0 else 0
 
 
 def backoff_s(attempts: int, base_s: float) -> float:
@@ -302,6 +310,7 @@ def describe(vault: Vault, actor: Principal, ref: str, *, request: bool, via: st
             audit.append(conn, Event("preview.request", actor_of(actor, via), {}, EvidenceRef.of(rec)))
             job = db.job_of(conn, rec.id)
         WAKE.set()
+        QUICK.set()
     return rec, row, job
 
 

@@ -42,11 +42,13 @@ from vaultd.i18n import _
 from vaultd.media import MediaToolError, VideoSpec
 from vaultd.model import Actor, Recording
 from vaultd.preview import (
+    QUICK,
     SERVICE,
     WAKE,
     backoff_s,
     encoder_for,
     enqueue_backlog,
+    ffmpeg_threads,
     folder_of,
     kind_of,
     output_height,
@@ -66,6 +68,7 @@ SPRITE_TILE_HEIGHT = 90
 WAVEFORM_SIZE = (1280, 240)
 _ACTIVE: set[int] = set()  # job ids running in this process
 _ACTIVE_LOCK = threading.Lock()
+_COMMIT_LOCK = threading.Lock()  # a first part never replaces a whole preview
 
 
 class UnreadableError(VaultError):
@@ -84,6 +87,7 @@ class Task:
     tz: ZoneInfo
     timeout_s: float
     low_priority: bool = True  # False for the first part a person is waiting for
+    threads: int = 0  # ffmpeg threads for the video; 0: ffmpeg's choice
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ class FfmpegMaker:
             preset="ultrafast" if first else cfg.preset, crf=cfg.crf, audio_kbps=cfg.audio_kbps,
             encoder=encoder, has_audio=info.audio_codec is not None,
             strip=strip_text(rec, task.tz, cjk=cjk, clock=True) if marking != "metadata-only" else "",
-            font_file=font, duration_s=cfg.first_part_s if first else None)
+            font_file=font, duration_s=cfg.first_part_s if first else None, threads=task.threads)
         name = "first.mp4" if first else "video.mp4"
         params: dict[str, Any] = {"marking": marking, "encoder_reason": why}
         ran = self._encode(task, spec, name, params)
@@ -313,19 +317,23 @@ class Worker:
 
     # -- one job -------------------------------------------------------------------
     def run_once(self, recording_id: str | None = None) -> bool:
-        """Make the most urgent preview that may be made now (or ``recording_id``'s).
+        """Make what is most urgent now: the first seconds of a video someone is waiting
+        for, else the most urgent whole preview (or ``recording_id``'s).
         Returns False when there was nothing to do."""
+        if recording_id is None and self.run_first_part():
+            return True
         now = utcnow()
         with self.vault.engine.begin() as conn:
             job = db.claim(conn, now=now, worker=self.name, recording_id=recording_id)
             rec = rec_db.get(conn, job.recording_id) if job else None
-            current = db.get(conn, job.recording_id) if job else None
         if job is None or rec is None:
             return False
         with _ACTIVE_LOCK:
             _ACTIVE.add(job.id)
         try:
-            self._run(job, rec, current)
+            self._make(rec, "full")
+            with self.vault.engine.begin() as conn:
+                db.finish(conn, job.id, now=utcnow())
         except UnreadableError as exc:
             self._failed(job, rec, exc.message, retry=False)
         except Exception as exc:  # a task boundary: one job; logged and kept with the job
@@ -338,29 +346,40 @@ class Worker:
                 _ACTIVE.discard(job.id)
         return True
 
-    def _run(self, job: db.JobRow, rec: Recording, current: db.PreviewRow | None) -> None:
+    def run_first_part(self) -> bool:
+        """The quick lane: the first ``[preview] first_part_s`` seconds of a video someone
+        opened, at normal priority, even while its whole preview is being made. A failure
+        here is only logged: the whole preview's job reports it."""
+        with self.vault.engine.begin() as conn:
+            job = db.claim_first_part(conn)
+            rec = rec_db.get(conn, job.recording_id) if job else None
+        if job is None or rec is None:
+            return False
+        if kind_of(rec) == "video":
+            try:
+                self._make(rec, "first")
+            except Exception as exc:  # a task boundary: the whole preview's job carries on
+                log.warning("first part of %s's preview failed: %s", rec.id, exc)
+        return True
+
+    def _make(self, rec: Recording, part: str) -> None:
         original = self.vault.store.object_path(rec.sha256)
         if not original.is_file():
             raise UnreadableError(_("the original of %s is missing from the store") % rec.id)
         limit = time_limit_s(rec.duration_s, rec.size_bytes, self.cfg)
-        parts = ["full"]
-        if job.first_part and kind_of(rec) == "video" and (current is None or current.state != "ready"):
-            parts.insert(0, "first")
-        for part in parts:
-            work = root_of(self.vault) / ".work" / f"{os.getpid()}-{rec.id}-{secrets.token_hex(4)}"
-            work.mkdir(parents=True, mode=0o700)
-            try:
-                started = time.monotonic()
-                # a person waits for the first part: it runs at normal priority (a few seconds);
-                # everything else yields to ingest
-                made = self.maker.make(Task(rec, original, work, part, self.cfg, self.tz, limit,
-                                            low_priority=part != "first"))
-                self._commit(rec, made, work, "partial" if part == "first" else "ready",
-                             time.monotonic() - started)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-        with self.vault.engine.begin() as conn:
-            db.finish(conn, job.id, now=utcnow())
+        work = root_of(self.vault) / ".work" / f"{os.getpid()}-{rec.id}-{secrets.token_hex(4)}"
+        work.mkdir(parents=True, mode=0o700)
+        try:
+            started = time.monotonic()
+            # a person waits for the first part: it runs at normal priority (a few seconds);
+            # everything else yields to ingest
+            background = part != "first"
+            made = self.maker.make(Task(
+                rec, original, work, part, self.cfg, self.tz, limit, low_priority=background,
+                threads=ffmpeg_threads(os.cpu_count(), self.workers or 1) if background else 0))
+            self._commit(rec, made, work, "partial" if part == "first" else "ready", time.monotonic() - started)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     def _commit(self, rec: Recording, made: Made, work: Path, state: str, seconds: float) -> None:
         files: dict[str, dict[str, Any]] = {
@@ -375,8 +394,10 @@ class Worker:
             if leftover.name not in files:
                 leftover.unlink()
         (work / "provenance.json").write_text(provenance_json(row), encoding="utf-8")
-        _replace_folder(work, folder_of(self.vault, rec.id))
-        with self.vault.engine.begin() as conn:
+        with _COMMIT_LOCK, self.vault.engine.begin() as conn:
+            if state == "partial" and db.get(conn, rec.id) is not None:
+                return  # the whole preview came first: the first part is not needed
+            _replace_folder(work, folder_of(self.vault, rec.id))
             db.put(conn, row)
             audit.append(conn, Event("preview.made", self.actor, {
                 "state": state, "kind": made.kind, "files": files, "incomplete": made.incomplete,
@@ -411,12 +432,26 @@ class Worker:
         self.recover()
         threads = [threading.Thread(target=self._loop, args=(stop, n == 0), name=f"preview-{n}", daemon=True)
                    for n in range(self.workers or 1)]
+        # the quick lane: first parts for people waiting, even while every worker is busy
+        threads.append(threading.Thread(target=self._quick_loop, args=(stop,), name="preview-quick", daemon=True))
         for t in threads:
             t.start()
         stop.wait()
         WAKE.set()  # idle threads see the stop at once
+        QUICK.set()
         for t in threads:
             t.join()
+
+    def _quick_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                busy = self.run_first_part()
+            except Exception:  # a task boundary: the loop keeps going
+                log.exception("preview quick lane step failed")
+                busy = False
+            if not busy and not stop.is_set():
+                QUICK.wait(self.cfg.poll_s)
+                QUICK.clear()
 
     def _loop(self, stop: threading.Event, discover: bool) -> None:
         next_backlog = 0.0

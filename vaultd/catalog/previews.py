@@ -122,6 +122,24 @@ def claim(conn: Connection, *, now: datetime, worker: str, recording_id: str | N
     return None
 
 
+def claim_first_part(conn: Connection) -> JobRow | None:
+    """Take the most urgent job whose first part someone waits for (queued or already
+    running) while no preview exists yet; its first-part flag is cleared as it is taken."""
+    for _try in range(5):
+        row = conn.execute(
+            select(preview_jobs.c.id).outerjoin(previews, previews.c.recording_id == preview_jobs.c.recording_id)
+            .where(preview_jobs.c.first_part.is_(True), preview_jobs.c.state.in_(("queued", "running")),
+                   previews.c.recording_id.is_(None))
+            .order_by(preview_jobs.c.priority.desc(), preview_jobs.c.id).limit(1)).first()
+        if row is None:
+            return None
+        taken = conn.execute(update(preview_jobs).where(
+            preview_jobs.c.id == row.id, preview_jobs.c.first_part.is_(True)).values(first_part=False))
+        if taken.rowcount == 1:
+            return _job(conn.execute(select(preview_jobs).where(preview_jobs.c.id == row.id)).one())
+    return None
+
+
 def finish(conn: Connection, job_id: int, *, now: datetime) -> None:
     conn.execute(update(preview_jobs).where(preview_jobs.c.id == job_id).values(
         state="done", last_error=None, updated_at=now, worker=None, first_part=False))
