@@ -60,10 +60,16 @@ class Deadline:
     away: bool = False  # the trip that covers it has not ended
 
 
+def _whose(trip: TripRow, officer: str | None, serial: str | None) -> bool:
+    """The trip is the officer's or the device's."""
+    return ((trip.officer_number is not None and trip.officer_number == officer)
+            or (trip.device_serial is not None and trip.device_serial == serial))
+
+
 def _covers(trip: TripRow, officer: str | None, serial: str | None, when: datetime) -> bool:
-    whose = ((trip.officer_number is not None and trip.officer_number == officer)
-             or (trip.device_serial is not None and trip.device_serial == serial))
-    return whose and trip.left_at <= when and (trip.returned_at is None or when <= trip.returned_at)
+    """The officer or device was away on ``trip`` at ``when``."""
+    return (_whose(trip, officer, serial) and trip.left_at <= when
+            and (trip.returned_at is None or when <= trip.returned_at))
 
 
 def ingest_deadline(end: datetime | None, officer: str | None, serial: str | None,
@@ -236,7 +242,7 @@ def overdue_devices(devices: Sequence[db.DeviceDock], trips: Sequence[TripRow], 
         marks = [t for t in (d.last_docked_at, d.enrolled_at, d.assigned_since) if t is not None]
         away = False
         for trip in trips:
-            if not _covers(trip, d.officer_number, d.serial, trip.left_at):
+            if not _whose(trip, d.officer_number, d.serial):
                 continue
             if trip.left_at <= now and (trip.returned_at is None or trip.returned_at > now):
                 away = True
