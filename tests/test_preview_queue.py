@@ -332,3 +332,33 @@ def test_the_daemon_service_survives_a_restart_mid_queue(world: World) -> None:
         time.sleep(0.05)
     second.stop()
     assert second.status()["jobs"] == {"done": previewable} and not second.status()["running"]
+
+
+def test_background_previews_wait_while_ingest_runs(world: World) -> None:
+    import threading
+    import time
+
+    from vaultd import media
+    from vaultd.previewwork import PreviewService
+
+    vault, photo, video = world.vault, world.of("photo"), world.of("video")
+    ingesting = threading.Event()
+    ingesting.set()
+    preview.enqueue_new(vault, [photo.id])
+    service = PreviewService(vault, workers=1, maker=FakeMaker(), busy=ingesting.is_set)
+    service.start()
+    try:
+        time.sleep(1.5)  # the gate looks twice a second
+        assert world.job(photo).state == "queued" and service.status()["paused_for_ingest"]
+        preview.describe(vault, world.who("wang"), video.id, request=True)  # a person still gets the start
+        deadline = time.monotonic() + 10
+        while world.row(video) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert world.row(video).state == "partial"  # type: ignore[union-attr]
+        ingesting.clear()
+        while world.job(photo).state != "done" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert world.job(photo).state == "done"
+    finally:
+        service.stop()
+    assert not media.background_paused()

@@ -122,6 +122,7 @@ class PreviewConfig:  # previews (#7)
     font_file: str = ""  # empty: find a font with CJK glyphs
     folder: str = ""  # empty: <home>/previews
     poll_s: float = 2.0
+    pause_during_ingest: bool = True  # background previews stop while the daemon ingests
 
 
 @dataclass(frozen=True)

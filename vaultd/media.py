@@ -18,8 +18,10 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -730,6 +732,44 @@ def _argv(stream: Any) -> list[str]:
     return argv
 
 
+class _Background:
+    """The low-priority preview processes running in this process, paused and resumed
+    together (SIGSTOP/SIGCONT) so that ingest can have the machine; time spent paused
+    does not count against a run's time limit."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.procs: set[subprocess.Popen[bytes]] = set()
+        self.paused = False
+
+    def signal_all(self, sig: int) -> None:
+        for proc in list(self.procs):
+            try:
+                proc.send_signal(sig)
+            except (ProcessLookupError, OSError):
+                pass
+
+
+_BACKGROUND = _Background()
+
+
+def pause_background() -> None:
+    """Stop every low-priority preview ffmpeg of this process where it is (ingest is running)."""
+    with _BACKGROUND.lock:
+        _BACKGROUND.paused = True
+        _BACKGROUND.signal_all(signal.SIGSTOP)
+
+
+def resume_background() -> None:
+    with _BACKGROUND.lock:
+        _BACKGROUND.paused = False
+        _BACKGROUND.signal_all(signal.SIGCONT)
+
+
+def background_paused() -> bool:
+    return _BACKGROUND.paused
+
+
 def _run_preview(argv: list[str], out: Path, timeout_s: float, low_priority: bool) -> Ran:
     """Run one preview command; raise MediaToolError when it fails or leaves nothing.
 
@@ -739,21 +779,49 @@ def _run_preview(argv: list[str], out: Path, timeout_s: float, low_priority: boo
     full = (low_priority_prefix() if low_priority else []) + argv
     started = time.monotonic()
     try:
-        done = subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s,
-                              check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaToolError(_("ffmpeg timed out after %(s)d s") % {"s": int(timeout_s)}) from exc
+        stderr, returncode = _wait(full, timeout_s, low_priority)
     except OSError as exc:
         raise MediaToolError(_("cannot run ffmpeg: %(error)s") % {"error": exc}) from exc
-    complaints = _complaint(done.stderr, argv[argv.index("-i") + 1] if "-i" in argv else "")
-    if done.returncode != 0 and not _usable(out):
+    complaints = _complaint(stderr, argv[argv.index("-i") + 1] if "-i" in argv else "")
+    if returncode != 0 and not _usable(out):
         raise MediaToolError(
-            _("ffmpeg failed: %(why)s") % {"why": complaints or _("exit status %d") % done.returncode},
+            _("ffmpeg failed: %(why)s") % {"why": complaints or _("exit status %d") % returncode},
             hint=_("check the original with 'vaultd recordings show ID'; 'vaultd previews status' "
                    "keeps the error"))
     if not _usable(out):
         raise MediaToolError(_("ffmpeg wrote nothing usable: %(why)s") % {"why": complaints or "-"})
     return Ran(tuple(full), complaints, time.monotonic() - started)
+
+
+def _wait(argv: list[str], timeout_s: float, pausable: bool) -> tuple[bytes, int]:
+    """Run ``argv``; its time limit counts only the time it was not paused."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with _BACKGROUND.lock:
+        if pausable:
+            _BACKGROUND.procs.add(proc)
+            if _BACKGROUND.paused:
+                proc.send_signal(signal.SIGSTOP)
+    left = timeout_s
+    try:
+        while True:
+            tick = time.monotonic()
+            try:
+                _out, err = proc.communicate(timeout=min(1.0, max(0.01, left)))
+                return err or b"", proc.returncode
+            except subprocess.TimeoutExpired:
+                if not (pausable and _BACKGROUND.paused):
+                    left -= time.monotonic() - tick
+                if left <= 0:
+                    proc.kill()
+                    proc.communicate()
+                    raise MediaToolError(_("ffmpeg timed out after %(s)d s") % {"s": int(timeout_s)}) from None
+    finally:
+        with _BACKGROUND.lock:
+            _BACKGROUND.procs.discard(proc)
+        if proc.poll() is None:  # interrupted: never leave a stopped ffmpeg behind
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait()
 
 
 def _usable(out: Path) -> bool:

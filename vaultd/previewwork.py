@@ -64,6 +64,7 @@ from vaultd.vault import Vault, utcnow
 log = logging.getLogger(__name__)
 
 BACKLOG_EVERY_S = 60.0
+GATE_POLL_S = 0.5
 SPRITE_TILE_HEIGHT = 90
 WAVEFORM_SIZE = (1280, 240)
 _ACTIVE: set[int] = set()  # job ids running in this process
@@ -283,6 +284,9 @@ class Worker:
     workers: int | None = None
     maker: Maker = field(default_factory=FfmpegMaker)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    #: True while ingest is running (the daemon's sessions): background previews pause,
+    #: their ffmpeg stopped where it is, unless ``[preview] pause_during_ingest = false``
+    busy: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
         self.cfg = self.vault.config.preview
@@ -434,6 +438,9 @@ class Worker:
                    for n in range(self.workers or 1)]
         # the quick lane: first parts for people waiting, even while every worker is busy
         threads.append(threading.Thread(target=self._quick_loop, args=(stop,), name="preview-quick", daemon=True))
+        if self.busy is not None and self.cfg.pause_during_ingest:
+            threads.append(threading.Thread(target=self._watch_ingest, args=(stop,), name="preview-gate",
+                                            daemon=True))
         for t in threads:
             t.start()
         stop.wait()
@@ -441,6 +448,23 @@ class Worker:
         QUICK.set()
         for t in threads:
             t.join()
+
+    def _watch_ingest(self, stop: threading.Event) -> None:
+        """Pause background previews while ingest runs; resume when it is done."""
+        assert self.busy is not None
+        try:
+            while not stop.is_set():
+                try:
+                    ingesting = bool(self.busy())
+                except Exception:  # a task boundary: never let the gate stop previews for good
+                    log.exception("the ingest check of the preview worker failed")
+                    ingesting = False
+                if ingesting != media.background_paused():
+                    (media.pause_background if ingesting else media.resume_background)()
+                    log.info("previews %s", "paused: ingest is running" if ingesting else "resumed")
+                stop.wait(GATE_POLL_S)
+        finally:
+            media.resume_background()
 
     def _quick_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -460,7 +484,7 @@ class Worker:
                 if discover and time.monotonic() >= next_backlog:
                     enqueue_backlog(self.vault)
                     next_backlog = time.monotonic() + BACKLOG_EVERY_S
-                busy = self.run_once()
+                busy = False if media.background_paused() else self.run_once()
             except Exception:  # a task boundary: the loop keeps going
                 log.exception("preview worker step failed")
                 busy = False
@@ -489,8 +513,9 @@ class PreviewService:
 
     name = "previews"
 
-    def __init__(self, vault: Vault, workers: int | None = None, maker: Maker | None = None) -> None:
-        self.worker = Worker(vault, workers=workers, maker=maker or FfmpegMaker())
+    def __init__(self, vault: Vault, workers: int | None = None, maker: Maker | None = None,
+                 busy: Callable[[], bool] | None = None) -> None:
+        self.worker = Worker(vault, workers=workers, maker=maker or FfmpegMaker(), busy=busy)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -508,5 +533,5 @@ class PreviewService:
     def status(self) -> dict[str, Any]:
         with self.worker.vault.engine.connect() as conn:
             counts = db.counts(conn)
-        return {"workers": self.worker.workers, "jobs": counts,
+        return {"workers": self.worker.workers, "jobs": counts, "paused_for_ingest": media.background_paused(),
                 "running": bool(self._thread and self._thread.is_alive())}
