@@ -125,8 +125,20 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _idle(vault: Vault, rec_id: str) -> None:
+    """Wait until no other worker is making this preview."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        with vault.engine.connect() as conn:
+            job = pdb.job_of(conn, rec_id)
+        if job is None or job.state != "running":
+            return
+        time.sleep(0.1)
+
+
 def vaultd_job(vault: Vault, rec_id: str) -> tuple[float, float]:
     """One whole preview job, made afresh: (wall s, CPU s of ffmpeg and of the job's own thread)."""
+    _idle(vault, rec_id)
     preview.rebuild(vault, local_owner(), rec_id)
     cpu0, own0 = _children_cpu_s(), time.thread_time()
     start = time.perf_counter()
@@ -310,6 +322,7 @@ def _gated_round(work: Path, tree: Path, tree_bytes: int, vault: Vault, rec_id: 
             ingesting.clear()
         finally:
             service.stop()
+    _idle(vault, rec_id)
     return rate
 
 
