@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in
                     (("preset", args.preset), ("fps", args.fps)) if v is not None)
-    extra = "[preview]\n" + extra if extra else ""
+    # BENCH_CONFIG ends in its [preview] table: the overrides go under it
     CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="previews_bench_", dir="/tmp"))
     busy = OtherCpu()
