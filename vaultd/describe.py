@@ -78,7 +78,22 @@ def _probe(staged: StagedObject, media_type: MediaType,
         return None
     if media_type is MediaType.PHOTO and structure.kind == "jpeg":
         return None
+    if _walk_says_it_all(media_type, structure):
+        return None
     return media.probe(staged.path)
+
+
+def _walk_says_it_all(media_type: MediaType, s: containers.StructureReport) -> bool:
+    """A sound MP4 or WAV whose headers gave duration, codecs and (video) size
+    needs no ffprobe: with four cameras docked on two cores its ~80 ms of CPU a
+    file competes with the copies."""
+    if not s.ok or s.kind not in ("mp4", "wav") or s.duration_s is None:
+        return False
+    if media_type is MediaType.VIDEO:
+        return bool(s.video_codec and s.width and s.height)
+    if media_type is MediaType.AUDIO:
+        return bool(s.audio_codec)
+    return False
 
 
 def _first(*values: object) -> Any:

@@ -46,7 +46,7 @@ from vaultd.vault import Vault, utcnow
 log = logging.getLogger(__name__)
 
 BATCH_FILES = 64
-BATCH_BYTES = 64 << 20
+BATCH_BYTES = 512 << 20
 _COMMITS_AHEAD = 2  # batches copied ahead of their commit
 
 

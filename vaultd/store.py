@@ -334,8 +334,9 @@ def _copy_and_hash(src_fd: int, dst_fd: int, chunk: int, progress: ProgressFn | 
     if 0 <= size_hint < chunk:
         return _copy_small(src_fd, dst_fd, size_hint, progress)
     free: queue.Queue[bytearray] = queue.Queue()
-    for _i in range(_BUFFERS):
-        free.put(bytearray(chunk))
+    bufs = _POOL.take(chunk, _BUFFERS)
+    for buf in bufs:
+        free.put(buf)
     full: queue.Queue[tuple[bytearray, int] | BaseException | None] = queue.Queue()
     h = hashlib.sha256()
     stop = threading.Event()
@@ -370,6 +371,7 @@ def _copy_and_hash(src_fd: int, dst_fd: int, chunk: int, progress: ProgressFn | 
                 raise item
             buf, n = item
             _write_all(dst_fd, memoryview(buf)[:n])
+            _start_writeback(dst_fd, size, n)
             size += n
             free.put(buf)
             faults.point("stage.chunk")
@@ -379,6 +381,7 @@ def _copy_and_hash(src_fd: int, dst_fd: int, chunk: int, progress: ProgressFn | 
         stop.set()
         free.put(bytearray(0))  # wakes a reader waiting for a buffer
         thread.join()
+        _POOL.give(bufs)
     return h.hexdigest(), size
 
 
@@ -399,6 +402,42 @@ def _copy_small(src_fd: int, dst_fd: int, size_hint: int, progress: ProgressFn |
         faults.point("stage.chunk")
         if progress is not None:
             progress(len(data))
+
+
+class _BufferPool:
+    """Copy buffers kept between files: a fresh 8 MiB bytearray is zero-filled and
+    page-faulted on every use, which costs as much as hashing it on small boxes."""
+
+    def __init__(self, keep: int = 16) -> None:
+        self._lock = threading.Lock()
+        self._free: dict[int, list[bytearray]] = {}
+        self._keep = keep
+
+    def take(self, size: int, count: int) -> list[bytearray]:
+        with self._lock:
+            have = self._free.setdefault(size, [])
+            out = [have.pop() for _i in range(min(count, len(have)))]
+        return out + [bytearray(size) for _i in range(count - len(out))]
+
+    def give(self, bufs: list[bytearray]) -> None:
+        with self._lock:
+            for buf in bufs:
+                have = self._free.setdefault(len(buf), [])
+                if len(have) < self._keep:
+                    have.append(buf)
+
+
+_POOL = _BufferPool()
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing a chunk to disk now, without waiting (POSIX_FADV_DONTNEED on
+    dirty pages starts their writeback): the file's final fsync then has little
+    left to wait for, and several cameras' copies do not pile up dirty memory."""
+    try:
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass  # a hint only
 
 
 def _write_all(fd: int, view: memoryview) -> None:
