@@ -13,6 +13,7 @@ from vaultd import preview
 from vaultd.clicommon import cmd, open_, print_json, remote, zone
 from vaultd.errors import UsageError
 from vaultd.i18n import _
+from vaultd.model import Actor
 from vaultd.people import local_owner
 from vaultd.previewwork import Worker
 
@@ -81,7 +82,7 @@ def _run_rebuild(args: argparse.Namespace) -> int:
 
 
 def _run_work(args: argparse.Namespace) -> int:
-    worker = Worker(open_(args), workers=args.workers)
+    worker = Worker(open_(args), actor=Actor.local(), workers=args.workers)
     if not args.forever:
         done = worker.run_until_idle()
         print(_("%d preview jobs run") % done)
@@ -106,7 +107,7 @@ def _run_fetch(args: argparse.Namespace) -> int:
     if args.wait:
         rec, row, _job = preview.describe(vault, me, args.id, request=True)
         if row is None or row.state != "ready":
-            Worker(vault, workers=1).run_once(rec.id)
+            Worker(vault, actor=Actor.local(), workers=1).run_once(rec.id)
     got = preview.write_copy(vault, me, args.id, args.out, args.name)
     print(_("wrote %s (%d bytes, sha256 %s; a preview of %s, not evidence)")
           % (args.out, got.size_bytes, got.sha256, got.recording.id))
