@@ -591,10 +591,15 @@ def can_mark() -> bool:
     return _can_drawtext()
 
 
-def low_priority_prefix() -> list[str]:
-    """``nice -n 19 ionice -c 3``: lowest CPU priority, idle I/O class (whatever of it exists)."""
+def run_prefix(low_priority: bool) -> list[str]:
+    """``setpriv --pdeathsig KILL``: ffmpeg dies with the thread that started it (a stopped
+    daemon leaves no ffmpeg behind, running or paused); with ``low_priority`` also
+    ``nice -n 19 ionice -c 3``: lowest CPU priority, idle I/O class (whatever of these exists)."""
+    tools = [("setpriv", ["--pdeathsig", "KILL"])]
+    if low_priority:
+        tools += [("nice", ["-n", "19"]), ("ionice", ["-c", "3"])]
     prefix: list[str] = []
-    for name, args in (("nice", ["-n", "19"]), ("ionice", ["-c", "3"])):
+    for name, args in tools:
         found = shutil.which(name)
         if found:
             prefix += [found, *args]
@@ -776,7 +781,7 @@ def _run_preview(argv: list[str], out: Path, timeout_s: float, low_priority: boo
     A run that exits non-zero but wrote a usable file (a damaged original
     read as far as it goes) returns with its complaints.
     """
-    full = (low_priority_prefix() if low_priority else []) + argv
+    full = run_prefix(low_priority) + argv
     started = time.monotonic()
     try:
         stderr, returncode = _wait(full, timeout_s, low_priority)
