@@ -20,7 +20,8 @@ MAIN = {"video": "video.mp4", "audio": "audio.m4a", "photo": "photo.jpg"}
 @dataclass
 class FakeMaker:
     """Writes small files named like real previews. ``script`` maps a recording id to
-    a list of outcomes, one per try: "ok", "fail" (a transient error), "unreadable"."""
+    a list of outcomes, one per try of the first part or the whole preview (the poster
+    and sprite made first always succeed): "ok", "fail" (a transient error), "unreadable"."""
 
     script: dict[str, list[str]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (recording id, part)
@@ -31,12 +32,16 @@ class FakeMaker:
     def make(self, task: Task) -> Made:
         rec = task.recording
         self.calls.append((rec.id, task.part))
-        outcome = self.script.get(rec.id, ["ok"]).pop(0) if self.script.get(rec.id) else "ok"
+        scripted = self.script.get(rec.id) if task.part != "stills" else None
+        outcome = scripted.pop(0) if scripted else "ok"
         if outcome == "fail":
             raise MediaToolError("ffmpeg failed: simulated transient failure")
         if outcome == "unreadable":
             raise UnreadableError("the original cannot be read: moov atom not found")
         kind = rec.media_type.value
+        if task.part == "stills":
+            (task.work / "poster.jpg").write_bytes(b"\xff\xd8stills poster\xff\xd9")
+            return Made(kind, "poster.jpg", {"poster.jpg": "poster"}, {"fake": True, "part": "stills"})
         name = "first.mp4" if task.part == "first" else MAIN[kind]
         (task.work / name).write_bytes(f"{task.part} preview of {rec.id} ".encode() * 50)
         files = {name: "first-part" if task.part == "first" else kind}

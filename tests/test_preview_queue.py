@@ -104,8 +104,12 @@ def test_every_media_type_gets_a_preview_with_its_provenance(world: World) -> No
         prov = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
         assert prov["original_sha256"] == rec.sha256 and prov["tools"] == {"ffmpeg": "fake ffmpeg 0.0"}
         assert prov["notice"] == "PREVIEW / 预览 - not evidence" and prov["files"] == row.files
-    made = logged(vault, "preview.made")
+    made = [e for e in logged(vault, "preview.made") if e["details"]["state"] == "ready"]
     assert sorted(e["evidence"]["id"] for e in made) == sorted(_ids(previewable))
+    # videos got their poster first (cheap things first), then the whole preview
+    stills = [e["evidence"]["id"] for e in logged(vault, "preview.made") if e["details"]["state"] == "stills"]
+    assert sorted(stills) == sorted(r.id for r in previewable if r.media_type is MediaType.VIDEO)
+    assert all(maker.calls.index((v, "stills")) < maker.calls.index((v, "full")) for v in stills)
     # previews are kept apart from the evidence store, which they never touch
     assert not preview.root_of(vault).is_relative_to(vault.layout.store_dir)
     assert sorted(vault.store.iter_objects()) == sorted({r.sha256 for r in world.recs})
@@ -222,8 +226,7 @@ def test_unreadable_original_fails_at_once_with_the_reason(world: World) -> None
 def test_rebuild_makes_previews_again_and_is_admin_only(world: World) -> None:
     vault, maker = world.vault, FakeMaker()
     preview.enqueue_new(vault, _ids(world.recs))
-    Worker(vault, maker=maker).run_until_idle()
-    first = len(maker.calls)
+    first = Worker(vault, maker=maker).run_until_idle()
     with pytest.raises(AccessDeniedError):
         preview.rebuild(vault, world.who("zhao"), None)
     assert preview.rebuild(vault, world.owner, None) == first

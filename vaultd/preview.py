@@ -333,14 +333,16 @@ def open_file(vault: Vault, actor: Principal, ref: str, name: str | None, *, whe
     PreviewPendingError says so; the first seconds of a video come first.
     """
     rec, row, job = describe(vault, actor, ref, request=True, via=via)
-    if row is None:
-        state = job.state if job else "none"
+    main = name in (None, "", "main")
+    if row is None or (row.state == "stills" and main):
         error = job.last_error if job and job.state == "failed" else None
+        if error:
+            raise PreviewPendingError(_("the preview of %s could not be made: %s") % (rec.id, error),
+                                      hint=_("'vaultd previews rebuild %s' tries again") % rec.id)
         raise PreviewPendingError(
-            (_("the preview of %s could not be made: %s") % (rec.id, error)) if error else
-            (_("no preview of %s yet (%s); it is being made, ask again in a few seconds") % (rec.id, state)),
-            hint=_("'vaultd previews rebuild %s' tries again") % rec.id if error else
-            _("'vaultd previews status' shows the queue"))
+            _("no preview of %s yet (%s); it is being made, ask again in a few seconds")
+            % (rec.id, _("only its poster and sprite") if row else (job.state if job else "none")),
+            hint=_("'vaultd previews status' shows the queue"))
     name = row.main_file if name in (None, "", "main") else name
     if name in ("provenance", "provenance.json"):
         return _provenance_file(vault, actor, rec, row, where, via)

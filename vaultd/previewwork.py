@@ -69,7 +69,8 @@ SPRITE_TILE_HEIGHT = 90
 WAVEFORM_SIZE = (1280, 240)
 _ACTIVE: set[int] = set()  # job ids running in this process
 _ACTIVE_LOCK = threading.Lock()
-_COMMIT_LOCK = threading.Lock()  # a first part never replaces a whole preview
+_COMMIT_LOCK = threading.Lock()  # a part never replaces a better one
+_RANK = {"stills": 0, "partial": 1, "ready": 2}
 
 
 class UnreadableError(VaultError):
@@ -148,6 +149,8 @@ class FfmpegMaker:
         return font, cjk, "cjk" if cjk else "latin-only"
 
     def _video(self, task: Task, info: media.ProbeResult) -> Made:
+        if task.part == "stills":
+            return self._stills_only(task, info)
         cfg, rec, first = task.config, task.recording, task.part == "first"
         font, cjk, marking = self._marking(task)
         encoder, why = (self.encoder, "given") if self.encoder else encoder_for(cfg)
@@ -171,6 +174,21 @@ class FfmpegMaker:
         incomplete = rec.damaged or bool(ran.complaints) or (
             bool(info.duration_s) and not first and out.duration_s < 0.9 * (info.duration_s or 0))
         return Made("video", name, files, params, incomplete, "; ".join(p for p in problems if p))
+
+    def _stills_only(self, task: Task, info: media.ProbeResult) -> Made:
+        """The cheap part first: poster and sprite (keyframes only), before the encode."""
+        font, cjk, marking = self._marking(task)
+        spec = VideoSpec(
+            height=output_height(info.height, task.config.height), fps=0, preset="", crf=0, audio_kbps=0,
+            encoder=media.Encoder("libx264"), has_audio=False,
+            strip="-" if marking != "metadata-only" else "", font_file=font)
+        files: dict[str, str] = {}
+        params: dict[str, Any] = {"marking": marking, "argv": {}}
+        problems = self._stills(task, info, spec, files, params)
+        if not files:
+            raise MediaToolError(_("no keyframe could be read: %s") % "; ".join(problems))
+        main = "poster.jpg" if "poster.jpg" in files else next(iter(files))
+        return Made("video", main, files, params, task.recording.damaged, "; ".join(problems))
 
     def _encode(self, task: Task, spec: VideoSpec, name: str, params: dict[str, Any]) -> media.Ran:
         try:
@@ -335,6 +353,8 @@ class Worker:
         with _ACTIVE_LOCK:
             _ACTIVE.add(job.id)
         try:
+            if kind_of(rec) == "video":
+                self._stills_first(rec)
             self._make(rec, "full")
             with self.vault.engine.begin() as conn:
                 db.finish(conn, job.id, now=utcnow())
@@ -349,6 +369,17 @@ class Worker:
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(job.id)
         return True
+
+    def _stills_first(self, rec: Recording) -> None:
+        """Cheap things first: a video with no preview yet gets its poster and sprite
+        (keyframes only) before the encode, so lists and scrubbing work early."""
+        with self.vault.engine.connect() as conn:
+            if db.get(conn, rec.id) is not None:
+                return
+        try:
+            self._make(rec, "stills")
+        except Exception as exc:  # a task boundary: the whole preview carries on and reports
+            log.info("poster and sprite of %s could not be made first: %s", rec.id, exc)
 
     def run_first_part(self) -> bool:
         """The quick lane: the first ``[preview] first_part_s`` seconds of a video someone
@@ -381,7 +412,8 @@ class Worker:
             made = self.maker.make(Task(
                 rec, original, work, part, self.cfg, self.tz, limit, low_priority=background,
                 threads=ffmpeg_threads(os.cpu_count(), self.workers or 1) if background else 0))
-            self._commit(rec, made, work, "partial" if part == "first" else "ready", time.monotonic() - started)
+            state = {"first": "partial", "stills": "stills"}.get(part, "ready")
+            self._commit(rec, made, work, state, time.monotonic() - started)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -399,8 +431,9 @@ class Worker:
                 leftover.unlink()
         (work / "provenance.json").write_text(provenance_json(row), encoding="utf-8")
         with _COMMIT_LOCK, self.vault.engine.begin() as conn:
-            if state == "partial" and db.get(conn, rec.id) is not None:
-                return  # the whole preview came first: the first part is not needed
+            there = db.get(conn, rec.id)
+            if state != "ready" and there is not None and _RANK[there.state] >= _RANK[state]:
+                return  # something better came first: a part never replaces it
             _replace_folder(work, folder_of(self.vault, rec.id))
             db.put(conn, row)
             audit.append(conn, Event("preview.made", self.actor, {

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, insert, select, update
+from sqlalchemy import Connection, case, delete, func, insert, or_, select, update
 
 from vaultd.catalog.schema import preview_jobs, previews, recordings
 
@@ -41,7 +41,7 @@ class JobRow:
 @dataclass(frozen=True)
 class PreviewRow:
     recording_id: str
-    state: str  # partial | ready
+    state: str  # stills (poster, sprite) | partial (the first seconds) | ready
     kind: str
     main_file: str
     sha256: str
@@ -129,7 +129,7 @@ def claim_first_part(conn: Connection) -> JobRow | None:
         row = conn.execute(
             select(preview_jobs.c.id).outerjoin(previews, previews.c.recording_id == preview_jobs.c.recording_id)
             .where(preview_jobs.c.first_part.is_(True), preview_jobs.c.state.in_(("queued", "running")),
-                   previews.c.recording_id.is_(None))
+                   or_(previews.c.recording_id.is_(None), previews.c.state == "stills"))
             .order_by(preview_jobs.c.priority.desc(), preview_jobs.c.id).limit(1)).first()
         if row is None:
             return None

@@ -561,7 +561,7 @@ previews = Table(  # the current preview of a recording: derived data, deletable
     "previews",
     metadata,
     Column("recording_id", String(16), ForeignKey("recordings.id"), primary_key=True),
-    Column("state", String(16), nullable=False),  # partial (first part only) | ready
+    Column("state", String(16), nullable=False),  # stills | partial (first part only) | ready
     Column("kind", String(8), nullable=False),  # video | audio | photo
     Column("main_file", String(64), nullable=False),
     Column("sha256", String(64), nullable=False),  # of the main file
@@ -594,7 +594,6 @@ preview_jobs = Table(  # the persistent queue: one job per recording
     Column("worker", String(64)),
     Index("ix_preview_jobs_next", "state", "priority", "not_before", "id"),
 )
-
 
 # -- signed exports (#8; migration 0012) ------------------------------------------
 
