@@ -489,3 +489,30 @@ def test_a_usb_camera_is_mounted_read_only_made_writable_only_to_wipe_and_unmoun
     finally:
         r.close()
     assert mounter.calls == ["mount /dev/sdz1", "remount rw", "remount ro", "unmount /dev/sdz1"]
+
+
+@pytest.mark.slow
+def test_the_wired_daemon_queues_previews_of_what_it_ingested_and_makes_them(
+        vault: Vault, _sim_camera_master: Path, tmp_path: Path) -> None:
+    from vaultd.catalog import previews as previews_db
+    from vaultd.wiring import build_daemon
+
+    _enroll(vault)
+    d = build_daemon(vault, dock_folder=tmp_path / "dock", udev=False, api=False)
+    assert [getattr(e, "name", "") for e in d.extras] == ["scheduler", "previews"]
+    r = Running(d)
+    try:
+        put_camera(_sim_camera_master, tmp_path / "dock", "cam1")
+        r.ended("cam1", "complete")
+
+        def settled() -> dict[str, int] | None:
+            with vault.engine.connect() as conn:
+                counts = previews_db.counts(conn)
+            busy = {k: v for k, v in counts.items() if k in ("queued", "running", "stills")}
+            return counts if counts and not busy else None
+
+        counts = wait_for(settled, 180, "the previews")
+    finally:
+        r.close()
+    # 4 clips (2 cut short), 2 photos, 1 audio, and odd-named photos: every one ends done or failed, none lost
+    assert sum(counts.values()) >= 7 and counts.get("done", 0) >= 5, counts

@@ -32,6 +32,7 @@ def add_commands(sub: Any) -> None:
                           "see config/devices.toml)"))
     r.add_argument("--no-udev", action="store_true", help=_("do not follow udev (USB cameras)"))
     r.add_argument("--no-api", action="store_true", help=_("do not serve the HTTP API"))
+    r.add_argument("--no-previews", action="store_true", help=_("do not make previews in the background"))
     r.add_argument("--listen", help=_("API address host:port (default: [dock] api_listen)"))
     r.add_argument("--socket", help=_("API Unix socket (default: [dock] api_socket, else <home>/api.sock)"))
     r.add_argument("--max-sessions", type=int, help=_("cameras ingested at once (default: [dock] max_sessions)"))
@@ -77,7 +78,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     dmn = build_daemon(vault, dock_folder=args.dock_folder, udev=not args.no_udev,
                               api=not args.no_api, listen=args.listen, socket=args.socket,
                               max_sessions=args.max_sessions, auto_enroll=args.auto_enroll,
-                              devices_file=args.devices)
+                              devices_file=args.devices, previews=not args.no_previews)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -440,6 +440,11 @@ class Daemon:
             devices.record_power(self.vault, device_id, power)
         return identity
 
+    def ingesting(self) -> bool:
+        """Whether any camera is being copied right now."""
+        with self.lock:
+            return any(st.state == "ingesting" for st in self.sessions.values())
+
     def _docked_elsewhere(self, key: str, serial: str | None) -> bool:
         with self.lock:
             return bool(serial) and any(st.serial == serial and k != key and not st.undocked

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 def build_daemon(vault: Vault, *, dock_folder: Path | None = None, udev: bool = True, api: bool = True,
                  listen: str | None = None, socket: str | None = None, max_sessions: int | None = None,
-                 auto_enroll: bool = False, devices_file: Path | None = None) -> Daemon:
+                 auto_enroll: bool = False, devices_file: Path | None = None,
+                 previews: bool = True) -> Daemon:
     cfg = vault.config.dock
     registry = registry_mod.load_registry(devicemodels.locate(vault.layout.root, devices_file))
     for name, why in registry.failed:
@@ -44,9 +45,30 @@ def build_daemon(vault: Vault, *, dock_folder: Path | None = None, udev: bool = 
 
         uds = socket or cfg.api_socket or str(vault.layout.root / "api.sock")
         extras.append(ApiThread(vault, listen if listen is not None else cfg.api_listen, uds))
+    options_busy: list[Daemon] = []
+    if previews:
+        from vaultd.previewwork import PreviewService
+
+        # background previews wait while a camera is being ingested (the 24-hour deadline comes first)
+        extras.append(PreviewService(vault, busy=lambda: bool(options_busy) and options_busy[0].ingesting()))
     options = Options(max_sessions=max_sessions or cfg.max_sessions, auto_enroll=auto_enroll or cfg.auto_enroll,
                       wipe=cfg.wipe, set_clock=cfg.set_clock, stop_grace_s=cfg.stop_grace_s)
-    return Daemon(vault, registry, sources, options=options, extras=extras, mounter=mounter)
+    daemon = Daemon(vault, registry, sources, options=options, extras=extras, mounter=mounter)
+    options_busy.append(daemon)
+    if previews:
+        daemon.on_session_end.append(lambda st, report: _queue_previews(vault, report))
+    return daemon
+
+
+def _queue_previews(vault: Vault, report: Any) -> None:
+    """New recordings of a session go to the preview queue (ahead of the backlog)."""
+    if report is None:
+        return
+    from vaultd import preview
+
+    new = [r.recording_id for r in report.results if r.outcome.value == "new" and r.recording_id]
+    if new:
+        preview.enqueue_new(vault, new)
 
 
 class _Tolerant:
