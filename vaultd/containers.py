@@ -83,6 +83,7 @@ class StructureReport:
     height: int | None = None
     video_codec: str | None = None
     audio_codec: str | None = None
+    recognised: bool = True  # False: the content is not the kind its name says at all
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def check_stream(f: BinaryIO, size_bytes: int, *, expect_kind: str | None = None
         if expect_kind in ("mp4", "jpeg", "wav"):
             text = _("content does not look like %(kind)s (starts with %(head)s)") % {
                 "kind": expect_kind, "head": head[:8].hex() or _("nothing: empty file")}
-            return StructureReport(expect_kind, False, (text,), None, None)
+            return StructureReport(expect_kind, False, (text,), None, None, recognised=False)
         return StructureReport("unknown", True, (), None, None)
     finally:
         f.seek(position)

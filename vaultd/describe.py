@@ -78,8 +78,8 @@ def _probe(staged: StagedObject, media_type: MediaType,
         return None
     if media_type is MediaType.PHOTO and structure.kind == "jpeg":
         return None
-    if _walk_says_it_all(media_type, structure):
-        return None
+    if _walk_says_it_all(media_type, structure) or not structure.recognised:
+        return None  # a file that is not its kind at all is damaged already; the preview tries ffmpeg
     return media.probe(staged.path)
 
 
