@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DAEMON = Actor("service", "vaultd", via="daemon")
 STATUS_FILE = "daemon-status.json"
+IDLE_STATUS_S = 15.0  # an unchanged status is rewritten this often (its time shows the daemon is alive)
 
 
 class Mounter(Protocol):
@@ -163,6 +164,8 @@ class Daemon:
         self.started_at = utcnow()
         self.status_path = vault.layout.root / STATUS_FILE
         self.notifier = sdnotify.Notifier()
+        self._last_status: dict[str, Any] | None = None
+        self._last_status_at = 0.0
         self.on_session_end: list[Callable[[SessionState, ingest.IngestReport | None], None]] = []
 
     # -- the main loop -------------------------------------------------------------------
@@ -189,9 +192,10 @@ class Daemon:
                 except queue.Empty:
                     pass
                 now = time.monotonic()
-                if now - last_status >= self.options.status_interval_s:
+                every = self.options.status_interval_s if self.sessions else max(self.options.status_interval_s, 5.0)
+                if now - last_status >= every:
                     last_status = now
-                    self.write_status()
+                    self.write_status(force=False)
                     line = self._status_line()
                     if line != last_line:
                         self.notifier.status(line)
@@ -464,8 +468,16 @@ class Daemon:
             "extras": {getattr(e, "name", type(e).__name__): _extra_status(e) for e in self.extras},
         }
 
-    def write_status(self) -> None:
-        data = (json.dumps(self.snapshot(), ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    def write_status(self, force: bool = True) -> None:
+        """Write the status file; with ``force=False`` only when something changed or
+        every ``IDLE_STATUS_S`` (an idle daemon should cost next to nothing)."""
+        snap = self.snapshot()
+        same = {k: v for k, v in snap.items() if k != "updated_at"}
+        now = time.monotonic()
+        if not force and same == self._last_status and now - self._last_status_at < IDLE_STATUS_S:
+            return
+        self._last_status, self._last_status_at = same, now
+        data = (json.dumps(snap, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
         tmp = self.status_path.with_name(self.status_path.name + ".tmp")
         try:  # not fsynced: it is redone every second and means nothing after a crash
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
