@@ -194,7 +194,7 @@ def first_playable(vault: Vault, rec_id: str) -> float:
     while took is None and time.perf_counter() - start < 600:
         with vault.engine.connect() as conn:
             row = pdb.get(conn, rec_id)
-        if row is not None:
+        if row is not None and row.state in ("partial", "ready"):  # a poster alone does not play
             took = time.perf_counter() - start
         else:
             time.sleep(0.05)
