@@ -22,10 +22,10 @@ from vaultd.catalog import cases as db
 from vaultd.catalog import labels as labels_db
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog.cases import CaseRow
-from vaultd.errors import AccessDeniedError, NotFoundError, UsageError
+from vaultd.errors import NotFoundError, UsageError
 from vaultd.i18n import _
 from vaultd.labels import missing_for_case
-from vaultd.people import actor_of
+from vaultd.people import actor_of, refuse_unless
 from vaultd.vault import Vault, utcnow
 
 FILE_DEADLINE = timedelta(days=30)  # R8: the case file within 30 days after the act ends
@@ -75,13 +75,7 @@ def case_json(c: CaseRow) -> dict[str, Any]:
 
 
 def _require(vault: Vault, actor: Principal, action: Action, via: str, details: dict[str, Any]) -> str:
-    decision = access.decide(actor, action, now=utcnow())
-    if not decision.allowed:
-        raise audit.refusal(
-            AccessDeniedError(_("%s may not %s (rule: %s)") % (actor.name, action.value, decision.rule),
-                              rule=decision.rule),
-            Event("access.denied", actor_of(actor, via), {"action": action.value, "rule": decision.rule, **details}))
-    return decision.rule
+    return refuse_unless(actor, action, via, details)
 
 
 def _text(value: str | None, what: str, required: bool = False) -> str | None:

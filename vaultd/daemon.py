@@ -421,28 +421,26 @@ class Daemon:
                          identity: CameraIdentity) -> CameraIdentity:
         if device_id is None:
             return identity
-        try:
-            reading = self.registry.call(driver, "read_clock", dev)
-        except DeviceGoneError:
-            raise
-        except VaultError as exc:
-            log.warning("could not read the clock of %s: %s", identity.serial, exc.message)
-            reading = None
+        reading = self._ask(driver, "read_clock", dev, identity)
         if reading is not None:
             devices.record_clock(self.vault, device_id, reading,
                                  max_skew_s=self.vault.config.time.max_clock_skew_s)
             if identity.clock_offset_s is None:
                 identity = replace(identity, clock_offset_s=reading.offset_s)
-        try:
-            power = self.registry.call(driver, "power_state", dev)
-        except DeviceGoneError:
-            raise
-        except VaultError as exc:
-            log.warning("could not read the power state of %s: %s", identity.serial, exc.message)
-            power = None
+        power = self._ask(driver, "power_state", dev, identity)
         if power is not None:
             devices.record_power(self.vault, device_id, power)
         return identity
+
+    def _ask(self, driver: Driver, method: str, dev: DeviceInfo, identity: CameraIdentity) -> Any:
+        """A nice-to-know from the driver: None when it fails (logged); a camera gone is not that."""
+        try:
+            return self.registry.call(driver, method, dev)
+        except DeviceGoneError:
+            raise
+        except VaultError as exc:
+            log.warning("camera %s: %s failed: %s", identity.serial, method, exc.message)
+            return None
 
     def ingesting(self) -> bool:
         """Whether any camera is being copied right now."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives import serialization
@@ -49,17 +49,10 @@ from vaultd.catalog.labels import Label
 from vaultd.catalog.previews import PreviewRow
 from vaultd.errors import AccessDeniedError, ConfigError, HashMismatchError, NotFoundError, UsageError
 from vaultd.i18n import _
-from vaultd.model import Actor, Recording
+from vaultd.model import Actor, Progress, Recording
 from vaultd.people import actor_of, principal_of, require
 from vaultd.vault import Vault, utcnow
 from vaultd.verify import SIGNATURE, TIMESTAMP
-
-
-class Progress(Protocol):
-    def begin(self, total_files: int, total_bytes: int) -> None: ...
-    def file(self, display_path: str) -> None: ...
-    def advance(self, nbytes: int) -> None: ...
-    def end(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
@@ -39,7 +38,7 @@ from vaultd.catalog import sessions as ses_db
 from vaultd.describe import describe
 from vaultd.errors import DeviceGoneError, DiskFullError
 from vaultd.i18n import _
-from vaultd.model import Actor, CameraIdentity, Outcome, Recording
+from vaultd.model import Actor, CameraIdentity, Outcome, Progress, Recording
 from vaultd.store import GONE_ERRNOS, SourceReadError, StagedObject, Staging, hash_fd
 from vaultd.vault import Vault, utcnow
 
@@ -48,13 +47,6 @@ log = logging.getLogger(__name__)
 BATCH_FILES = 64
 BATCH_BYTES = 512 << 20
 _COMMITS_AHEAD = 2  # batches copied ahead of their commit
-
-
-class Progress(Protocol):
-    def begin(self, total_files: int, total_bytes: int) -> None: ...
-    def file(self, display_path: str) -> None: ...
-    def advance(self, nbytes: int) -> None: ...
-    def end(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import enum
 import getpass
 from dataclasses import dataclass, field
@@ -128,3 +130,12 @@ class Recording:
     extra: dict[str, object] = field(default_factory=dict)
     unit: str | None = None  # the accountable officer's unit when ingested
     confidentiality: str = "normal"  # R9: normal | confidential | secret
+
+
+class Progress(Protocol):
+    """Progress of long work (ingest, export): bytes and files, for a bar or a status line."""
+
+    def begin(self, total_files: int, total_bytes: int) -> None: ...
+    def file(self, display_path: str) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+    def end(self) -> None: ...

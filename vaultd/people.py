@@ -11,6 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import Connection
@@ -65,6 +66,20 @@ def require(vault: Vault, actor: Principal, action: Action, via: str, what: str)
             "action": action.value, "what": what, "rule": decision.rule}))
     raise AccessDeniedError(_("%s may not %s (rule: %s)") % (actor.name, what, decision.rule),
                             rule=decision.rule)
+
+
+def refuse_unless(actor: Principal, action: Action, via: str, details: dict[str, Any] | None = None) -> str:
+    """The rule that allows ``action``, else an AccessDeniedError carrying its
+    ``access.denied`` entry (written by ``audit.logging_refusals`` even when the
+    caller's transaction rolls back)."""
+    decision = access.decide(actor, action, now=utcnow())
+    if not decision.allowed:
+        raise audit.refusal(
+            AccessDeniedError(_("%s may not %s (rule: %s)") % (actor.name, action.value, decision.rule),
+                              rule=decision.rule),
+            Event("access.denied", actor_of(actor, via),
+                  {"action": action.value, "rule": decision.rule, **(details or {})}))
+    return decision.rule
 
 
 @dataclass(frozen=True)

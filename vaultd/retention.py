@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from vaultd import access, alerts, audit, faults
+from vaultd import alerts, audit, faults
 from vaultd import retention_policy as policy_mod
 from vaultd.access import Action, Principal, Role
 from vaultd.audit import Event, EvidenceRef
@@ -41,7 +41,7 @@ from vaultd.catalog.retention import Batch, BatchItem, Tombstone
 from vaultd.errors import AccessDeniedError, NotFoundError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Recording
-from vaultd.people import actor_of
+from vaultd.people import actor_of, refuse_unless
 from vaultd.retention_plan import CaseState, Decision, Item, Verdict, plan
 from vaultd.retention_policy import Policy
 from vaultd.vault import Vault, utcnow
@@ -65,12 +65,7 @@ def scheduler_principal() -> Principal:
 
 
 def _require(actor: Principal, action: Action, via: str, details: dict[str, Any]) -> None:
-    decision = access.decide(actor, action, now=utcnow())
-    if not decision.allowed:
-        raise audit.refusal(
-            AccessDeniedError(_("%s may not %s (rule: %s)") % (actor.name, action.value, decision.rule),
-                              rule=decision.rule),
-            Event("access.denied", actor_of(actor, via), {"action": action.value, "rule": decision.rule, **details}))
+    refuse_unless(actor, action, via, details)
 
 
 def load_items(conn: Connection, ids: Sequence[str] | None = None) -> list[Item]:
