@@ -124,10 +124,15 @@ def test_a_hold_on_the_case_covers_its_recordings(w: World) -> None:
 def test_an_approved_purge_removes_bytes_and_keeps_a_tombstone(w: World, tmp_path: Path) -> None:
     batch = _batch(w)
     _approve_twice(w, batch)
+    from vaultd import preview
+
+    rec = w.recs[0]
+    leftover = preview.folder_of(w.vault, rec.id)  # a preview made before: it goes with its original
+    leftover.mkdir(parents=True)
+    (leftover / "video.mp4").write_bytes(b"preview")
     result = retention.purge(w.vault, w.who["root"], batch, now=LATER)
     assert set(result.purged) == {r.id for r in w.recs}
-    rec = w.recs[0]
-    assert not w.vault.store.exists(rec.sha256)
+    assert not w.vault.store.exists(rec.sha256) and not leftover.exists()
     with w.vault.engine.connect() as conn:
         tomb = ret_db.tombstone(conn, rec.id)
     assert tomb is not None and tomb.sha256 == rec.sha256 and tomb.size_bytes == rec.size_bytes

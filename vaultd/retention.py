@@ -239,6 +239,11 @@ def _purge_one(vault: Vault, actor: Principal, batch: Batch, d: Decision, now: d
                                              actor.name, batch.approvers, _snapshot(conn, rec), None))
     faults.point("purge.before-unlink")
     removed = vault.store.purge(rec.sha256)
+    # a preview is derived from the original and goes with it (previews are below
+    # retention in the layering: they know nothing of purges)
+    from vaultd import preview
+
+    preview.forget(vault, rec.id)
     with vault.engine.begin() as conn:
         index = audit.append(conn, Event("retention.purge.done", who, {
             "batch": batch.id, "removed": removed, "sha256": rec.sha256}, EvidenceRef.of(rec)), now)
