@@ -21,7 +21,7 @@ import queue
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,6 +246,15 @@ class Store:
             _syncfs(fd)
         finally:
             os.close(fd)
+
+    def make_durable(self, staged: Sequence[StagedObject]) -> None:
+        """fsync these staged copies (only their own data, unlike ``flush``)."""
+        for obj in staged:
+            fd = os.open(obj.path, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def remove_uncommitted(self, sha256: str) -> bool:
         """Remove an object that a dead ingest placed but never catalogued.
