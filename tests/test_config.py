@@ -57,3 +57,15 @@ def test_missing_config_file_is_clear(tmp_path: Path) -> None:
 def test_custom_name_pattern(tmp_path: Path) -> None:
     cfg = config.load(write(tmp_path, "[ingest]\nname_patterns = [{regex = '^DCAM_(?P<serial>\\\\w+)_', model = 'DC*'}]\n"))
     assert cfg.ingest.name_patterns[0].model == "DC*"
+
+
+def test_the_catalogs_head_revision_is_alembics() -> None:
+    """``db.is_current`` reads the head from the file names; alembic must agree."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from vaultd.catalog import db
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(db.MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == db.head_revision()

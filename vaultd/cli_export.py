@@ -8,14 +8,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vaultd import export, iso, verify
+from vaultd import iso
 from vaultd.clicommon import cmd, open_, print_json, remote
 from vaultd.errors import IntegrityError, UsageError
-from vaultd.export import ExportRequest
 from vaultd.i18n import _
 from vaultd.iso import DISCS
 from vaultd.people import authenticate, local_owner
 from vaultd.progress import BytesBar, wanted
+
+# export and verify (cryptography, asn1crypto, httpx) are imported where used: most commands need neither
 
 
 def add_commands(sub: Any) -> None:
@@ -64,10 +65,12 @@ def _local_only(args: argparse.Namespace, what: str) -> None:
 
 
 def _run_create(args: argparse.Namespace) -> int:
+    from vaultd import export
+
     _local_only(args, "export create")
     vault = open_(args)
     actor = authenticate(vault, args.as_token, "cli") if args.as_token else local_owner()
-    req = ExportRequest(out_dir=args.out, grant_id=args.grant, recording_refs=tuple(args.recording),
+    req = export.ExportRequest(out_dir=args.out, grant_id=args.grant, recording_refs=tuple(args.recording),
                         case_number=args.case, iso=args.iso, disc=args.disc, disc_bytes=args.disc_bytes,
                         with_previews=args.with_previews)
     bar = BytesBar(_("exporting")) if wanted(args.json) else None
@@ -88,6 +91,8 @@ def _run_create(args: argparse.Namespace) -> int:
 
 
 def _run_list(args: argparse.Namespace) -> int:
+    from vaultd import export
+
     _local_only(args, "export list")
     rows = export.list_exports(open_(args), local_owner())
     if args.json:
@@ -101,6 +106,8 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
+    from vaultd import export
+
     _local_only(args, "export show")
     row = export.show_export(open_(args), local_owner(), args.id)
     if args.json:
@@ -117,6 +124,8 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_ca(args: argparse.Namespace) -> int:
+    from vaultd import export
+
     _local_only(args, "export ca")
     pem, fingerprint = export.agency_ca(open_(args))
     if args.out:
@@ -139,6 +148,8 @@ def _read_pin(path: Path | None, what: str) -> bytes | None:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
+    from vaultd import verify
+
     pins = verify.Pins(ca_pem=_read_pin(args.ca, "--ca"),
                        log_key=verify.load_log_key(args.log_key) if args.log_key else None,
                        tsa_ca_pem=_read_pin(args.tsa_ca, "--tsa-ca"))

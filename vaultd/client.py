@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # httpx loads only when a command talks to a server
+    import httpx
 
 from vaultd.errors import (
     AccessDeniedError,
@@ -62,6 +65,8 @@ class ApiClient:
 
     def _client(self) -> httpx.Client:
         """HTTP(S) to ``url``, or the server's Unix socket for ``unix:/path/to.sock``."""
+        import httpx
+
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if self.url.startswith("unix:"):
             transport = httpx.HTTPTransport(uds=self.url.removeprefix("unix:").removeprefix("//"))
@@ -70,6 +75,8 @@ class ApiClient:
         return httpx.Client(base_url=self.url.rstrip("/") + PREFIX, headers=headers, timeout=60.0)
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
         try:
             with self._client() as c:
                 resp = c.request(method, path, **kwargs)

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from typing import Any, TextIO
 
 
 class BytesBar:
     """Bytes, MB/s and ETA on stderr; the ``ingest.Progress`` protocol."""
 
     def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
+        # rich loads only when a bar is shown (a terminal), not for every command
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self._label = label
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
@@ -32,7 +32,7 @@ class BytesBar:
             console=Console(file=stream),
             transient=False,
         )
-        self._task: TaskID | None = None
+        self._task: Any = None
 
     def begin(self, total_files: int, total_bytes: int) -> None:
         self._bar.start()

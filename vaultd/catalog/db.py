@@ -6,15 +6,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from vaultd.errors import StorageError
 from vaultd.i18n import _
+
+if TYPE_CHECKING:  # alembic (and mako, pygments) load only when a migration runs
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -51,6 +52,8 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     # configparser interpolates "%": a URL with %-escapes (a socket path) must be doubled
@@ -60,6 +63,8 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 
 def upgrade(engine: Engine) -> None:
     """Apply every migration not yet applied (a no-op when current)."""
+    from alembic import command
+
     cfg = _alembic_config(engine)
     try:
         with engine.begin() as conn:
@@ -69,7 +74,16 @@ def upgrade(engine: Engine) -> None:
         raise StorageError(_("cannot migrate the catalog: %s") % exc) from exc
 
 
+def head_revision() -> str:
+    """The newest migration: revisions are numbered in one line (``NNNN_what.py``)."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
 def is_current(engine: Engine) -> bool:
-    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision() == head
+    """Whether the catalog is at the newest migration (read without loading alembic)."""
+    try:
+        with engine.connect() as conn:
+            versions = [row[0] for row in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
+    except SQLAlchemyError:
+        return False  # no catalog yet
+    return versions == [head_revision()]
