@@ -59,3 +59,21 @@ def test_year_stats_over_the_month(vault: Vault, home: Path, capsys: pytest.Capt
 def test_a_year_out_of_range_is_refused(vault: Vault) -> None:
     with pytest.raises(UsageError, match="--year"):
         stats.year_stats(vault, OWNER, 26)
+
+
+def test_exports_and_purges_count_per_unit_and_officer_by_whose_recording_it_was(vault: Vault) -> None:
+    from vaultd.audit import EvidenceRef
+
+    a = put_recording(vault, officer="1001", unit="一中队", start=at("10-03 09:00"))
+    b = put_recording(vault, officer="2001", unit="二中队", start=at("10-04 09:00"))
+    with vault.engine.begin() as conn:
+        audit.append(conn, Event("export.created", Actor.local(), {}), at("10-21 10:00"))
+        for rec in (a, b):
+            audit.append(conn, Event("export.recording", Actor.local(), {}, EvidenceRef.of(rec)), at("10-21 10:00"))
+        audit.append(conn, Event("retention.purge.done", Actor.local(), {}, EvidenceRef.of(b)), at("10-25 10:00"))
+    s = stats.year_stats(vault, OWNER, 2026)
+    assert s.total.exports == 1 and s.total.purges == 1  # one package, one purge
+    assert {r.key: (r.exports, r.purges) for r in s.units} == {"一中队": (1, 0), "二中队": (1, 1)}
+    assert {r.key: (r.exports, r.purges) for r in s.officers} == {"1001": (1, 0), "2001": (1, 1)}
+    one = stats.year_stats(vault, OWNER, 2026, unit="二中队")
+    assert one.total.exports is None and {r.key: (r.exports, r.purges) for r in one.units} == {"二中队": (1, 1)}

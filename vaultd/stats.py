@@ -32,6 +32,7 @@ from vaultd.vault import Vault
 
 EXPORT_ENTRY = "export.created"
 PURGE_ENTRY = "retention.purge.done"
+EXPORTED_ENTRY = "export.recording"  # one per recording in an export: counted per unit and officer
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Row:
     late: int = 0
     unknown: int = 0
     labelled: int = 0
-    exports: int | None = None  # counted per month and in total only
+    exports: int | None = None  # total and months: export packages; units and officers: recordings exported
     purges: int | None = None
 
     @property
@@ -103,8 +104,12 @@ def _month(t: datetime, tz: ZoneInfo) -> str:
 
 def build_stats(year: int, facts: Sequence[RecordingFacts], trips: Sequence[TripRow], *, hours: float,
                 exports: Sequence[datetime], purges: Sequence[datetime], tz: ZoneInfo,
-                unit: str | None = None) -> YearStats:
-    """The year's statistics (pure). ``exports``/``purges``: when each happened."""
+                unit: str | None = None,
+                per_recording: Sequence[tuple[str, datetime, str | None, str | None]] = ()) -> YearStats:
+    """The year's statistics (pure). ``exports``/``purges``: when each happened.
+    ``per_recording``: (type, at, unit, officer) of each recording exported
+    (``export.recording``) or purged (``retention.purge.done``), for the unit and
+    officer rows, where exports and purges count recordings."""
     total = Row("total", str(year), exports=0, purges=0)
     months = {f"{year}-{m:02d}": Row("month", f"{year}-{m:02d}", exports=0, purges=0) for m in range(1, 13)}
     units: dict[str, Row] = {}
@@ -115,8 +120,8 @@ def build_stats(year: int, facts: Sequence[RecordingFacts], trips: Sequence[Trip
         month = months.get(_month(when, tz))
         if month is None:
             continue
-        for row in (total, month, units.setdefault(f.unit or "-", Row("unit", f.unit or "-")),
-                    officers.setdefault(f.officer_id or "-", Row("officer", f.officer_id or "-"))):
+        for row in (total, month, units.setdefault(f.unit or "-", Row("unit", f.unit or "-", exports=0, purges=0)),
+                    officers.setdefault(f.officer_id or "-", Row("officer", f.officer_id or "-", exports=0, purges=0))):
             row.recordings += 1
             row.seconds += f.duration_s or 0.0
             row.bytes += f.size_bytes
@@ -124,6 +129,11 @@ def build_stats(year: int, facts: Sequence[RecordingFacts], trips: Sequence[Trip
             row.late += status == "late"
             row.unknown += status == "unknown"
             row.labelled += f.labelled_at is not None
+    for type_, _at, rec_unit, officer in per_recording:
+        attr = "exports" if type_ == EXPORTED_ENTRY else "purges"
+        for row in (units.setdefault(rec_unit or "-", Row("unit", rec_unit or "-", exports=0, purges=0)),
+                    officers.setdefault(officer or "-", Row("officer", officer or "-", exports=0, purges=0))):
+            setattr(row, attr, (getattr(row, attr) or 0) + 1)
     for times, attr in ((exports, "exports"), (purges, "purges")):
         for t in times:
             month = months.get(_month(t, tz))
@@ -145,11 +155,14 @@ def year_stats(vault: Vault, actor: Principal, year: int, *, unit: str | None = 
     with vault.engine.begin() as conn:
         facts = db.facts(conn, since=since, until=until, unit=unit, records_only=True)
         done = {} if unit else db.audit_times(conn, (EXPORT_ENTRY, PURGE_ENTRY), since, until)
+        per_recording = [e for e in db.evidence_events(conn, (EXPORTED_ENTRY, PURGE_ENTRY), since, until)
+                         if unit is None or e[2] == unit]
         stats = build_stats(year, facts, db.all_trips(conn), hours=vault.config.ingest.deadline_hours,
-                            exports=done.get(EXPORT_ENTRY, []), purges=done.get(PURGE_ENTRY, []), tz=tz, unit=unit)
+                            exports=done.get(EXPORT_ENTRY, []), purges=done.get(PURGE_ENTRY, []), tz=tz, unit=unit,
+                            per_recording=per_recording)
         audit.append(conn, Event("report.stats", actor_of(actor, via), {
             "year": year, "unit": unit, "recordings": stats.total.recordings}))
-    if unit:  # exports and purges are counted for the whole agency only
+    if unit:  # export packages are agency-wide; the unit's rows count its recordings exported and purged
         for r in (stats.total, *stats.months):
             r.exports = r.purges = None
     return stats

@@ -241,6 +241,16 @@ def audit_times(conn: Connection, types: Sequence[str], since: datetime,
     return out
 
 
+def evidence_events(conn: Connection, types: Sequence[str], since: datetime,
+                    until: datetime) -> list[tuple[str, datetime, str | None, str | None]]:
+    """(type, at, unit, officer) of each audit entry of ``types`` about a recording in
+    [since, until): whose recording it was, for counts per unit and officer."""
+    q = (select(audit_entries.c.type, audit_entries.c.at, recordings.c.unit, recordings.c.officer_id)
+         .join(recordings, recordings.c.id == audit_entries.c.evidence_id)
+         .where(audit_entries.c.type.in_(list(types)), audit_entries.c.at >= since, audit_entries.c.at < until))
+    return [(r.type, r.at, r.unit, r.officer_id) for r in conn.execute(q)]
+
+
 def audit_of(conn: Connection, recording_id: str) -> list[tuple[str, str, datetime]]:
     """(type, actor, at) of every audit entry about one recording, in order."""
     q = (select(audit_entries.c.type, audit_entries.c.actor, audit_entries.c.at)
