@@ -34,6 +34,7 @@ USERS: dict[str, tuple[tuple[Role, ...], dict[str, Any]]] = {
     "li": ((Role.OFFICER,), {"unit": UNIT, "officer_number": "054321"}),
     "zhao": ((Role.SUPERVISOR,), {"unit": UNIT}),
     "qian": ((Role.SUPERVISOR,), {"unit": UNIT}),
+    "feng": ((Role.SUPERVISOR,), {"unit": "城管二中队"}),  # a supervisor of another unit
     "sun": ((Role.LEADER,), {}),
     "zhou": ((Role.LEGAL,), {"clearance": Level.SECRET}),
     "wu": ((Role.AUDITOR,), {}),

@@ -176,6 +176,9 @@ def test_shorter_class_needs_a_supervisor_longer_does_not(w: World) -> None:
         classes.decide_change(w.vault, w.who["li"], asked.change_id, approve=True)  # an officer
     with pytest.raises(AccessDeniedError):
         classes.decide_change(w.vault, w.who["zhou"], asked.change_id, approve=True)  # legal is no supervisor
+    with pytest.raises(AccessDeniedError) as other_unit:
+        classes.decide_change(w.vault, w.who["feng"], asked.change_id, approve=True)
+    assert other_unit.value.rule == "supervisor-of-another-unit"
     with w.vault.engine.connect() as conn:
         assert ret_db.classes_of(conn, [rec.id]) == {rec.id: "evidence"}
     classes.decide_change(w.vault, w.who["zhao"], asked.change_id, approve=True)

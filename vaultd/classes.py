@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 from vaultd import access, audit
-from vaultd.access import Action, Principal
+from vaultd.access import Action, Principal, Role
 from vaultd.approvals import visible_recording
 from vaultd.audit import Event, EvidenceRef
 from vaultd.catalog import recordings as rec_db
@@ -90,9 +90,12 @@ def decide_change(vault: Vault, actor: Principal, change_id: str, approve: bool,
         decision = access.decide(actor, Action.CLASS_APPROVE, now=now, owner=change.requested_by)
         if not decision.allowed:
             raise _denied(actor, via, Action.CLASS_APPROVE, decision.rule, {"change": change_id})
+        rec = rec_db.get(conn, change.recording_id)
+        if Role.LEADER not in actor.roles and rec.unit != actor.unit:  # a supervisor decides for their unit
+            raise _denied(actor, via, Action.CLASS_APPROVE, "supervisor-of-another-unit",
+                          {"change": change_id, "recording_unit": rec.unit})
         if not db.decide_change(conn, change_id, status="approved" if approve else "denied", by=actor.name, at=now):
             raise UsageError(_("class change %s is no longer pending") % change_id)
-        rec = rec_db.get(conn, change.recording_id)
         if approve:
             db.set_class(conn, rec.id, change.to_class, by=actor.name, at=now, change_id=change_id)
         audit.append(conn, Event("retention.class.approve" if approve else "retention.class.deny",
