@@ -390,8 +390,7 @@ class Daemon:
                     dock_id: int, key: str, mounted: bool) -> ingest.IngestReport:
         root = Path(self.registry.call(driver, "open_root", dev))
         wipe = self.options.wipe and bool(self.registry.call(driver, "wipe_allowed", dev))
-        st.state = "ingesting"
-        devices.finish_dock(self.vault, dock_id, outcome="ingesting")
+        st.state = "ingesting"  # the dock row says so once the session ends (one transaction fewer)
         fds = [camerafs.open_root(root)]
 
         def writable_root() -> int:  # read-only until here; read-write only for the wipe step
@@ -422,14 +421,12 @@ class Daemon:
         if device_id is None:
             return identity
         reading = self._ask(driver, "read_clock", dev, identity)
-        if reading is not None:
-            devices.record_clock(self.vault, device_id, reading,
-                                 max_skew_s=self.vault.config.time.max_clock_skew_s)
-            if identity.clock_offset_s is None:
-                identity = replace(identity, clock_offset_s=reading.offset_s)
         power = self._ask(driver, "power_state", dev, identity)
-        if power is not None:
-            devices.record_power(self.vault, device_id, power)
+        if reading is not None or power is not None:
+            devices.record_readings(self.vault, device_id, reading, power,
+                                    max_skew_s=self.vault.config.time.max_clock_skew_s)
+        if reading is not None and identity.clock_offset_s is None:
+            identity = replace(identity, clock_offset_s=reading.offset_s)
         return identity
 
     def _ask(self, driver: Driver, method: str, dev: DeviceInfo, identity: CameraIdentity) -> Any:

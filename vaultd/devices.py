@@ -235,9 +235,23 @@ def record_undock(vault: Vault, dock_id: int, now: datetime | None = None, actor
 def record_clock(vault: Vault, device_id: int, reading: ClockReading, *, max_skew_s: float,
                  actor: Actor = DAEMON) -> bool:
     """Keep the camera's clock offset (R11); True when it is beyond ``max_skew_s`` (then an alert)."""
-    offset = reading.offset_s
-    skewed = abs(offset) > max_skew_s
+    return record_readings(vault, device_id, reading, None, max_skew_s=max_skew_s, actor=actor)
+
+
+def record_readings(vault: Vault, device_id: int, reading: ClockReading | None, power: PowerState | None, *,
+                    max_skew_s: float, actor: Actor = DAEMON) -> bool:
+    """What the dock read off the camera, in one transaction: its clock offset (R11;
+    an alert beyond ``max_skew_s``, then True) and its battery and storage state."""
+    skewed = False
     with vault.engine.begin() as conn:
+        if power is not None:
+            conn.execute(update(devices_t).where(devices_t.c.id == device_id).values(
+                battery_percent=power.battery_percent, storage_free_bytes=power.storage_free_bytes,
+                storage_total_bytes=power.storage_total_bytes))
+        if reading is None:
+            return False
+        offset = reading.offset_s
+        skewed = abs(offset) > max_skew_s
         conn.execute(update(devices_t).where(devices_t.c.id == device_id).values(
             clock_offset_s=offset, clock_read_at=reading.station_time))
         serial = conn.execute(select(devices_t.c.serial).where(devices_t.c.id == device_id)).scalar_one()
@@ -258,13 +272,6 @@ def record_clock_set(vault: Vault, device_id: int, now: datetime, ok: bool, acto
         serial = conn.execute(select(devices_t.c.serial).where(devices_t.c.id == device_id)).scalar_one()
         audit.append(conn, Event("device.clock.set", actor, {"device": device_id, "serial": serial,
                                                              "to": now.isoformat(), "done": ok}), now)
-
-
-def record_power(vault: Vault, device_id: int, power: PowerState) -> None:
-    with vault.engine.begin() as conn:
-        conn.execute(update(devices_t).where(devices_t.c.id == device_id).values(
-            battery_percent=power.battery_percent, storage_free_bytes=power.storage_free_bytes,
-            storage_total_bytes=power.storage_total_bytes))
 
 
 # -- admin commands ------------------------------------------------------------------------
