@@ -4,17 +4,13 @@ real ``vaultd serve``: the same answers and refusals as locally."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from compliance_fixtures import Month
+from serving import vaultd_serve
 from vaultd import people
 from vaultd.access import Role
 from vaultd.cli import main
@@ -30,25 +26,8 @@ def served(vault: Vault, home: Path) -> Iterator[tuple[Month, str, dict[str, str
     for name, role, unit in (("zhou", Role.LEGAL, None), ("sup", Role.SUPERVISOR, "二中队")):
         people.add_user(vault, OWNER, people.NewUser(name, (role,), unit), None, "cli")
         tokens[name] = people.create_token(vault, OWNER, name, 1, "cli").secret
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "vaultd.cli", "--home", str(home), "serve", "--listen",
-                             f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("vaultd serve did not start")
+    with vaultd_serve(home) as url:
         yield month, url, tokens
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_compliance_commands_over_the_api(served: tuple[Month, str, dict[str, str]],

@@ -12,17 +12,15 @@ import io
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from serving import vaultd_serve
 from vaultd.cli import main
 
 pytestmark = pytest.mark.slow
@@ -56,25 +54,8 @@ def server(home: Path, _sim_camera_master: Path, tmp_path: Path) -> Iterator[tup
     cam = tmp_path / "camera"
     shutil.copytree(_sim_camera_master, cam, symlinks=True)
     ok(*h, "ingest", str(cam))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "vaultd.cli", *h, "serve", "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("vaultd serve did not start")
+    with vaultd_serve(home) as url:
         yield home, url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_ingest_request_approve_export_verify(server: tuple[Path, str], tmp_path: Path) -> None:

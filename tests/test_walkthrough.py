@@ -6,24 +6,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from serving import vaultd_serve
 
 pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def vaultd(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
@@ -42,25 +35,9 @@ def server(home: Path, camera: Path, tmp_path: Path) -> Iterator[tuple[Path, str
            stdin=PASSWORD + "\n")
     vaultd(*h, "users", "add", "zhao", "--role", "legal", "--password-stdin", stdin=PASSWORD + "\n")
     vaultd(*h, "ingest", str(camera))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     sock = tmp_path / "api.sock"
-    proc = subprocess.Popen([sys.executable, "-m", "vaultd.cli", *h, "serve", "--listen", f"127.0.0.1:{port}",
-                             "--uds", str(sock)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("vaultd serve did not start")
+    with vaultd_serve(home, "--uds", str(sock)) as url:
         yield home, url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_request_approve_download_with_cli_and_curl(server: tuple[Path, str], tmp_path: Path) -> None:
