@@ -20,6 +20,7 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from vaultd import alerts, audit
+from vaultd.i18n import _
 from vaultd.model import Actor
 from vaultd.vault import Vault, utcnow
 
@@ -121,7 +122,7 @@ class Scheduler:
             try:
                 with self.vault.engine.begin() as conn:
                     alerts.raise_alert(conn, "job.failed", job.name,
-                                       f"scheduled job {job.name} failed: {type(exc).__name__}: {exc}",
+                                       _("scheduled job %s failed: %s") % (job.name, f"{type(exc).__name__}: {exc}"),
                                        actor=SCHEDULER, details={"job": job.name}, at=started)
             except Exception:
                 log.exception("could not raise the alert for job %s", job.name)
