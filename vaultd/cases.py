@@ -74,10 +74,6 @@ def case_json(c: CaseRow) -> dict[str, Any]:
             "file_keep_months": c.file_keep_months}
 
 
-def _require(vault: Vault, actor: Principal, action: Action, via: str, details: dict[str, Any]) -> str:
-    return refuse_unless(actor, action, via, details)
-
-
 def _text(value: str | None, what: str, required: bool = False) -> str | None:
     value = value.strip() if value else None
     if required and not value:
@@ -103,7 +99,7 @@ def create(vault: Vault, actor: Principal, new: NewCase, via: str = "cli") -> Ca
         raise UsageError(_("--file-keep-months must be at least 1"))
     now = utcnow()
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
-        _require(vault, actor, Action.CASE_MANAGE, via, {"case": number})
+        refuse_unless(actor, Action.CASE_MANAGE, via, {"case": number})
         if db.case_by_number(conn, number) is not None:
             raise UsageError(_("case %s exists already") % number, hint=_("'vaultd cases show %s'") % number)
         values = dict(number=number, title=title, unit=_text(new.unit, "unit"), handler=_text(new.handler, "handler"),
@@ -124,7 +120,7 @@ def _may_view(actor: Principal) -> bool:
 def show(vault: Vault, actor: Principal, number: str, via: str = "cli") -> CaseDetail:
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         if not _may_view(actor):
-            _require(vault, actor, Action.CASE_MANAGE, via, {"case": number})
+            refuse_unless(actor, Action.CASE_MANAGE, via, {"case": number})
         row = load(conn, actor, number)
         ids = db.recording_ids(conn, row.id)
         recs = [rec_db.get(conn, i) for i in ids]
@@ -140,7 +136,7 @@ def list_(vault: Vault, actor: Principal, status: str | None = None, unit: str |
           via: str = "cli") -> list[CaseRow]:
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         if not _may_view(actor):
-            _require(vault, actor, Action.CASE_MANAGE, via, {})
+            refuse_unless(actor, Action.CASE_MANAGE, via, {})
         rows = [r for r in db.list_cases(conn, status=status, unit=unit)
                 if actor.local_owner or Level(r.confidentiality).rank() <= actor.clearance.rank()]
         audit.append(conn, Event("case.list", actor_of(actor, via), {"status": status, "unit": unit,
@@ -154,7 +150,7 @@ def link(vault: Vault, actor: Principal, number: str, refs: list[str], via: str 
         raise UsageError(_("name at least one recording"))
     now, linked = utcnow(), []
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
-        _require(vault, actor, Action.CASE_MANAGE, via, {"case": number})
+        refuse_unless(actor, Action.CASE_MANAGE, via, {"case": number})
         row = load(conn, actor, number)
         if row.status != "open":
             raise UsageError(_("case %s is %s: recordings can only be linked to an open case") % (number, row.status))
@@ -172,7 +168,7 @@ def close(vault: Vault, actor: Principal, number: str, act_ended_at: datetime | 
     """Close a case; every linked recording must be labelled first (R2, R3)."""
     now = utcnow()
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
-        _require(vault, actor, Action.CASE_CLOSE, via, {"case": number})
+        refuse_unless(actor, Action.CASE_CLOSE, via, {"case": number})
         row = load(conn, actor, number)
         if row.status != "open":
             raise UsageError(_("case %s is already %s") % (number, row.status))
@@ -197,7 +193,7 @@ def close(vault: Vault, actor: Principal, number: str, act_ended_at: datetime | 
 def archive(vault: Vault, actor: Principal, number: str, via: str = "cli") -> CaseRow:
     now = utcnow()
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
-        _require(vault, actor, Action.CASE_CLOSE, via, {"case": number})
+        refuse_unless(actor, Action.CASE_CLOSE, via, {"case": number})
         row = load(conn, actor, number)
         if row.status != "closed":
             raise UsageError(_("case %s is %s: only a closed case can be archived") % (number, row.status))

@@ -64,10 +64,6 @@ def scheduler_principal() -> Principal:
     return Principal("service:retention", frozenset(Role), local_owner=True)
 
 
-def _require(actor: Principal, action: Action, via: str, details: dict[str, Any]) -> None:
-    refuse_unless(actor, action, via, details)
-
-
 def load_items(conn: Connection, ids: Sequence[str] | None = None) -> list[Item]:
     """The plan's inputs for ``ids`` (every recording when None)."""
     wanted = set(ids) if ids is not None else None
@@ -85,7 +81,7 @@ def plan_vault(vault: Vault, actor: Principal, at: datetime, via: str = "cli") -
     """Every recording's decision at ``at`` (pure plan over the catalog)."""
     policy = policy_of(vault)
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
-        _require(actor, Action.RETENTION_VIEW, via, {})
+        refuse_unless(actor, Action.RETENTION_VIEW, via, {})
         decisions = plan(load_items(conn), policy, at)
         audit.append(conn, Event("retention.plan", actor_of(actor, via), {
             "at": at.isoformat(), "expired": [d.recording_id for d in decisions if d.purgeable]}))
@@ -98,7 +94,7 @@ def create_batch(vault: Vault, actor: Principal, *, now: datetime | None = None,
     now = now or utcnow()
     policy = policy_of(vault)
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
-        _require(actor, Action.PURGE_PREPARE, via, {})
+        refuse_unless(actor, Action.PURGE_PREPARE, via, {})
         waiting = db.in_open_batch(conn)
         chosen = [d for d in plan(load_items(conn), policy, now + ahead)
                   if d.purgeable and d.recording_id not in waiting]
@@ -118,7 +114,7 @@ def create_batch(vault: Vault, actor: Principal, *, now: datetime | None = None,
 
 def get_batch(vault: Vault, actor: Principal, batch_id: str, via: str = "cli") -> Batch:
     with audit.logging_refusals(vault), vault.engine.connect() as conn:
-        _require(actor, Action.RETENTION_VIEW, via, {"batch": batch_id})
+        refuse_unless(actor, Action.RETENTION_VIEW, via, {"batch": batch_id})
         return _load_batch(conn, batch_id)
 
 
@@ -131,7 +127,7 @@ def _load_batch(conn: Connection, batch_id: str) -> Batch:
 
 def open_batches(vault: Vault, actor: Principal, via: str = "cli") -> list[Batch]:
     with audit.logging_refusals(vault), vault.engine.connect() as conn:
-        _require(actor, Action.RETENTION_VIEW, via, {})
+        refuse_unless(actor, Action.RETENTION_VIEW, via, {})
         return [_load_batch(conn, b) for b in db.open_batches(conn)]
 
 
@@ -142,7 +138,7 @@ def approve_batch(vault: Vault, actor: Principal, batch_id: str, via: str = "cli
                          hint=_("use --url/--token, or 'vaultd login'"))
     now = utcnow()
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
-        _require(actor, Action.PURGE_APPROVE, via, {"batch": batch_id})
+        refuse_unless(actor, Action.PURGE_APPROVE, via, {"batch": batch_id})
         batch = _load_batch(conn, batch_id)
         if batch.status != "open":
             raise UsageError(_("batch %s is %s") % (batch_id, batch.status))
@@ -203,7 +199,7 @@ def purge(vault: Vault, actor: Principal, batch_id: str, *, now: datetime | None
     now = now or utcnow()
     policy = policy_of(vault)
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
-        _require(actor, Action.PURGE_RUN, via, {"batch": batch_id})
+        refuse_unless(actor, Action.PURGE_RUN, via, {"batch": batch_id})
         batch = _load_batch(conn, batch_id)
         if batch.status != "open":
             raise UsageError(_("batch %s was purged already") % batch_id)
