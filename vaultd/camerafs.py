@@ -55,6 +55,20 @@ class Walk:
     passed: list[Passed] = field(default_factory=list)
 
 
+MAX_ROOT_NAMES = 4096  # names at a camera's root considered for driver matching
+
+
+def root_names(path: Path) -> frozenset[str]:
+    """The names at a camera filesystem's root (capped), for matching drivers: data, not paths."""
+    names: set[str] = set()
+    with os.scandir(path) as it:
+        for n, entry in enumerate(it):
+            if n >= MAX_ROOT_NAMES:
+                break
+            names.add(entry.name)
+    return frozenset(names)
+
+
 def open_root(path: Path) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)

@@ -338,12 +338,8 @@ class Daemon:
             st.state = "held"
             log.warning("camera %s on %s not ingested: %s", identity.serial, event.key, decision.reason)
             return None
-        with self.vault.engine.connect() as conn:
-            enrolled = [r for r in devices.rows_for(conn, identity.serial or "")
-                        if r.status is devices.Status.ENROLLED]
-        device_id = decision.device_id if decision.device_id is not None else (enrolled[0].id if enrolled else None)
-        return _Ready(driver, dev, identity, device_id, dock_id, switched=known is not None, key=event.key,
-                      mounted=mounted)
+        return _Ready(driver, dev, identity, decision.device_id, dock_id, switched=known is not None,
+                      key=event.key, mounted=mounted)
 
     def _unlock_to_storage(self, event: DockEvent, st: SessionState, ready: _Ready) -> None:
         """A locked protocol camera: clock and power are read (and the clock set)
@@ -501,13 +497,7 @@ def _extra_status(extra: Any) -> Any:
 
 
 def _with_root(dev: DeviceInfo, root: Path) -> DeviceInfo:
-    names: set[str] = set()
-    with os.scandir(root) as it:
-        for n, entry in enumerate(it):
-            if n >= 4096:
-                break
-            names.add(entry.name)
-    return replace(dev, mount_root=root, root_names=frozenset(names))
+    return replace(dev, mount_root=root, root_names=camerafs.root_names(root))
 
 
 def _quietly(fn: Callable[[], Any]) -> None:

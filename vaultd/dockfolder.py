@@ -19,14 +19,11 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from vaultd.camerafs import SIM_IDENTITY_FILE
+from vaultd.camerafs import SIM_IDENTITY_FILE, root_names
 from vaultd.driverapi import DeviceInfo
 from vaultd.hotplug import DockEvent
 
 log = logging.getLogger(__name__)
-
-MAX_ROOT_NAMES = 4096  # names at a camera root considered for driver matching
-
 
 def folder_key(path: Path) -> str:
     return f"folder:{path}"
@@ -34,13 +31,7 @@ def folder_key(path: Path) -> str:
 
 def device_info(path: Path) -> DeviceInfo:
     """What the dock sees of a camera folder: its root names, as data."""
-    names: set[str] = set()
-    with os.scandir(path) as it:
-        for n, entry in enumerate(it):
-            if n >= MAX_ROOT_NAMES:
-                break
-            names.add(entry.name)
-    return DeviceInfo(port=f"dock-folder/{path.name}", mount_root=path, root_names=frozenset(names))
+    return DeviceInfo(port=f"dock-folder/{path.name}", mount_root=path, root_names=root_names(path))
 
 
 def dock_event(action: str, path: Path) -> DockEvent:
