@@ -169,6 +169,9 @@ def test_station_over_the_api_admin_enrolls_auditor_reads_officer_is_refused(vau
         assert st.status_code == 200, st.text
         assert st.json()["daemon"] is None and st.json()["alerts"][0]["kind"] == "device.unknown"
         assert client.get("/api/v1/status", headers=h("wang")).status_code == 403
+        alert_id = st.json()["alerts"][0]["id"]
+        refused = client.post(f"/api/v1/alerts/{alert_id}/clear", json={"note": "seen"}, headers=h("wu"))
+        assert refused.status_code == 403  # auditors read the alerts; only admins clear them
         assert client.post("/api/v1/devices/3201001/enroll", json={}, headers=h("wu")).status_code == 403
         r = client.post("/api/v1/devices/3201001/enroll", json={"note": "第一中队"}, headers=h("root"))
         assert r.status_code == 200, r.text

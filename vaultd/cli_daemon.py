@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from vaultd import alerts, devices
+from vaultd import devices
 from vaultd.clicommon import cmd, open_, print_json, remote
 from vaultd.errors import UsageError
 from vaultd.i18n import _
@@ -104,9 +104,8 @@ def _run_status(args: argparse.Namespace) -> int:
         doc, open_alerts = data["daemon"], data["alerts"]
     else:
         vault = open_(args)
-        devices.require_station_reader(vault, local_owner())
+        open_alerts = [a.as_json() for a in devices.station_alerts(vault, local_owner())]
         doc = read_status(vault.layout.root)
-        open_alerts = [a.as_json() for a in alerts.list_alerts(vault)]
     if args.json:
         print_json({"daemon": doc, "alerts": open_alerts})
         return 0
@@ -181,9 +180,7 @@ def _run_alerts_list(args: argparse.Namespace) -> int:
     if client:
         rows = client.json("GET", "/alerts", params={"all": str(args.all).lower()})
     else:
-        vault = open_(args)
-        devices.require_station_reader(vault, local_owner())
-        rows = [a.as_json() for a in alerts.list_alerts(vault, include_cleared=args.all)]
+        rows = [a.as_json() for a in devices.station_alerts(open_(args), local_owner(), include_cleared=args.all)]
     if args.json:
         print_json(rows)
         return 0
@@ -198,16 +195,11 @@ def _run_alerts_list(args: argparse.Namespace) -> int:
 
 
 def _run_alerts_clear(args: argparse.Namespace) -> int:
-    from vaultd.access import Action
-    from vaultd.people import actor_of, require
-
     client = remote(args)
     if client:
         client.json("POST", f"/alerts/{args.id}/clear", json={"note": args.note})
     else:
-        vault = open_(args)
-        require(vault, local_owner(), Action.MANAGE_DEVICES, "cli", _("clear alerts"))
-        alerts.clear_alert(vault, args.id, actor_of(local_owner(), "cli"), args.note)
+        devices.clear_station_alert(open_(args), local_owner(), args.id, args.note)
     print(_("alert #%d cleared") % args.id)
     return 0
 

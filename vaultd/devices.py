@@ -285,6 +285,20 @@ def require_station_reader(vault: Vault, principal: Principal, via: str = "cli")
     require(vault, principal, Action.MANAGE_DEVICES, via, _("see the station's state and alerts"))
 
 
+def station_alerts(vault: Vault, principal: Principal, *, include_cleared: bool = False,
+                   via: str = "cli") -> list[alerts.Alert]:
+    """The station's alerts, newest first, for admins and auditors."""
+    require_station_reader(vault, principal, via)
+    return alerts.list_alerts(vault, include_cleared=include_cleared)
+
+
+def clear_station_alert(vault: Vault, principal: Principal, alert_id: int, note: str,
+                        via: str = "cli") -> alerts.Alert:
+    """An admin marks an alert as dealt with, saying how (an audit entry)."""
+    require(vault, principal, Action.MANAGE_DEVICES, via, _("clear alerts"))
+    return alerts.clear_alert(vault, alert_id, actor_of(principal, via), note)
+
+
 def list_devices(vault: Vault, principal: Principal, via: str = "cli") -> list[DeviceRow]:
     require(vault, principal, Action.MANAGE_DEVICES, via, _("list devices"))
     with vault.engine.connect() as conn:

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from vaultd import alerts, devices
+from vaultd import devices
 from vaultd.api.deps import VIA, PrincipalDep, VaultDep
 from vaultd.api.errors import VaultRoute
 from vaultd.daemon import read_status
-from vaultd.people import actor_of
 
 router = APIRouter(tags=["station"], route_class=VaultRoute)
 Segment = Annotated[str, Path(min_length=1, max_length=64)]
@@ -40,28 +39,21 @@ class RetireIn(BaseModel):
 @router.get("/status", response_model=StatusOut,
             summary="Daemon state, docked cameras and their progress, open alerts (admin, auditor)")
 def status(vault: VaultDep, actor: PrincipalDep) -> dict[str, Any]:
-    devices.require_station_reader(vault, actor, VIA)
-    return {"daemon": read_status(vault.layout.root),
-            "alerts": [a.as_json() for a in alerts.list_alerts(vault)]}
+    open_alerts = [a.as_json() for a in devices.station_alerts(vault, actor, via=VIA)]
+    return {"daemon": read_status(vault.layout.root), "alerts": open_alerts}
 
 
 @router.get("/alerts", response_model=list[dict[str, Any]], summary="Alerts, newest first (admin, auditor)")
 def list_alerts(vault: VaultDep, actor: PrincipalDep,
                 all: Annotated[bool, Query(description="cleared ones too")] = False) -> list[dict[str, Any]]:
-    devices.require_station_reader(vault, actor, VIA)
-    return [a.as_json() for a in alerts.list_alerts(vault, include_cleared=all)]
+    return [a.as_json() for a in devices.station_alerts(vault, actor, include_cleared=all, via=VIA)]
 
 
 @router.post("/alerts/{alert_id}/clear", response_model=dict[str, Any],
              summary="Mark an alert as dealt with, saying how (admin)")
 def clear_alert(vault: VaultDep, actor: PrincipalDep, alert_id: Annotated[int, Path(ge=1, le=2**62)],
                 body: ClearIn) -> dict[str, Any]:
-    from vaultd.access import Action
-    from vaultd.i18n import _
-    from vaultd.people import require
-
-    require(vault, actor, Action.MANAGE_DEVICES, VIA, _("clear alerts"))
-    return alerts.clear_alert(vault, alert_id, actor_of(actor, VIA), body.note).as_json()
+    return devices.clear_station_alert(vault, actor, alert_id, body.note, via=VIA).as_json()
 
 
 @router.get("/devices", response_model=list[dict[str, Any]], summary="Cameras this station knows (admin)")
