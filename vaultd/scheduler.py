@@ -16,7 +16,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from vaultd import alerts, audit
@@ -34,8 +33,7 @@ COMPLIANCE_EVERY_S = 3600.0  # compliance alerts are re-checked hourly
 class Job:
     name: str
     run: Callable[[Vault, Actor, datetime], Any]
-    every_s: float | None = None  # an interval ...
-    cron: dict[str, Any] | None = None  # ... or a cron spec (APScheduler CronTrigger fields)
+    every_s: float  # how often it runs
     first_delay_s: float = 30.0  # the first interval run waits this long after start
 
 
@@ -97,13 +95,9 @@ class Scheduler:
 
     def start(self) -> None:
         for job in self.jobs:
-            if job.cron is not None:
-                trigger: Any = CronTrigger(**job.cron, timezone=ZoneInfo(self.vault.config.time.station_tz))
-                self._sched.add_job(self.run_job, trigger, args=[job], id=job.name, name=job.name)
-            elif job.every_s:
-                self._sched.add_job(self.run_job, IntervalTrigger(seconds=job.every_s), args=[job],
-                                    id=job.name, name=job.name,
-                                    next_run_time=datetime.now(ZoneInfo("UTC")) + timedelta(seconds=job.first_delay_s))
+            self._sched.add_job(self.run_job, IntervalTrigger(seconds=job.every_s), args=[job],
+                                id=job.name, name=job.name,
+                                next_run_time=datetime.now(ZoneInfo("UTC")) + timedelta(seconds=job.first_delay_s))
         self._sched.start()
 
     def stop(self) -> None:

@@ -45,17 +45,14 @@ def build_daemon(vault: Vault, *, dock_folder: Path | None = None, udev: bool = 
 
         uds = socket or cfg.api_socket or str(vault.layout.root / "api.sock")
         extras.append(ApiThread(vault, listen if listen is not None else cfg.api_listen, uds))
-    options_busy: list[Daemon] = []
+    options = Options(max_sessions=max_sessions or cfg.max_sessions, auto_enroll=auto_enroll or cfg.auto_enroll,
+                      wipe=cfg.wipe, set_clock=cfg.set_clock, stop_grace_s=cfg.stop_grace_s)
+    daemon = Daemon(vault, registry, sources, options=options, extras=extras, mounter=mounter)
     if previews:
         from vaultd.previewwork import PreviewService
 
         # background previews wait while a camera is being ingested (the 24-hour deadline comes first)
-        extras.append(PreviewService(vault, busy=lambda: bool(options_busy) and options_busy[0].ingesting()))
-    options = Options(max_sessions=max_sessions or cfg.max_sessions, auto_enroll=auto_enroll or cfg.auto_enroll,
-                      wipe=cfg.wipe, set_clock=cfg.set_clock, stop_grace_s=cfg.stop_grace_s)
-    daemon = Daemon(vault, registry, sources, options=options, extras=extras, mounter=mounter)
-    options_busy.append(daemon)
-    if previews:
+        daemon.extras.append(PreviewService(vault, busy=daemon.ingesting))
         daemon.on_session_end.append(lambda st, report: _queue_previews(vault, report))
     return daemon
 
