@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vaultd import faults
-from vaultd.errors import DiskFullError, HashMismatchError
+from vaultd.errors import DiskFullError, HashMismatchError, StorageError
 from vaultd.store import SourceReadError, Store
 
 
@@ -135,3 +135,16 @@ def test_object_path_refuses_non_hashes(store: Store) -> None:
     for bad in ("../../etc/passwd", "ab", "G" * 64):
         with pytest.raises(ValueError):
             store.object_path(bad)
+
+
+def test_a_staged_copy_that_cannot_be_made_durable_is_a_storage_error(store: Store, tmp_path: Path) -> None:
+    staging = store.open_staging("s1")
+    fd = src(tmp_path, b"evidence")
+    staged = store.stage(staging, fd, fsync=False)
+    os.close(fd)
+    store.make_durable([staged])  # fine while it is there
+    staged.path.unlink()  # gone under us (a broken staging disk, an operator's rm)
+    with pytest.raises(StorageError, match=staged.path.name):
+        store.make_durable([staged])
+    assert list(store.iter_objects()) == []  # nothing half-placed in the store
+    staging.close()

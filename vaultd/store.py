@@ -248,13 +248,17 @@ class Store:
             os.close(fd)
 
     def make_durable(self, staged: Sequence[StagedObject]) -> None:
-        """fsync these staged copies (only their own data, unlike ``flush``)."""
+        """fsync these staged copies (only their own data, unlike ``flush``);
+        a copy that cannot be made durable is a StorageError naming it."""
         for obj in staged:
-            fd = os.open(obj.path, os.O_RDONLY | os.O_NOFOLLOW)
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                fd = os.open(obj.path, os.O_RDONLY | os.O_NOFOLLOW)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise _storage_error(exc, obj.path) from exc
 
     def remove_uncommitted(self, sha256: str) -> bool:
         """Remove an object that a dead ingest placed but never catalogued.
