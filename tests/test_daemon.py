@@ -516,3 +516,18 @@ def test_the_wired_daemon_queues_previews_of_what_it_ingested_and_makes_them(
         r.close()
     # 4 clips (2 cut short), 2 photos, 1 audio, and odd-named photos: every one ends done or failed, none lost
     assert sum(counts.values()) >= 7 and counts.get("done", 0) >= 5, counts
+
+
+def test_a_mount_that_vanishes_before_it_is_read_ends_the_session_as_gone(vault: Vault, tmp_path: Path) -> None:
+    mounter = _FakeMounter(tmp_path / "never-there")
+    d = Daemon(vault, registry_mod.load_drivers(), [], options=Options(status_interval_s=0.2), mounter=mounter)
+    r = Running(d)
+    try:
+        key = "pci-0000:00:14.0-usb-0:4|-|-"
+        dev = DeviceInfo(port="pci-0000:00:14.0-usb-0:4", fs_type="vfat")
+        d.events.put(DockEvent(action="add", key=key, device=dev, devnode="/dev/sdy1", sys_path="/sys/block/sdy1"))
+        st = r.ended(key, timeout_s=20)
+    finally:
+        r.close()
+    assert st["state"] == "incomplete" and "cannot be read" in st["detail"]
+    assert _count(vault, recordings) == 0 and _count(vault, docks) == 0

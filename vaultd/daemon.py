@@ -33,6 +33,7 @@ from vaultd.devices import Seen, Verdict
 from vaultd.driverapi import DeviceInfo, Driver
 from vaultd.errors import DeviceGoneError, VaultError
 from vaultd.hotplug import DockEvent, DockEventSource
+from vaultd.i18n import _
 from vaultd.model import Actor, CameraIdentity
 from vaultd.registry import Registry
 from vaultd.vault import Vault, utcnow
@@ -497,7 +498,12 @@ def _extra_status(extra: Any) -> Any:
 
 
 def _with_root(dev: DeviceInfo, root: Path) -> DeviceInfo:
-    return replace(dev, mount_root=root, root_names=camerafs.root_names(root))
+    try:
+        names = camerafs.root_names(root)
+    except OSError as exc:  # mounted, then gone (unplugged, or the mount vanished)
+        raise DeviceGoneError(_("the camera's filesystem at %s cannot be read: %s") % (root, exc.strerror),
+                              hint=_("dock it again")) from exc
+    return replace(dev, mount_root=root, root_names=names)
 
 
 def _quietly(fn: Callable[[], Any]) -> None:
