@@ -205,8 +205,3 @@ def archive(vault: Vault, actor: Principal, number: str, via: str = "cli") -> Ca
         out = db.case_by_id(conn, row.id)
     assert out is not None
     return out
-
-
-def recordings_of(conn: Connection, actor: Principal, number: str) -> list[str]:
-    """The ids of a case's recordings (for access requests naming a case)."""
-    return db.recording_ids(conn, load(conn, actor, number).id)

@@ -247,10 +247,6 @@ def _purge_one(vault: Vault, actor: Principal, batch: Batch, d: Decision, now: d
     log.info("purged original of %s (%s) in batch %s", rec.id, rec.sha256, batch.id)
 
 
-def tombstone_of(conn: Connection, recording_id: str) -> Tombstone | None:
-    return db.tombstone(conn, recording_id)
-
-
 def prepare_scheduled(vault: Vault, actor: Principal, now: datetime) -> str | None:
     """The daemon's weekly job: a batch of what expires within ``notify_ahead_days``,
     announced as an alert (API, ``vaultd alerts``) and in the log. None when nothing is due."""

@@ -313,14 +313,6 @@ class Store:
             return CheckResult(sha256, False, f"hash differs: {digest}")
         return CheckResult(sha256, True, None)
 
-    def require_intact(self, sha256: str) -> None:
-        result = self.check(sha256)
-        if not result.ok:
-            raise HashMismatchError(
-                _("original %s failed its integrity check: %s") % (sha256, result.problem),
-                hint=_("the copy in the vault is not what was ingested; run 'vaultd scrub'"),
-            )
-
 
 def hash_fd(fd: int, chunk_bytes: int = 8 << 20) -> str:
     h = hashlib.sha256()

@@ -62,11 +62,6 @@ def insert_many(conn: Connection, recs: Sequence[Recording]) -> None:
 _BY_SHA = select(recordings).where(recordings.c.sha256 == bindparam("sha"))
 
 
-def find_by_sha(conn: Connection, sha256: str) -> Recording | None:
-    row = conn.execute(_BY_SHA, {"sha": sha256}).first()
-    return _from_row(row) if row else None
-
-
 def ids_by_sha(conn: Connection, shas: Sequence[str]) -> dict[str, str]:
     """sha256 -> recording id for those of ``shas`` already in the catalog (one query)."""
     if not shas:

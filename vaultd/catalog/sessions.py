@@ -54,17 +54,6 @@ _DROP_INTENT = delete(ingest_intents).where(ingest_intents.c.sha256 == bindparam
                                             ingest_intents.c.session_id == bindparam("sid"))
 
 
-def add_sighting(conn: Connection, s: Sighting) -> int:
-    result = conn.execute(_INSERT_SIGHTING, dict(
-        recording_id=s.recording_id, session_id=s.session_id, device_serial=s.device_serial,
-        source_path=s.source_path, name_raw=s.name_raw, size_bytes=s.size_bytes,
-        mtime=s.mtime, seen_at=s.seen_at, outcome=s.outcome,
-    ))
-    pk = result.inserted_primary_key
-    assert pk is not None
-    return int(pk[0])
-
-
 def add_sightings(conn: Connection, many: list[Sighting]) -> list[int]:
     """Insert sightings in one statement; their ids, in order."""
     if not many:
