@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from conftest import camera_files
 from vaultd import alerts, auditcheck, devices, faults
 from vaultd import registry as registry_mod
-from vaultd.catalog.schema import docks, recordings, sightings
+from vaultd.catalog.schema import audit_entries, docks, recordings, sightings
 from vaultd.daemon import Daemon, Options, read_status
 from vaultd.dockfolder import FolderSource
 from vaultd.driverapi import DeviceInfo, UsbId
@@ -145,10 +145,18 @@ def test_enrolled_camera_is_ingested_on_dock_with_progress_clock_and_power(
     doc = read_status(vault.layout.root)
     assert doc is not None and doc["running"] and doc["sessions"][0]["state"] == "complete"
     undock(cam)
-    wait_for(lambda: not r.daemon.snapshot()["sessions"], 10, "undock")
+
+    def undock_recorded() -> bool:
+        with vault.engine.connect() as conn:
+            return conn.execute(select(docks.c.undocked_at)).scalar_one() is not None
+    wait_for(undock_recorded, 10, "the undock")
+    assert not r.daemon.snapshot()["sessions"]
     with vault.engine.connect() as conn:
         (dock,) = conn.execute(select(docks)).all()
         assert dock.outcome == "complete" and dock.session_id == st["session_id"]
+        assert dock.undocked_at is not None and dock.undocked_at >= dock.docked_at  # when it left, kept
+        undocked = conn.execute(select(audit_entries.c.type).where(audit_entries.c.type == "device.undocked")).all()
+    assert len(undocked) == 1
     assert auditcheck.verify(vault).ok
 
 

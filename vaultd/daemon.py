@@ -61,6 +61,7 @@ class SessionState:
     source: str
     state: str = "queued"  # queued | identifying | held | ingesting | complete | incomplete | failed | ignored
     docked_at: str = field(default_factory=lambda: utcnow().isoformat())
+    dock_id: int | None = None  # its row in the catalog's docks
     serial: str | None = None
     model: str | None = None
     officer: str | None = None
@@ -229,24 +230,18 @@ class Daemon:
     def dispatch(self, event: DockEvent) -> None:
         """Route one dock event. A camera's session stays listed (with its final
         state) while it is docked, and moves to the recent list on undock."""
+        if event.action == "remove":
+            self._undock(event)
+            return
+        if event.action != "add":
+            return
         with self.lock:
-            st = self.sessions.get(event.key)
-            running = event.key in self.threads
-            if event.action == "remove":
-                self.redock.pop(event.key, None)
-                if st is not None:
-                    st.undocked = True
-                    if not running:
-                        self.finished.append(self.sessions.pop(event.key))
-                if self.mounter is not None and event.devnode:
-                    _quietly(lambda: self.mounter.unmount(event) if self.mounter else None)
+            if self.stopping.is_set():
                 return
-            if event.action != "add" or self.stopping.is_set():
-                return
-            if running:  # re-enumerated while its last session winds down: run again after it
+            if event.key in self.threads:  # re-enumerated while its last session winds down: run again after it
                 self.redock[event.key] = event
                 return
-            if st is not None:
+            if event.key in self.sessions:
                 self.finished.append(self.sessions.pop(event.key))
             st = SessionState(key=event.key, source=str(event.device.mount_root or event.devnode or event.key))
             self.sessions[event.key] = st
@@ -254,6 +249,21 @@ class Daemon:
                                       name=f"vaultd-session-{event.key[-24:]}")
             self.threads[event.key] = thread
         thread.start()
+
+    def _undock(self, event: DockEvent) -> None:
+        """The camera left: its dock row says when (an audit entry), and its mount goes."""
+        with self.lock:
+            self.redock.pop(event.key, None)
+            st = self.sessions.get(event.key)
+            if st is not None:
+                st.undocked = True
+                if event.key not in self.threads:
+                    self.finished.append(self.sessions.pop(event.key))
+        if st is not None and st.dock_id is not None:
+            dock_id = st.dock_id
+            _quietly(lambda: devices.record_undock(self.vault, dock_id))
+        if self.mounter is not None and event.devnode:
+            _quietly(lambda: self.mounter.unmount(event) if self.mounter else None)
 
     # -- one docked camera (its own error boundary) ---------------------------------------
 
@@ -328,6 +338,7 @@ class Daemon:
             self.vault, seen=seen, identity=identity, driver=driver.name, source=st.source,
             docked_elsewhere=self._docked_elsewhere(event.key, identity.serial),
             auto_enroll=self.options.auto_enroll)
+        st.dock_id = dock_id
         st.verdict, st.detail = decision.verdict.value, decision.reason
         if decision.verdict is Verdict.UNKNOWN:
             st.state = "held"
