@@ -182,16 +182,16 @@ class RequestIn(_In):
     kind: RequestKind
     recordings: list[Name] = Field([], max_length=1000, description="recording ids (or name a case)")
     case: Name | None = Field(None, description="a case number: asks for its recordings (#6)")
+    purpose: Annotated[str, Field(min_length=1, max_length=4000), _Utf8]
+    notice: Short | None = Field(None, description="evidence retrieval notice number (调取证据通知书)")
+    expires_days: int = Field(7, ge=1, le=365)
+    uses: int = Field(1, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _something_named(self) -> "RequestIn":
         if not self.recordings and not self.case:
             raise ValueError("name at least one recording, or a case")
         return self
-    purpose: Annotated[str, Field(min_length=1, max_length=4000), _Utf8]
-    notice: Short | None = Field(None, description="evidence retrieval notice number (调取证据通知书)")
-    expires_days: int = Field(7, ge=1, le=365)
-    uses: int = Field(1, ge=1, le=1000)
 
 
 class RequestOut(BaseModel):
