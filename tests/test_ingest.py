@@ -224,3 +224,33 @@ def test_unreadable_media_is_stored_and_marked_damaged(vault: Vault, camera: Pat
     rec = next(r for r in all_recordings(vault) if r.original_name == "JUNK_0001.MP4")
     assert rec.damaged and "does not look like mp4" in rec.damage_reasons[0]
     assert vault.store.object_path(rec.sha256).read_bytes() == junk.read_bytes()
+
+
+@pytest.mark.parametrize("returned_h, expect", [(-0.5, "moved"), (None, "away")])
+def test_a_trip_recorded_before_ingest_moves_the_stored_deadline(vault: Vault, camera: Path,
+                                                                 returned_h: float | None, expect: str) -> None:
+    """R1's off-site exception holds from the first stamp, not only after the hourly compliance job."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import select
+
+    from vaultd import compliance
+    from vaultd.catalog.schema import recordings
+    from vaultd.people import local_owner
+
+    now = datetime.now(timezone.utc)
+    returned = now + timedelta(hours=returned_h) if returned_h is not None else None
+    compliance.add_trip(vault, local_owner(), officer_number="012345", device_serial=None,
+                        left_at=now - timedelta(days=1), returned_at=returned, note="山区巡查")
+    compliance.add_trip(vault, local_owner(), officer_number="099999", device_serial=None,  # someone else's
+                        left_at=now - timedelta(days=1), returned_at=now + timedelta(days=3), note="培训")
+    ingest_path(vault, camera, actor=Actor.local())
+    with vault.engine.connect() as conn:
+        rows = conn.execute(select(recordings.c.ingest_deadline, recordings.c.on_time, recordings.c.recorded_end,
+                                   recordings.c.officer_id).where(recordings.c.media_type == "video")).all()
+    assert rows and all(r.officer_id == "012345" and r.on_time for r in rows)
+    for r in rows:
+        if expect == "moved":
+            assert returned is not None and r.ingest_deadline == returned + timedelta(hours=24)
+        else:
+            assert r.ingest_deadline is None  # still away: due 24 h after the return, whenever that is

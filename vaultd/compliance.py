@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +35,7 @@ from vaultd.errors import NotFoundError, UsageError
 from vaultd.gaps import Interruption
 from vaultd.i18n import _
 from vaultd.labels import labelling_deadline
+from vaultd.metadata import Deadline, covers, ingest_deadline, whose
 from vaultd.model import Actor
 from vaultd.people import actor_of, require
 from vaultd.reportscope import report_scope
@@ -51,42 +52,6 @@ ALERT_UNNOTED = "interruption.unnoted"
 
 
 # -- pure decisions ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Deadline:
-    at: datetime | None  # None: no end time, or the trip is still open
-    trip_id: int | None = None  # the trip that moved it
-    away: bool = False  # the trip that covers it has not ended
-
-
-def _whose(trip: TripRow, officer: str | None, serial: str | None) -> bool:
-    """The trip is the officer's or the device's."""
-    return ((trip.officer_number is not None and trip.officer_number == officer)
-            or (trip.device_serial is not None and trip.device_serial == serial))
-
-
-def _covers(trip: TripRow, officer: str | None, serial: str | None, when: datetime) -> bool:
-    """The officer or device was away on ``trip`` at ``when``."""
-    return (_whose(trip, officer, serial) and trip.left_at <= when
-            and (trip.returned_at is None or when <= trip.returned_at))
-
-
-def ingest_deadline(end: datetime | None, officer: str | None, serial: str | None,
-                    trips: Iterable[TripRow], hours: float) -> Deadline:
-    """R1: end + hours, or the latest covering trip's return + hours."""
-    if end is None:
-        return Deadline(None)
-    best = Deadline(end + timedelta(hours=hours))
-    for trip in trips:
-        if not _covers(trip, officer, serial, end):
-            continue
-        if trip.returned_at is None:
-            return Deadline(None, trip.id, away=True)
-        moved = trip.returned_at + timedelta(hours=hours)
-        if best.at is not None and moved > best.at:
-            best = Deadline(moved, trip.id)
-    return best
 
 
 @dataclass(frozen=True)
@@ -242,7 +207,7 @@ def overdue_devices(devices: Sequence[db.DeviceDock], trips: Sequence[TripRow], 
         marks = [t for t in (d.last_docked_at, d.enrolled_at, d.assigned_since) if t is not None]
         away = False
         for trip in trips:
-            if not _whose(trip, d.officer_number, d.serial):
+            if not whose(trip, d.officer_number, d.serial):
                 continue
             if trip.left_at <= now and (trip.returned_at is None or trip.returned_at > now):
                 away = True
@@ -300,7 +265,7 @@ def _sync_trip(conn: Connection, trip: TripRow, hours: float) -> list[str]:
     """Re-mark what was recorded during ``trip`` by its officer or device."""
     until = (trip.returned_at or utcnow()) + timedelta(days=1)
     facts = [f for f in db.facts(conn, since=trip.left_at - timedelta(days=1), until=until)
-             if _covers(trip, f.officer_id, f.device_serial, f.recorded_end or f.ingested_at)]
+             if covers(trip, f.officer_id, f.device_serial, f.recorded_end or f.ingested_at)]
     return sync_timeliness(conn, facts, _trip_rows(conn), hours)
 
 

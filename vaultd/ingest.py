@@ -20,7 +20,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,9 +29,10 @@ from pathlib import Path
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
-from vaultd import audit, camerafs, faults
+from vaultd import audit, camerafs, faults, metadata
 from vaultd.audit import Event, EvidenceRef
 from vaultd.camerafs import CameraFile, Passed
+from vaultd.catalog import compliance as comp_db
 from vaultd.catalog import people as people_db
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog import sessions as ses_db
@@ -367,8 +368,10 @@ def _commit_batch(ses: _Session, items: list[_Item]) -> None:
     new = [i for i in items if i.recording is not None]
     with vault.engine.begin() as conn:
         units: dict[str | None, str | None] = {}
+        trips = comp_db.all_trips(conn) if new else []
         for item in new:
-            item.recording = _attribute(conn, item.recording, ses.identity, units)
+            item.recording = _on_time(_attribute(conn, item.recording, ses.identity, units), trips,
+                                      vault.config.ingest.deadline_hours, now)
             ses_db.add_intent(conn, item.staged.sha256, ses.report.session_id, now)
     faults.point("ingest.intents_recorded")
     for item in new:
@@ -377,6 +380,18 @@ def _commit_batch(ses: _Session, items: list[_Item]) -> None:
     faults.point("ingest.objects_placed")
     _insert_rows(ses, items, now)
     faults.point("ingest.rows_committed")
+
+
+def _on_time(rec: Recording | None, trips: Sequence[metadata.Trip], hours: float,
+             now: datetime) -> Recording | None:
+    """R1 with the off-site exception: a recorded trip covering the recording moves
+    its deadline to the return + ``hours``; ingested while still away is on time."""
+    if rec is None or not trips:
+        return rec
+    d = metadata.ingest_deadline(rec.recorded_end, rec.officer_id, rec.device_serial, trips, hours)
+    if d.trip_id is None and not d.away:
+        return rec
+    return dataclasses.replace(rec, ingest_deadline=d.at, on_time=True if d.away else now <= (d.at or now))
 
 
 def _attribute(conn: Connection, rec: Recording | None, identity: CameraIdentity,

@@ -7,8 +7,10 @@ flags what cannot be trusted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vaultd.config import TimeConfig
@@ -121,6 +123,59 @@ def _zone(preferred: str | None, fallback: str) -> ZoneInfo:
 
 def deadline(end: datetime | None, hours: float) -> datetime | None:
     return end + timedelta(hours=hours) if end is not None else None
+
+
+# -- R1: the ingest deadline, and trips away from the station that move it ------------
+
+class Trip(Protocol):
+    """A recorded trip away from the station (officer's or device's)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def officer_number(self) -> str | None: ...
+    @property
+    def device_serial(self) -> str | None: ...
+    @property
+    def left_at(self) -> datetime: ...
+    @property
+    def returned_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class Deadline:
+    at: datetime | None  # None: no end time, or the trip is still open
+    trip_id: int | None = None  # the trip that moved it
+    away: bool = False  # the trip that covers it has not ended
+
+
+def whose(trip: Trip, officer: str | None, serial: str | None) -> bool:
+    """The trip is the officer's or the device's."""
+    return ((trip.officer_number is not None and trip.officer_number == officer)
+            or (trip.device_serial is not None and trip.device_serial == serial))
+
+
+def covers(trip: Trip, officer: str | None, serial: str | None, when: datetime) -> bool:
+    """The officer or device was away on ``trip`` at ``when``."""
+    return (whose(trip, officer, serial) and trip.left_at <= when
+            and (trip.returned_at is None or when <= trip.returned_at))
+
+
+def ingest_deadline(end: datetime | None, officer: str | None, serial: str | None,
+                    trips: Iterable[Trip], hours: float) -> Deadline:
+    """R1: end + hours, or the latest covering trip's return + hours."""
+    if end is None:
+        return Deadline(None)
+    best = Deadline(end + timedelta(hours=hours))
+    for trip in trips:
+        if not covers(trip, officer, serial, end):
+            continue
+        if trip.returned_at is None:
+            return Deadline(None, trip.id, away=True)
+        moved = trip.returned_at + timedelta(hours=hours)
+        if best.at is not None and moved > best.at:
+            best = Deadline(moved, trip.id)
+    return best
 
 
 def making_method(media: MediaType, identity: CameraIdentity) -> str:
