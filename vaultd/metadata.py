@@ -166,7 +166,7 @@ def ingest_deadline(end: datetime | None, officer: str | None, serial: str | Non
     """R1: end + hours, or the latest covering trip's return + hours."""
     if end is None:
         return Deadline(None)
-    best = Deadline(end + timedelta(hours=hours))
+    best = Deadline(deadline(end, hours))
     for trip in trips:
         if not covers(trip, officer, serial, end):
             continue
