@@ -133,6 +133,8 @@ def test_other_files_get_no_preview() -> None:
 @pytest.mark.parametrize(("key", "value"), [
     ("encoder", "quicksync"), ("height", 481), ("height", 4000), ("preset", "placebo"), ("crf", 60),
     ("workers", -1), ("max_attempts", 0), ("timeout_per_media_s", 0), ("fps", -1),
+    ("x264_params", "subme"), ("x264_params", "me=dia;rm -rf /"), ("x264_params", "me=dia:"),
+    ("audio_copy", "yes"),
 ])
 def test_bad_preview_config_names_the_key(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"preview.{key}"):
@@ -141,4 +143,7 @@ def test_bad_preview_config_names_the_key(key: str, value: object) -> None:
 
 def test_preview_config_defaults_and_720p_option() -> None:
     assert config_mod.from_dict({}, "x").preview.height == 480
+    cheap = config_mod.from_dict({}, "x").preview
+    assert (cheap.preset, cheap.x264_params, cheap.audio_copy) == ("veryfast", "me=dia:subme=1", True)
+    assert config_mod.from_dict({"preview": {"x264_params": ""}}, "x").preview.x264_params == ""
     assert config_mod.from_dict({"preview": {"height": 720, "encoder": "nvenc"}}, "x").preview.height == 720

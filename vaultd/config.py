@@ -109,7 +109,9 @@ class PreviewConfig:  # previews (#7)
     fps: int = 15  # 0: the source's frame rate
     preset: str = "veryfast"  # libx264 preset
     crf: int = 28
+    x264_params: str = "me=dia:subme=1"  # libx264 options on top of the preset; "" for none
     audio_kbps: int = 64
+    audio_copy: bool = True  # keep the original's AAC sound as it is (else AAC at audio_kbps, mono)
     photo_height: int = 720
     sprite_every_s: float = 10.0
     first_part_s: float = 10.0  # what "open now" makes first
@@ -322,6 +324,8 @@ def _check_retention(ret: RetentionConfig, source: str) -> None:
 
 PREVIEW_ENCODERS = ("auto", "software", "vaapi", "nvenc")
 PREVIEW_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+_X264_OPTION = r"[a-z0-9][a-z0-9-]*=[A-Za-z0-9.,+-]+"
+_X264_PARAMS = re.compile(f"{_X264_OPTION}(:{_X264_OPTION})*")
 
 
 def _check_preview(pv: PreviewConfig, source: str) -> None:
@@ -340,6 +344,8 @@ def _check_preview(pv: PreviewConfig, source: str) -> None:
         raise bad("audio_kbps", _("from 8 to 320"))
     if pv.preset not in PREVIEW_PRESETS:
         raise bad("preset", _("one of %s") % ", ".join(PREVIEW_PRESETS))
+    if pv.x264_params and not _X264_PARAMS.fullmatch(pv.x264_params):
+        raise bad("x264_params", _("empty or key=value pairs joined by ':' (like \"me=dia:subme=1\")"))
     if pv.encoder not in PREVIEW_ENCODERS:
         raise bad("encoder", _("one of %s") % ", ".join(PREVIEW_ENCODERS))
     if pv.workers < 0:

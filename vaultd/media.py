@@ -510,6 +510,10 @@ class VideoSpec:
     start_s: float = 0.0
     duration_s: float | None = None  # None: to the end
     threads: int = 0  # decoder and encoder threads; 0: ffmpeg's choice
+    x264_params: str = ""  # libx264 options on top of the preset ("key=value:..."); "" for none
+    audio_copy: bool = False  # the original's sound as it is (AAC only), else AAC at audio_kbps, mono
+    scaler: str = "area"  # swscale flags: area is as cheap as fast_bilinear here and does not alias
+    skip_loop_filter: bool = True  # the decoder skips H.264 deblocking: cheaper, invisible at 480p
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -639,11 +643,13 @@ def preview_video_argv(src: Path, out: Path, spec: VideoSpec, work: Path) -> lis
         options["t"] = f"{spec.duration_s:.3f}"
     if spec.threads:
         options["threads"] = spec.threads
+    if spec.skip_loop_filter:
+        options["skip_loop_filter"] = "all"
     source = ffmpeg.input(_src(src), **options)
     video = source.video
-    if spec.fps:
+    if spec.fps:  # before scaling: dropped frames are never scaled
         video = video.filter("fps", fps=spec.fps)
-    video = video.filter("scale", -2, spec.height, flags="fast_bilinear")
+    video = video.filter("scale", -2, spec.height, flags=spec.scaler)
     video = _strip(video, _text_file(work, "strip.txt", spec.strip), spec.font_file, True)
     out_opts: dict[str, Any] = {"f": "mp4", "movflags": "+faststart", "map_metadata": -1,
                                 "metadata": "comment=" + PREVIEW_MARK}
@@ -656,12 +662,17 @@ def preview_video_argv(src: Path, out: Path, spec: VideoSpec, work: Path) -> lis
     else:
         out_opts.update(vcodec="libx264", preset=spec.preset, crf=spec.crf, tune="fastdecode",
                         pix_fmt="yuv420p")
+        if spec.x264_params:
+            out_opts["x264-params"] = spec.x264_params
     if spec.threads:
         out_opts["threads"] = spec.threads
     streams = [video]
     if spec.has_audio:
         streams.append(source.audio)
-        out_opts.update(acodec="aac", ac=1, **{"b:a": f"{spec.audio_kbps}k"})
+        if spec.audio_copy:
+            out_opts.update(acodec="copy")
+        else:
+            out_opts.update(acodec="aac", ac=1, **{"b:a": f"{spec.audio_kbps}k"})
     stream = ffmpeg.output(*streams, str(out), **out_opts)
     if enc.name == "h264_vaapi" and enc.device:
         stream = stream.global_args("-vaapi_device", enc.device)
@@ -684,7 +695,7 @@ def make_poster(src: Path, out: Path, *, height: int, at_s: float, strip: str, f
     # the first keyframe at or after at_s (only keyframes are decoded; at_s is a few seconds at most)
     source = ffmpeg.input(_src(src), skip_frame="nokey")
     picture = source.video.filter("select", f"gte(t,{max(0.0, at_s):.3f})").filter(
-        "scale", -2, height, flags="fast_bilinear")
+        "scale", -2, height, flags="area")
     picture = _strip(picture, _text_file(work, "poster.txt", strip), font_file, False)
     stream = ffmpeg.output(picture, str(out), f="image2", vcodec="mjpeg", update=1,
                            **{"frames:v": 1, "q:v": 4})
@@ -698,7 +709,7 @@ def make_sprite(src: Path, out: Path, *, every_s: float, count: int, columns: in
     # the first keyframe, then the first one at least every_s after the last one taken
     grid = ffmpeg.input(_src(src), skip_frame="nokey").video.filter(
         "select", f"isnan(prev_selected_t)+gte(t-prev_selected_t,{every_s:g})").filter(
-        "scale", -2, tile_height, flags="fast_bilinear").filter("tile", f"{columns}x{rows}")
+        "scale", -2, tile_height, flags="area").filter("tile", f"{columns}x{rows}")
     stream = ffmpeg.output(grid, str(out), f="image2", vcodec="mjpeg", fps_mode="vfr", update=1,
                            **{"frames:v": 1, "q:v": 5})
     return _run_preview(_argv(stream), out, timeout_s, low_priority)

@@ -115,7 +115,9 @@ class FfmpegMaker:
             preset="ultrafast" if first else cfg.preset, crf=cfg.crf, audio_kbps=cfg.audio_kbps,
             encoder=encoder, has_audio=info.audio_codec is not None,
             strip=strip_text(rec, task.tz, cjk=cjk, clock=True) if marking != "metadata-only" else "",
-            font_file=font, duration_s=cfg.first_part_s if first else None, threads=task.threads)
+            font_file=font, duration_s=cfg.first_part_s if first else None, threads=task.threads,
+            x264_params="" if first else cfg.x264_params,  # the quick part: ultrafast as it is
+            audio_copy=cfg.audio_copy and info.audio_codec == "aac")  # MP4 takes AAC as it is
         name = "first.mp4" if first else "video.mp4"
         params: dict[str, Any] = {"marking": marking, "encoder_reason": why}
         ran = self._encode(task, spec, name, params)
