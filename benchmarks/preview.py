@@ -72,7 +72,7 @@ from vaultd.vault import Vault, init_vault, open_vault  # noqa: E402
 CACHE = Path("/tmp/previews_bench")
 BENCH_CONFIG = "[ingest]\nsettle_s = 0.0\nreserve_bytes = 0\n[preview]\npoll_s = 0.2\n"
 TARGETS = {"overhead": 0.95, "realtime": 4.0, "first_s": 5.0, "ingest": 0.9}
-DEFAULTS = ("defaults (480p, 15 fps, veryfast + me=dia:subme=1, crf 28, area scaling, "
+DEFAULTS = ("defaults (480p, 15 fps, veryfast + me=dia:subme=1:partitions=i8x8,i4x4, crf 28, area scaling, "
             "no deblocking in the decoder, AAC sound copied)")
 
 

@@ -20,7 +20,8 @@ def _spec(**changes: object) -> media.VideoSpec:
     spec = media.VideoSpec(height=120, fps=15, preset="veryfast", crf=28, audio_kbps=64,
                            encoder=media.Encoder("libx264"), has_audio=True,
                            strip="id  %{pts:gmtime:1714557784:%H\\:%M\\:%S}  PREVIEW - not evidence",
-                           font_file=media.find_font()[0], x264_params="me=dia:subme=1", audio_copy=True)
+                           font_file=media.find_font()[0], x264_params="me=dia:subme=1:partitions=i8x8,i4x4",
+                           audio_copy=True)
     return media.VideoSpec(**{**spec.__dict__, **changes})
 
 
@@ -40,7 +41,7 @@ def test_cheap_preview_keeps_its_timing_and_sound(tmp_path: Path, audio_copy: bo
                                    low_priority=False)
     argv = list(ran.argv)
     assert argv.index("-skip_loop_filter") < argv.index("-i")  # a decoder option
-    assert "me=dia:subme=1" in argv and "flags=area" in " ".join(argv)
+    assert "me=dia:subme=1:partitions=i8x8,i4x4" in argv and "flags=area" in " ".join(argv)
     info = media.probe(out)
     assert info.ok and info.video_codec == "h264" and info.height == 120 and info.audio_codec == "aac"
     assert info.duration_s == pytest.approx(4.0, abs=0.1)

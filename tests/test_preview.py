@@ -144,6 +144,6 @@ def test_bad_preview_config_names_the_key(key: str, value: object) -> None:
 def test_preview_config_defaults_and_720p_option() -> None:
     assert config_mod.from_dict({}, "x").preview.height == 480
     cheap = config_mod.from_dict({}, "x").preview
-    assert (cheap.preset, cheap.x264_params, cheap.audio_copy) == ("veryfast", "me=dia:subme=1", True)
+    assert (cheap.preset, cheap.x264_params, cheap.audio_copy) == ("veryfast", "me=dia:subme=1:partitions=i8x8,i4x4", True)
     assert config_mod.from_dict({"preview": {"x264_params": ""}}, "x").preview.x264_params == ""
     assert config_mod.from_dict({"preview": {"height": 720, "encoder": "nvenc"}}, "x").preview.height == 720

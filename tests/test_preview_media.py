@@ -92,7 +92,7 @@ def test_every_media_type_gets_a_marked_preview_with_provenance(made: tuple[Vaul
             assert "drawtext" in " ".join(row.params["argv"]["video.mp4"])
             # the provenance names every setting that decided the bytes, the cheap ones included
             spec = row.params["spec"]
-            assert (spec["x264_params"], spec["scaler"], spec["skip_loop_filter"]) == ("me=dia:subme=1", "area", True)
+            assert (spec["x264_params"], spec["scaler"], spec["skip_loop_filter"]) == ("me=dia:subme=1:partitions=i8x8,i4x4", "area", True)
             assert spec["audio_copy"] == (rec.audio_codec == "aac") and spec["x264_params"] in row.params["argv"][
                 "video.mp4"]
             assert "poster.jpg" in row.files or rec.damaged

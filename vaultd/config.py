@@ -109,7 +109,7 @@ class PreviewConfig:  # previews (#7)
     fps: int = 15  # 0: the source's frame rate
     preset: str = "veryfast"  # libx264 preset
     crf: int = 28
-    x264_params: str = "me=dia:subme=1"  # libx264 options on top of the preset; "" for none
+    x264_params: str = "me=dia:subme=1:partitions=i8x8,i4x4"  # libx264 options on top of the preset; "" for none
     audio_kbps: int = 64
     audio_copy: bool = True  # keep the original's AAC sound as it is (else AAC at audio_kbps, mono)
     photo_height: int = 720
