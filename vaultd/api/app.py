@@ -29,6 +29,7 @@ from vaultd.api import (
     routes_people,
     routes_previews,
 )
+from vaultd.api.zerocopy import ZeroCopyH11Protocol
 from vaultd.errors import ConfigError
 from vaultd.i18n import _
 from vaultd.vault import Vault
@@ -88,7 +89,8 @@ def make_servers(vault: Vault, listen: str | None, *, certfile: Path | str | Non
         raise ConfigError(_("the API needs a listen address or a Unix socket"))
     app = create_app(vault)
     common = {"log_config": None, "proxy_headers": False, "server_header": False,
-              "timeout_graceful_shutdown": 30}
+              "timeout_graceful_shutdown": 30,
+              "http": ZeroCopyH11Protocol}  # originals leave by sendfile (plain HTTP; TLS sends chunks)
     servers = []
     if listen:
         host, port = parse_listen(listen)

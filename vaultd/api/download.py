@@ -1,21 +1,36 @@
 """Streaming an original's bytes to an HTTP client, whole or one range.
 
 The read was authorised (and one grant use spent) before this response is
-made. The response reads the open file in chunks off the event loop, never
-holding more than one chunk, and reports how the transfer ended exactly once
-through ``on_done(problem)`` (``None`` when every byte was handed to the
-server), whether it finished, the client went away or the read failed.
+made. The response reports how the transfer ended exactly once through
+``on_done(problem)`` (``None`` when every byte was handed to the server),
+whether it finished, the client went away or the read failed.
 
 Once the status line is out, an error can only cut the connection: the
 response then ends without its last message, which makes the server close
 it, and the client sees a short body. A whole-file response is hashed on the
-way and its last chunk is sent only when the digest matches the catalog, so
-a client never receives a complete but wrong original.
+way and its last part is sent only when the digest matches the catalog, so a
+client never receives a complete but wrong original.
+
+Two ways to send, the same guarantees:
+
+* zero-copy, where the server offers ``http.response.zerocopysend``
+  (vaultd's own, see zerocopy.py; plain HTTP on TCP or a Unix socket): the
+  kernel sends the file's pages while a worker thread reads (and, for a whole
+  file, hashes) the same range ahead of them, never more than ``LEAD_BYTES``
+  ahead, so what is sent is what was just read, still in the page cache, and
+  the event loop never waits on the disk. Bytes go out only once read and
+  hashed; the last ``HOLD_BYTES`` only once the digest matches. (The kernel
+  sends the page cache's copy of what was hashed; the store's originals are
+  never written once stored.)
+* in chunks otherwise (TLS, other servers, the test client): each chunk is
+  read (and hashed) off the event loop while the one before is sent, never
+  holding more than two.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -28,6 +43,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from vaultd.api.ranges import ByteRange
+from vaultd.api.zerocopy import EXTENSION as ZEROCOPY
 from vaultd.errors import HashMismatchError, StorageError, VaultError
 from vaultd.i18n import _
 from vaultd.model import Recording
@@ -35,6 +51,10 @@ from vaultd.model import Recording
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20  # when the caller names none
 READ_AHEAD = 1  # chunks read ahead of the one being sent
+HASH_READ_BYTES = 1 << 20  # one read (+ hash) step of the zero-copy path: stays in the CPU cache
+HASH_BATCH_BYTES = 8 << 20  # read per trip to a worker thread, then released to the sender
+LEAD_BYTES = 64 << 20  # how far reading may run ahead of the bytes sent
+HOLD_BYTES = 1 << 20  # the tail of a whole file that waits for the digest
 
 
 def original_headers(rec: Recording) -> dict[str, str]:
@@ -71,17 +91,23 @@ class OriginalResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         problem: str | None = _("the client went away before the transfer finished")
+        zerocopy = ZEROCOPY in (scope.get("extensions") or {})
         try:
             async with anyio.create_task_group() as tg:
                 async def stream() -> None:
                     nonlocal problem
                     try:
-                        await self._stream(send)
+                        await self._stream(send, zerocopy)
                         problem = None
                     except Exception as exc:  # a task boundary: logged, audited, connection cut
-                        problem = _describe(exc)
-                        log.error("sending original %s failed; the connection is cut: %s",
-                                  self.rec.id, problem, exc_info=exc)
+                        cause = _cause(exc)
+                        cause = _short(self.rec) if isinstance(cause, EOFError) else cause
+                        if isinstance(cause, ConnectionError):  # the server could not deliver: gone
+                            log.info("sending original %s stopped: %s", self.rec.id, cause)
+                        else:
+                            problem = _describe(cause)
+                            log.error("sending original %s failed; the connection is cut: %s",
+                                      self.rec.id, problem, exc_info=exc)
                     tg.cancel_scope.cancel()
 
                 async def watch() -> None:
@@ -98,15 +124,39 @@ class OriginalResponse(Response):
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.on_done, problem)
 
-    async def _stream(self, send: Send) -> None:
-        """Send the part, reading (and hashing) the next chunk while one is sent."""
+    async def _stream(self, send: Send, zerocopy: bool) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        digest = hashlib.sha256() if self.whole else None
         if self.part.length <= 0:
-            self._check(digest)
+            _verify(hashlib.sha256() if self.whole else None, self.rec)
             self.sent_all = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
+        elif zerocopy:
+            await self._stream_zerocopy(send)
+        else:
+            await self._stream_chunks(send)
+
+    # -- zero-copy: the kernel sends, a worker thread hashes ahead ---------------------------
+
+    async def _stream_zerocopy(self, send: Send) -> None:
+        """The kernel sends pages that a worker thread has just read (and, for a whole
+        file, hashed), so the event loop never waits on the disk."""
+        file = io.FileIO(self.fd, "r", closefd=False)
+        start, length = self.part.start, self.part.length
+        ahead = _ReadAhead(self.fd, start, length, self.rec, verify=self.whole)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ahead.run)
+            while ahead.sent < length:
+                ready = await ahead.released_beyond_sent()
+                last = ready == length
+                await send({"type": ZEROCOPY, "file": file, "offset": start + ahead.sent,
+                            "count": ready - ahead.sent, "more_body": not last})
+                self.sent_all = last
+                ahead.advance(ready)
+
+    # -- in chunks: read (and hash) the next chunk while one is sent -----------------------
+
+    async def _stream_chunks(self, send: Send) -> None:
+        digest = hashlib.sha256() if self.whole else None
         chunks, incoming = anyio.create_memory_object_stream[bytes](max_buffer_size=READ_AHEAD)
         failed: list[Exception] = []
         async with anyio.create_task_group() as tg:
@@ -131,27 +181,99 @@ class OriginalResponse(Response):
                     data = await anyio.to_thread.run_sync(_read, self.fd, min(self.chunk_bytes, left), pos,
                                                           digest)
                     if not data:
-                        raise StorageError(_("original %s is shorter than its recorded size") % self.rec.id,
-                                           hint=_("run 'vaultd scrub' and report this to the vault's "
-                                                  "administrator"))
+                        raise _short(self.rec)
                     pos += len(data)
                     left -= len(data)
                     if left == 0:
-                        self._check(digest)
+                        _verify(digest, self.rec)
                     await out.send(data)
             except Exception as exc:  # noqa: BLE001 - handed to the sender, which raises it
                 failed.append(exc)
 
-    def _check(self, digest: hashlib._Hash | None) -> None:
-        if digest is not None and digest.hexdigest() != self.rec.sha256:
-            raise HashMismatchError(
-                _("original %s does not match its recorded hash; the transfer was cut") % self.rec.id,
-                hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
+
+class _ReadAhead:
+    """Reads (and, with ``verify``, hashes) a part ahead of the zero-copy sender, in
+    batches on worker threads.
+
+    ``released`` is how much of the part may be sent: what has been read, less
+    the last ``HOLD_BYTES`` of a verified part until its digest has matched. The
+    sender reports what it sent through ``advance``; reading stays within
+    ``LEAD_BYTES`` of it, so the pages sent are the ones just read (and hashed),
+    still in the page cache. Both run on the event loop; only ``_read_batch``
+    runs on a worker thread.
+    """
+
+    def __init__(self, fd: int, start: int, length: int, rec: Recording, *, verify: bool) -> None:
+        self.fd, self.start, self.length, self.rec = fd, start, length, rec
+        self.digest = hashlib.sha256() if verify else None
+        self.read = 0
+        self.released = 0
+        self.sent = 0
+        self.buffer = memoryview(bytearray(min(HASH_READ_BYTES, length)))
+        self._changed = anyio.Event()
+
+    async def run(self) -> None:
+        """Read batch after batch (small ones first, so sending starts early; a verified
+        part's last ``HOLD_BYTES`` on their own, checked before they are released).
+        Raises HashMismatchError or StorageError, which cancels the sender: the cut."""
+        hold_from = self.length - (min(HOLD_BYTES, self.length) if self.digest else 0)
+        while self.read < self.length:
+            while self.read - self.sent >= LEAD_BYTES:
+                await self._changed.wait()
+            end = hold_from if self.read < hold_from else self.length
+            batch = min(HASH_BATCH_BYTES, max(HASH_READ_BYTES, self.read))
+            await anyio.to_thread.run_sync(self._read_batch, min(end, self.read + batch))
+            if self.read == self.length:
+                _verify(self.digest, self.rec)
+            self.released = self.read
+            self._notify()
+
+    def _read_batch(self, end: int) -> None:
+        while self.read < end:
+            view = self.buffer[:min(len(self.buffer), end - self.read)]
+            n = os.preadv(self.fd, [view], self.start + self.read)
+            if n == 0:
+                raise _short(self.rec)
+            if self.digest is not None:
+                self.digest.update(view[:n])
+            self.read += n
+
+    async def released_beyond_sent(self) -> int:
+        while self.released <= self.sent:
+            await self._changed.wait()
+        return self.released
+
+    def advance(self, sent: int) -> None:
+        self.sent = sent
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
 
 
-def _describe(exc: Exception) -> str:
-    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
+def _verify(digest: hashlib._Hash | None, rec: Recording) -> None:
+    if digest is not None and digest.hexdigest() != rec.sha256:
+        raise HashMismatchError(
+            _("original %s does not match its recorded hash; the transfer was cut") % rec.id,
+            hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
+
+
+def _short(rec: Recording) -> StorageError:
+    return StorageError(_("original %s is shorter than its recorded size") % rec.id,
+                        hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member exception groups; a VaultError
+    before a ConnectionError when both ends failed (a cut that made the client fail)."""
+    while isinstance(exc, BaseExceptionGroup):
+        vault = [e for e in exc.exceptions if isinstance(_cause(e), VaultError)]
+        exc = _cause(vault[0]) if vault else exc.exceptions[0]
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
     return exc.message if isinstance(exc, VaultError) else repr(exc)
 
 
