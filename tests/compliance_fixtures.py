@@ -40,7 +40,7 @@ def put_recording(vault: Vault, *, serial: str = "CAM1", officer: str | None = "
         src.flush()
         src.seek(0)
         staged = vault.store.stage(staging, src.fileno(), fsync=False)
-    vault.store.commit(staged, durable=False)
+    vault.store.commit(staged)
     staging.close()
     rec = Recording(
         id=rec_db.new_id(), sha256=staged.sha256, size_bytes=len(data),

@@ -113,13 +113,26 @@ def canonical_json(value: Any) -> bytes:
 
 
 def _plain(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return -_SAFE_INT <= value <= _SAFE_INT  # outside: the library refuses it
-    return value is None or isinstance(value, (str, bool))
+    """Only dicts with ASCII string keys, lists, tuples, str, bool, None and
+    safe ints (exact types: a subclass takes the library's path)."""
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if not -_SAFE_INT <= v <= _SAFE_INT:  # outside: the library refuses it
+                return False
+        elif t is dict:
+            if not all(type(k) is str and k.isascii() for k in v):
+                return False
+            todo.extend(v.values())
+        elif t is list or t is tuple:
+            todo.extend(v)
+        else:
+            return False
+    return True
 
 
 _SAFE_INT = 2**53 - 1
@@ -144,10 +157,10 @@ def append_many(conn: Connection, events: Sequence[Event], at: datetime | None =
     end = _take_numbers(conn, len(events))
     first = end - len(events)
     reader = _Overlay(SqlNodes(conn))
-    last_for: dict[str, int | None] = {}
+    last_for = _last_entries(conn, {e.evidence.id for e in events if e.evidence is not None})
     entry_rows, node_rows = [], []
     for index, event in enumerate(events, first):
-        prev = _prev(conn, event, last_for)
+        prev = last_for[event.evidence.id] if event.evidence is not None else None
         entry = encode_entry(event, at, prev)
         for lv, i, h in merkle.nodes_completed_by_append(index, merkle.hash_leaf(entry), reader):
             reader.new[(lv, i)] = h
@@ -180,17 +193,16 @@ def _sqlite_time(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _prev(conn: Connection, event: Event, last_for: dict[str, int | None]) -> int | None:
-    if event.evidence is None:
-        return None
-    if event.evidence.id not in last_for:
-        if conn.dialect.name == "sqlite":
-            row = conn.exec_driver_sql("SELECT max(idx) FROM audit_entries WHERE evidence_id = ?",
-                                       (event.evidence.id,)).first()
-            last_for[event.evidence.id] = row[0] if row else None
-        else:
-            last_for[event.evidence.id] = conn.execute(_PREV, {"evidence_id": event.evidence.id}).scalar_one()
-    return last_for[event.evidence.id]
+def _last_entries(conn: Connection, evidence_ids: set[str]) -> dict[str, int | None]:
+    """The index of each evidence's latest entry (None: it has none yet), in
+    one query per few hundred ids."""
+    last: dict[str, int | None] = dict.fromkeys(evidence_ids)
+    ids = sorted(evidence_ids)
+    for at in range(0, len(ids), 500):
+        q = select(audit_entries.c.evidence_id, func.max(audit_entries.c.idx)).where(
+            audit_entries.c.evidence_id.in_(ids[at:at + 500])).group_by(audit_entries.c.evidence_id)
+        last.update({row[0]: row[1] for row in conn.execute(q)})
+    return last
 
 
 def _take_numbers(conn: Connection, n: int) -> int:
@@ -222,7 +234,6 @@ _TAKE_NUMBERS = (update(audit_head).where(audit_head.c.id == 1)
                  .values(size=audit_head.c.size + bindparam("n")).returning(audit_head.c.size))
 _INSERT_ENTRY = insert(audit_entries)
 _INSERT_NODE = insert(audit_nodes)
-_PREV = select(func.max(audit_entries.c.idx)).where(audit_entries.c.evidence_id == bindparam("evidence_id"))
 
 
 def size(conn: Connection) -> int:

@@ -45,7 +45,7 @@ from vaultd.vault import Vault, utcnow
 
 log = logging.getLogger(__name__)
 
-BATCH_FILES = 64
+BATCH_FILES = 128
 BATCH_BYTES = 512 << 20
 _COMMITS_AHEAD = 2  # batches copied ahead of their commit
 _FSYNC_EACH_UP_TO = 8  # a batch of at most this many files is fsynced file by file (syncfs waits for every camera)
@@ -183,14 +183,17 @@ def _copy_all(ses: _Session, files: list[CameraFile], scanned_at: float) -> None
                 for group, wait in ((stale, False), (fresh, True)):
                     if wait and group:
                         _settle(scanned_at, cfg.settle_s)
-                    for batch in _batches(group):
-                        items, stopped = _stage_batch(ses, batch, last_try=attempt == cfg.defer_retries,
-                                                      deferred=deferred)
-                        while len(commits) >= _COMMITS_AHEAD:
-                            commits.pop(0).result()
-                        commits.append(committer.submit(_commit_and_clean, ses, items))
-                        if stopped is not None:  # what was copied before it is kept
-                            raise stopped
+                    with camerafs.Readahead(ses.root_fd, group,
+                                            max_file_bytes=ses.vault.store.chunk_bytes) as ahead:
+                        for batch in _batches(group):
+                            items, stopped = _stage_batch(ses, batch, ahead,
+                                                          last_try=attempt == cfg.defer_retries,
+                                                          deferred=deferred)
+                            while len(commits) >= _COMMITS_AHEAD:
+                                commits.pop(0).result()
+                            commits.append(committer.submit(_commit_and_clean, ses, items))
+                            if stopped is not None:  # what was copied before it is kept
+                                raise stopped
                 if not deferred:
                     break
                 pending, scanned_at = deferred, time.monotonic()
@@ -232,7 +235,7 @@ def _batches(files: list[CameraFile]) -> list[list[CameraFile]]:
     return out
 
 
-def _stage_batch(ses: _Session, batch: list[CameraFile], *, last_try: bool,
+def _stage_batch(ses: _Session, batch: list[CameraFile], ahead: camerafs.Readahead, *, last_try: bool,
                  deferred: list[CameraFile]) -> tuple[list[_Item], DiskFullError | DeviceGoneError | None]:
     """Copy one batch into staging and make it durable; files still being written
     go to ``deferred``. When the camera goes away or the disk fills mid-batch, the
@@ -248,6 +251,7 @@ def _stage_batch(ses: _Session, batch: list[CameraFile], *, last_try: bool,
             except (DiskFullError, DeviceGoneError) as exc:
                 stopped = exc
                 break
+            ahead.advance(cam)
             if staged is not None:
                 items.append(_Item(cam, staged))
         if not big and items:
@@ -281,18 +285,18 @@ def _copy_one(ses: _Session, cam: CameraFile, *, fsync: bool, last_try: bool,
         ses.progress.file(cam.display_path)
     store, cfg = ses.vault.store, ses.vault.config.ingest
     try:
-        fd = camerafs.open_file(ses.root_fd, cam.parts, ses.dirs)
+        fd, st = camerafs.open_file_stat(ses.root_fd, cam.parts, ses.dirs)
     except OSError as exc:
         _source_failed(ses, cam, exc.errno, exc.strerror or str(exc))
         return None
     try:
-        if _changed(os.fstat(fd), cam):
+        if _changed(st, cam):
             _defer(ses, cam, deferred, last_try)
             return None
         store.check_space(cam.size_bytes, cfg.reserve_bytes)
         try:
             staged = store.stage(ses.staging, fd, ses.progress.advance if ses.progress else None,
-                                 fsync=fsync)
+                                 fsync=fsync, size_hint=cam.size_bytes)
         except SourceReadError as exc:
             _source_failed(ses, cam, exc.errno, str(exc))
             return None
@@ -372,11 +376,9 @@ def _commit_batch(ses: _Session, items: list[_Item]) -> None:
         for item in new:
             item.recording = _on_time(_attribute(conn, item.recording, ses.identity, units), trips,
                                       vault.config.ingest.deadline_hours, now)
-            ses_db.add_intent(conn, item.staged.sha256, ses.report.session_id, now)
+        ses_db.add_intents(conn, [item.staged.sha256 for item in new], ses.report.session_id, now)
     faults.point("ingest.intents_recorded")
-    for item in new:
-        vault.store.commit(item.staged, durable=False)
-    vault.store.flush()
+    vault.store.commit_many([item.staged for item in new])
     faults.point("ingest.objects_placed")
     _insert_rows(ses, items, now)
     faults.point("ingest.rows_committed")

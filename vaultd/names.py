@@ -16,6 +16,7 @@ from vaultd.config import NamePattern
 from vaultd.model import NameInfo, SafeName
 
 MAX_DISPLAY_CHARS = 255
+_ORDINARY = re.compile(r"[\x21-\x2e\x30-\x5b\x5d-\x7e]{1,%d}" % MAX_DISPLAY_CHARS)  # printable ASCII, no slashes or spaces
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 
@@ -27,6 +28,8 @@ def neutralise(raw: bytes) -> SafeName:
     except UnicodeDecodeError:
         text = raw.decode("utf-8", errors="replace")
         oddities.append("not-utf8")
+    if not oddities and _ORDINARY.fullmatch(text) and text not in (".", ".."):
+        return SafeName(display=text, raw=raw, oddities=())  # the common case, at once
     if unicodedata.normalize("NFC", text) != text:
         oddities.append("not-nfc")
         text = unicodedata.normalize("NFC", text)
@@ -82,7 +85,9 @@ def parse_name(display: str, patterns: tuple[NamePattern, ...], model: str | Non
 def _parse_ts(ts: str | None) -> datetime | None:
     if not ts:
         return None
+    if len(ts) != 14 or not ts.isascii() or not ts.isdigit():
+        return None
     try:
-        return datetime.strptime(ts, "%Y%m%d%H%M%S")
+        return datetime(int(ts[:4]), int(ts[4:6]), int(ts[6:8]), int(ts[8:10]), int(ts[10:12]), int(ts[12:]))
     except ValueError:
         return None

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import queue
+import re
 import shutil
 import threading
 import uuid
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 GONE_ERRNOS = frozenset({errno.EIO, errno.ENODEV, errno.ENXIO, errno.ENOTCONN, errno.ESHUTDOWN})
 _BUFFERS = 4
+_HEX64 = re.compile("[0-9a-f]{64}")
+_FSYNC_DIRS_UP_TO = 16  # folders fsynced one by one after a batch; more: one syncfs
 LOCK_NAME = ".sessions.lock"
 
 
@@ -95,9 +98,9 @@ class Store:
 
     # -- places ---------------------------------------------------------
     def object_path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if _HEX64.fullmatch(sha256) is None:
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-        return self.store_dir / "sha256" / sha256[:2] / sha256[2:4] / sha256
+        return self.store_dir / f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
     def exists(self, sha256: str) -> bool:
         return self.object_path(sha256).is_file()
@@ -175,25 +178,26 @@ class Store:
         return removed
 
     def stage(self, staging: Staging, src_fd: int, progress: ProgressFn | None = None,
-              *, fsync: bool = True) -> StagedObject:
+              *, fsync: bool = True, size_hint: int | None = None) -> StagedObject:
         """Copy ``src_fd`` into staging while hashing it; fsync the copy.
 
+        The copy is created read-only (the open descriptor still writes).
         With ``fsync=False`` the caller makes a batch durable with one
-        ``flush()`` before committing any of it.
+        ``flush()`` before committing any of it. ``size_hint``: the source's
+        size when the caller has just looked (saves a stat).
 
         Raises SourceReadError when the source fails, DiskFullError on ENOSPC
         (the partial file is removed either way).
         """
         part = staging.new_part()
         try:
-            dst_fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            dst_fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         except OSError as exc:
             raise _storage_error(exc, part) from exc
         try:
             digest, size = _copy_and_hash(src_fd, dst_fd, self.chunk_bytes, progress,
-                                          size_hint=os.fstat(src_fd).st_size)
+                                          size_hint=os.fstat(src_fd).st_size if size_hint is None else size_hint)
             faults.point("stage.before_fsync")
-            os.fchmod(dst_fd, 0o444)
             if fsync:
                 os.fsync(dst_fd)
         except SourceReadError:
@@ -210,13 +214,38 @@ class Store:
         faults.point("stage.done")
         return StagedObject(path=part, sha256=digest, size_bytes=size)
 
-    def commit(self, staged: StagedObject, *, durable: bool = True) -> bool:
-        """Move a staged object into place. Returns False if it was already stored.
+    def commit(self, staged: StagedObject) -> bool:
+        """Move a staged object into place, durably. Returns False if it was
+        already stored.
 
         An existing object of the same name is never replaced; the staged copy
-        is dropped. With ``durable=False`` the directory entries are made
-        durable later by one ``flush()`` for the whole batch.
+        is dropped.
         """
+        touched = self._place(staged)
+        for d in touched or ():
+            _fsync_dir(d)
+        faults.point("store.after_rename")
+        return touched is not None
+
+    def commit_many(self, staged: Sequence[StagedObject]) -> None:
+        """Move a batch of staged objects into place, then make the new names
+        durable: an fsync of each folder touched when they are few (a syncfs
+        also waits for everything else written to the filesystem, other
+        cameras' copies included), one syncfs when they are many."""
+        touched: set[Path] = set()
+        for obj in staged:
+            touched.update(self._place(obj) or ())
+        if len(touched) <= _FSYNC_DIRS_UP_TO:
+            for d in sorted(touched, key=lambda p: len(p.parts), reverse=True):
+                _fsync_dir(d)
+        else:
+            self.flush()
+        faults.point("store.after_rename")
+
+    def _place(self, staged: StagedObject) -> list[Path] | None:
+        """Rename ``staged`` to its name in the store; returns the folders whose
+        entries changed, or None when the object was already there (the staged
+        copy is then dropped)."""
         target = self.object_path(staged.sha256)
         if target.exists():
             _discard(staged.path)
@@ -225,19 +254,14 @@ class Store:
                     _("stored original %s has the wrong size") % staged.sha256,
                     hint=_("the store was altered; run 'vaultd scrub'"),
                 )
-            return False
+            return None
         created = _make_dirs(target.parent)
         faults.point("store.before_rename")
         try:
             os.rename(staged.path, target)
         except OSError as exc:
             raise _storage_error(exc, target) from exc
-        if durable:
-            _fsync_dir(target.parent)
-            for d in created:
-                _fsync_dir(d.parent)
-        faults.point("store.after_rename")
-        return True
+        return [target.parent, *(d.parent for d in created)]
 
     def flush(self) -> None:
         """Make everything written to the vault's filesystem durable (syncfs)."""
@@ -332,12 +356,12 @@ def _copy_and_hash(src_fd: int, dst_fd: int, chunk: int, progress: ProgressFn | 
     A file that fits in one chunk is copied on this thread alone: a thread and
     its buffers cost more than they save on small files.
     """
+    if 0 <= size_hint < chunk:
+        return _copy_small(src_fd, dst_fd, size_hint, progress)
     try:
         os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     except OSError:
         pass  # a hint only
-    if 0 <= size_hint < chunk:
-        return _copy_small(src_fd, dst_fd, size_hint, progress)
     free: queue.Queue[bytearray] = queue.Queue()
     bufs = _POOL.take(chunk, _BUFFERS)
     for buf in bufs:
@@ -407,6 +431,10 @@ def _copy_small(src_fd: int, dst_fd: int, size_hint: int, progress: ProgressFn |
         faults.point("stage.chunk")
         if progress is not None:
             progress(len(data))
+        if size == size_hint:
+            # a short read of a regular file is its end; growth after it shows
+            # in the caller's check of size and time after the copy
+            return h.hexdigest(), size
 
 
 class _BufferPool:
@@ -468,21 +496,23 @@ def _discard(path: Path) -> None:
 
 
 def _make_dirs(path: Path) -> list[Path]:
-    created: list[Path] = []
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
+    """Create ``path`` and its missing parents; returns those created, outermost first."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        return []
+    except FileNotFoundError:
+        created = _make_dirs(path.parent)
         try:
-            os.mkdir(d, 0o700)
-            created.append(d)
+            os.mkdir(path, 0o700)
         except FileExistsError:
-            pass
+            return created
         except OSError as exc:
-            raise _storage_error(exc, d) from exc
-    return created
+            raise _storage_error(exc, path) from exc
+        return [*created, path]
+    except OSError as exc:
+        raise _storage_error(exc, path) from exc
+    return [path]
 
 
 def _syncfs(fd: int) -> None:

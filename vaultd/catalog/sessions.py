@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -89,8 +90,10 @@ def add_file_event(conn: Connection, *, session_id: str, source_path: str, name_
 
 # -- intents: "this session is about to place object X in the store" -------
 
-def add_intent(conn: Connection, sha256: str, session_id: str, at: datetime) -> None:
-    conn.execute(_INSERT_INTENT, dict(sha256=sha256, session_id=session_id, created_at=at))
+def add_intents(conn: Connection, shas: Sequence[str], session_id: str, at: datetime) -> None:
+    """One intent per object, in one statement."""
+    if shas:
+        conn.execute(_INSERT_INTENT, [dict(sha256=sha, session_id=session_id, created_at=at) for sha in shas])
 
 
 def drop_intent(conn: Connection, sha256: str, session_id: str) -> None:
