@@ -123,7 +123,7 @@ class PreviewConfig:  # previews (#7)
     timeout_per_media_s: float = 2.0
     font_file: str = ""  # empty: find a font with CJK glyphs
     folder: str = ""  # empty: <home>/previews
-    poll_s: float = 2.0
+    poll_s: float = 5.0
     pause_during_ingest: bool = True  # background previews stop while the daemon ingests
 
 

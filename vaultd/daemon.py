@@ -189,8 +189,8 @@ class Daemon:
         last_line = ""
         try:
             while not stop.is_set() and not self.stopping.is_set():
-                try:
-                    self.dispatch(self.events.get(timeout=0.2))
+                try:  # an idle daemon wakes once a second (an event still wakes it at once)
+                    self.dispatch(self.events.get(timeout=0.2 if self.sessions else 1.0))
                 except queue.Empty:
                     pass
                 now = time.monotonic()

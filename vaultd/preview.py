@@ -182,8 +182,12 @@ def folder_of(vault: Vault, recording_id: str) -> Path:
 # -- the queue, for the daemon and the front ends ------------------------------------
 
 def enqueue_new(vault: Vault, recording_ids: Sequence[str], *, now: datetime | None = None) -> int:
-    """Ingest hook: queue previews of newly ingested recordings. Returns how many were queued."""
-    return _enqueue(vault, recording_ids, NEW_INGEST, SERVICE.label, now or utcnow())
+    """Ingest hook: queue previews of newly ingested recordings (idle workers wake at
+    once). Returns how many were queued."""
+    queued = _enqueue(vault, recording_ids, NEW_INGEST, SERVICE.label, now or utcnow())
+    if queued:
+        WAKE.set()
+    return queued
 
 
 def enqueue_backlog(vault: Vault, *, limit: int = 1000, now: datetime | None = None) -> int:

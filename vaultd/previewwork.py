@@ -61,7 +61,7 @@ from vaultd.vault import Vault, utcnow
 log = logging.getLogger(__name__)
 
 BACKLOG_EVERY_S = 60.0
-GATE_POLL_S = 0.5
+GATE_POLL_S = 1.0
 _ACTIVE: set[int] = set()  # job ids running in this process
 _ACTIVE_LOCK = threading.Lock()
 _COMMIT_LOCK = threading.Lock()  # a part never replaces a better one
