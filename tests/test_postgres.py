@@ -91,3 +91,19 @@ def test_vault_on_postgresql(pg_url: str, tmp_path: Path, camera: Path) -> None:
         assert "audit entry 3" in problems[0], problems
     finally:
         vault.close()
+
+
+def test_unsynced_bookkeeping_commits_without_waiting_and_leaves_the_pool_synced(pg_url: str) -> None:
+    from vaultd.catalog import db
+
+    engine = db.create(pg_url)
+    try:
+        with db.begin_unsynced(engine) as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS unsynced_probe (x int)")
+            conn.exec_driver_sql("INSERT INTO unsynced_probe VALUES (1)")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+            assert conn.exec_driver_sql("SELECT count(*) FROM unsynced_probe").scalar() == 1
+    finally:
+        engine.dispose()

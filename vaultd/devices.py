@@ -20,6 +20,7 @@ from sqlalchemy import Connection, select, update
 from vaultd import alerts, audit
 from vaultd.access import Action, Principal
 from vaultd.audit import Event
+from vaultd.catalog import db
 from vaultd.catalog.schema import alerts as alerts_t
 from vaultd.catalog.schema import devices as devices_t
 from vaultd.catalog.schema import docks as docks_t
@@ -157,7 +158,7 @@ def record_dock(vault: Vault, *, seen: Seen, identity: CameraIdentity, driver: s
     with auto_enroll), raises alerts for unknown, retired and duplicate
     serials, and writes a ``device.docked`` audit entry."""
     now = now or utcnow()
-    with vault.engine.begin() as conn:
+    with db.begin_unsynced(vault.engine) as conn:  # durable with the first batch's intents
         rows = rows_for(conn, seen.serial) if seen.serial else []
         decision = decide_dock(rows, seen, docked_elsewhere=docked_elsewhere, auto_enroll=auto_enroll)
         device_id = decision.device_id
@@ -243,7 +244,7 @@ def record_readings(vault: Vault, device_id: int, reading: ClockReading | None, 
     """What the dock read off the camera, in one transaction: its clock offset (R11;
     an alert beyond ``max_skew_s``, then True) and its battery and storage state."""
     skewed = False
-    with vault.engine.begin() as conn:
+    with db.begin_unsynced(vault.engine) as conn:  # durable with the first batch's intents
         if power is not None:
             conn.execute(update(devices_t).where(devices_t.c.id == device_id).values(
                 battery_percent=power.battery_percent, storage_free_bytes=power.storage_free_bytes,

@@ -33,6 +33,7 @@ from vaultd import audit, camerafs, faults, metadata
 from vaultd.audit import Event, EvidenceRef
 from vaultd.camerafs import CameraFile, Passed
 from vaultd.catalog import compliance as comp_db
+from vaultd.catalog import db
 from vaultd.catalog import people as people_db
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog import sessions as ses_db
@@ -137,7 +138,7 @@ def ingest_tree(vault: Vault, root_fd: int, source: str, identity: CameraIdentit
     report = IngestReport(session_id, source, identity.serial, clock(), recovered=recovered)
     walk = camerafs.walk(root_fd, vault.config.ingest)
     scanned_at = time.monotonic()
-    with vault.engine.begin() as conn:
+    with db.begin_unsynced(vault.engine) as conn:  # durable with the first batch's intents
         ses_db.start(conn, session_id, at=report.started_at, source=source,
                      device_serial=identity.serial, actor=actor.label)
         audit.append(conn, Event("ingest.session.start", actor, {

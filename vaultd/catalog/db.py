@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from vaultd.errors import StorageError
@@ -49,6 +49,37 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def begin_unsynced(engine: Engine) -> Iterator[Connection]:
+    """A write transaction whose commit does not wait for the disk.
+
+    SQLite (WAL) commits it with ``synchronous=NORMAL``, PostgreSQL with
+    ``synchronous_commit = off``. Both keep the order of commits: the next
+    ordinary commit makes this one durable as well, and a power cut before
+    that loses this transaction whole, never part of it. Meant for the
+    bookkeeping between a camera's dock and its first copied byte (the dock,
+    the clock reading, the session start), which would otherwise wait behind
+    other cameras' writes for an fsync; the first batch's intents are then
+    committed durably before any original is placed. Never for evidence rows.
+    """
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+        if raw is not None:
+            raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with conn.begin():
+                if raw is None:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                yield conn
+        finally:
+            if raw is not None:
+                try:
+                    raw.execute("PRAGMA synchronous=FULL")
+                except Exception:
+                    conn.invalidate()  # never hand the pool a connection left unsynced
+                    raise
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
