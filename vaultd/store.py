@@ -181,23 +181,24 @@ class Store:
               *, fsync: bool = True, size_hint: int | None = None) -> StagedObject:
         """Copy ``src_fd`` into staging while hashing it; fsync the copy.
 
-        The copy is created read-only (the open descriptor still writes).
-        With ``fsync=False`` the caller makes a batch durable with one
-        ``flush()`` before committing any of it. ``size_hint``: the source's
-        size when the caller has just looked (saves a stat).
+        The copy is made read-only (0444). With ``fsync=False`` the caller
+        makes a batch durable with one ``flush()`` before committing any of
+        it. ``size_hint``: the source's size when the caller has just looked
+        (saves a stat).
 
         Raises SourceReadError when the source fails, DiskFullError on ENOSPC
         (the partial file is removed either way).
         """
         part = staging.new_part()
         try:
-            dst_fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            dst_fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             raise _storage_error(exc, part) from exc
         try:
             digest, size = _copy_and_hash(src_fd, dst_fd, self.chunk_bytes, progress,
                                           size_hint=os.fstat(src_fd).st_size if size_hint is None else size_hint)
             faults.point("stage.before_fsync")
+            os.fchmod(dst_fd, 0o444)  # whatever the umask made of the mode at creation
             if fsync:
                 os.fsync(dst_fd)
         except SourceReadError:
