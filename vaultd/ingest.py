@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 BATCH_FILES = 128
 BATCH_BYTES = 512 << 20
 _COMMITS_AHEAD = 2  # batches copied ahead of their commit
-_FSYNC_EACH_UP_TO = 8  # a batch of at most this many files is fsynced file by file (syncfs waits for every camera)
 
 
 @dataclass(frozen=True)
@@ -256,10 +255,7 @@ def _stage_batch(ses: _Session, batch: list[CameraFile], ahead: camerafs.Readahe
             if staged is not None:
                 items.append(_Item(cam, staged))
         if not big and items:
-            if len(items) <= _FSYNC_EACH_UP_TO:  # a few big files: their own data only
-                ses.vault.store.make_durable([item.staged for item in items])
-            else:  # many small files: one syncfs beats an fsync each
-                ses.vault.store.flush()
+            ses.vault.store.make_durable([item.staged for item in items])
         faults.point("ingest.batch_durable")
     except BaseException:
         _clean(items)

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 GONE_ERRNOS = frozenset({errno.EIO, errno.ENODEV, errno.ENXIO, errno.ENOTCONN, errno.ESHUTDOWN})
 _BUFFERS = 4
 _HEX64 = re.compile("[0-9a-f]{64}")
-_FSYNC_DIRS_UP_TO = 16  # folders fsynced one by one after a batch; more: one syncfs
+_SYNC_EACH_UP_TO = 16  # files or folders fsynced one by one; more: one syncfs
 LOCK_NAME = ".sessions.lock"
 
 
@@ -236,12 +236,18 @@ class Store:
         touched: set[Path] = set()
         for obj in staged:
             touched.update(self._place(obj) or ())
-        if len(touched) <= _FSYNC_DIRS_UP_TO:
-            for d in sorted(touched, key=lambda p: len(p.parts), reverse=True):
-                _fsync_dir(d)
+        # the innermost folders first: a new folder's entry is its parent's
+        self._sync_each_or_all(sorted(touched, key=lambda p: len(p.parts), reverse=True), _fsync_dir)
+        faults.point("store.after_rename")
+
+    def _sync_each_or_all(self, paths: Sequence[Path], sync_one: Callable[[Path], None]) -> None:
+        """Make ``paths`` durable: each on its own when they are few (only their own
+        data), else one syncfs (which also waits for everything else written)."""
+        if len(paths) <= _SYNC_EACH_UP_TO:
+            for path in paths:
+                sync_one(path)
         else:
             self.flush()
-        faults.point("store.after_rename")
 
     def _place(self, staged: StagedObject) -> list[Path] | None:
         """Rename ``staged`` to its name in the store; returns the folders whose
@@ -273,17 +279,9 @@ class Store:
             os.close(fd)
 
     def make_durable(self, staged: Sequence[StagedObject]) -> None:
-        """fsync these staged copies (only their own data, unlike ``flush``);
-        a copy that cannot be made durable is a StorageError naming it."""
-        for obj in staged:
-            try:
-                fd = os.open(obj.path, os.O_RDONLY | os.O_NOFOLLOW)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise _storage_error(exc, obj.path) from exc
+        """Make these staged copies durable: an fsync each when they are few,
+        else one syncfs; a copy that cannot be fsynced is a StorageError naming it."""
+        self._sync_each_or_all([obj.path for obj in staged], _fsync_file)
 
     def remove_uncommitted(self, sha256: str) -> bool:
         """Remove an object that a dead ingest placed but never catalogued.
@@ -494,6 +492,17 @@ def _discard(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _fsync_file(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _storage_error(exc, path) from exc
 
 
 def _make_dirs(path: Path) -> list[Path]:
