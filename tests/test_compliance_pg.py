@@ -3,11 +3,6 @@ cursor (a row-value comparison), spot checks and statistics."""
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from compliance_fixtures import Month, at, flip_a_bit, object_path
+from pgserver import throwaway_postgres
 from vaultd import compliance, gaps, scrub, spotcheck, stats
 from vaultd.catalog import recordings as rec_db
 from vaultd.model import Actor, Recording
@@ -26,34 +22,10 @@ PORT = 54341  # not test_postgres.py's, so both may run at once
 OWNER = local_owner()
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        pytest.skip("PostgreSQL tests need: apt-get install postgresql (./run tests installs it)")
-    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg (pip install 'psycopg[binary]')")
-    bindir = Path(bins[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="compliance-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-    data = base / "data"
-    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
-                                 "-o", f"-k {base} -p {PORT} -c listen_addresses=", "start"]),
-                   check=True, capture_output=True)
-    try:
-        subprocess.run(_as_postgres([str(bindir / "psql"), "-h", str(base), "-p", str(PORT), "-U", "postgres",
-                                     "-c", "CREATE DATABASE compliance_test"]), check=True, capture_output=True)
-        yield f"postgresql+psycopg://postgres@/compliance_test?host={base}&port={PORT}"
-    finally:
-        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+    with throwaway_postgres(PORT, "compliance_test", "compliance-pg-") as url:
+        yield url
 
 
 def test_compliance_on_postgresql(pg_url: str, tmp_path: Path) -> None:

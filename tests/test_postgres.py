@@ -7,11 +7,6 @@ append-only triggers and its verification must all hold there too.
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from conftest import camera_files
+from pgserver import throwaway_postgres
 from vaultd import auditcheck
 from vaultd.catalog import recordings as rec_db
 from vaultd.ingest import ingest_path
@@ -30,35 +26,10 @@ pytestmark = [pytest.mark.pg, pytest.mark.slow]
 PORT = 54331
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="module")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        pytest.skip("PostgreSQL tests need: apt-get install postgresql (./run tests installs it)")
-    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg (pip install 'psycopg[binary]')")
-    bindir = Path(bins[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="vaultd-pg-"))  # pytest's tmp is private to root
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-    data = base / "data"
-    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
-                                 "-o", f"-k {base} -p {PORT} -c listen_addresses=", "start"]),
-                   check=True, capture_output=True)
-    try:
-        subprocess.run(_as_postgres([str(bindir.parent / "bin" / "psql"), "-h", str(base), "-p", str(PORT),
-                                     "-U", "postgres", "-c", "CREATE DATABASE vaultd_test"]),
-                       check=True, capture_output=True)
-        yield f"postgresql+psycopg://postgres@/vaultd_test?host={base}&port={PORT}"
-    finally:
-        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+def pg_url() -> Iterator[str]:
+    with throwaway_postgres(PORT, "vaultd_test", "vaultd-pg-") as url:
+        yield url
 
 
 def test_vault_on_postgresql(pg_url: str, tmp_path: Path, camera: Path) -> None:
