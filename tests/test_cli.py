@@ -150,3 +150,12 @@ def test_get_of_a_missing_original_fails_clearly_and_is_logged(home: Path, camer
     code, out, _ = run(capsys, *h, "audit", "list", "--recording", rec["id"], "--json")
     failed = [e for e in json.loads(out) if e["type"] == "recording.get.failed"]
     assert failed and "missing" in failed[0]["details"]["problem"]
+
+
+def test_an_out_file_that_cannot_be_written_is_a_clear_error(home: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-such-folder"
+    for args in (("audit", "checkpoint"), ("export", "ca")):
+        code, _, err = run(capsys, "--home", str(home), *args, "--out", str(missing / "x.pem"))
+        assert code == 2, args
+        assert f"cannot write {missing / 'x.pem'}" in err

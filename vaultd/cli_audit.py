@@ -10,7 +10,7 @@ from typing import Any
 from vaultd import audit, auditcheck, logview, note, tlogfmt
 from vaultd.people import local_owner
 from vaultd.audit import AuditFilter, Event
-from vaultd.clicommon import cmd, open_, parse_time, print_json, remote, zone
+from vaultd.clicommon import cmd, open_, parse_time, print_json, remote, write_out, zone
 from vaultd.errors import LogTamperedError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Actor
@@ -87,10 +87,7 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
     client = remote(args)
     signed = client.call("GET", "/audit/checkpoint").content if client else logview.checkpoint(open_(args))
     if args.out:
-        try:
-            args.out.write_bytes(signed)
-        except OSError as exc:
-            raise UsageError(_("cannot write %s: %s") % (args.out, exc.strerror)) from None
+        write_out(args.out, signed)
     sys.stdout.write(signed.decode("utf-8"))
     return 0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vaultd import iso
-from vaultd.clicommon import cmd, open_, print_json, remote
+from vaultd.clicommon import cmd, open_, print_json, remote, write_out
 from vaultd.errors import IntegrityError, UsageError
 from vaultd.i18n import _
 from vaultd.iso import DISCS
@@ -129,10 +129,7 @@ def _run_ca(args: argparse.Namespace) -> int:
     _local_only(args, "export ca")
     pem, fingerprint = export.agency_ca(open_(args))
     if args.out:
-        try:
-            args.out.write_bytes(pem)
-        except OSError as exc:
-            raise UsageError(_("cannot write %s: %s") % (args.out, exc.strerror)) from None
+        write_out(args.out, pem)
     sys.stdout.write(pem.decode("ascii"))
     print(_("SHA-256 fingerprint: %s") % fingerprint)
     return 0

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -70,6 +71,14 @@ def remote(args: argparse.Namespace) -> ApiClient | None:
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
+
+
+def write_out(path: Path, data: bytes) -> None:
+    """Write a command's ``--out`` file; a failure is a UsageError naming the file."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise UsageError(_("cannot write %s: %s") % (path, exc.strerror)) from None
 
 
 def zone(vault: Vault) -> ZoneInfo:
