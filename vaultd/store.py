@@ -217,28 +217,25 @@ class Store:
 
     def commit(self, staged: StagedObject) -> bool:
         """Move a staged object into place, durably. Returns False if it was
-        already stored.
+        already stored (an existing object is never replaced; the staged copy
+        is dropped)."""
+        return self.commit_many([staged])[0]
 
-        An existing object of the same name is never replaced; the staged copy
-        is dropped.
-        """
-        touched = self._place(staged)
-        for d in touched or ():
-            _fsync_dir(d)
-        faults.point("store.after_rename")
-        return touched is not None
-
-    def commit_many(self, staged: Sequence[StagedObject]) -> None:
+    def commit_many(self, staged: Sequence[StagedObject]) -> list[bool]:
         """Move a batch of staged objects into place, then make the new names
-        durable: an fsync of each folder touched when they are few (a syncfs
-        also waits for everything else written to the filesystem, other
-        cameras' copies included), one syncfs when they are many."""
+        durable (the folders touched: an fsync each when few, else one syncfs,
+        which also waits for everything else written, other cameras' copies
+        included). Returns, for each, whether it was placed (False: already stored)."""
         touched: set[Path] = set()
+        placed = []
         for obj in staged:
-            touched.update(self._place(obj) or ())
+            dirs = self._place(obj)
+            placed.append(dirs is not None)
+            touched.update(dirs or ())
         # the innermost folders first: a new folder's entry is its parent's
         self._sync_each_or_all(sorted(touched, key=lambda p: len(p.parts), reverse=True), _fsync_dir)
         faults.point("store.after_rename")
+        return placed
 
     def _sync_each_or_all(self, paths: Sequence[Path], sync_one: Callable[[Path], None]) -> None:
         """Make ``paths`` durable: each on its own when they are few (only their own
