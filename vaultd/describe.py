@@ -22,9 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def describe(cam: CameraFile, staged: StagedObject, identity: CameraIdentity, cfg: Config,
-             *, session_id: str, now: datetime) -> Recording:
+             *, session_id: str, now: datetime,
+             structure: containers.StructureReport | None = None) -> Recording:
+    """``structure``: the staged copy's ``containers.check_path``, when the copy already made it."""
     media_type = metadata.media_type_for(cam.name.display)
-    structure = containers.check_path(staged.path, cam.name.display)
+    if structure is None:
+        structure = containers.check_path(staged.path, cam.name.display)
     probe = _probe(staged, media_type, structure)
     info = parse_name(cam.name.display, cfg.ingest.name_patterns, identity.model)
     mtime = datetime.fromtimestamp(cam.mtime_ns / 1e9, tz=timezone.utc)

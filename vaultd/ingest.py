@@ -29,9 +29,10 @@ from pathlib import Path
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
-from vaultd import audit, camerafs, faults, metadata
+from vaultd import audit, camerafs, copier, faults, metadata
 from vaultd.audit import Event, EvidenceRef
 from vaultd.camerafs import CameraFile, Passed
+from vaultd.containers import StructureReport
 from vaultd.catalog import compliance as comp_db
 from vaultd.catalog import db
 from vaultd.catalog import people as people_db
@@ -41,7 +42,7 @@ from vaultd.describe import describe
 from vaultd.errors import DeviceGoneError, DiskFullError
 from vaultd.i18n import _
 from vaultd.model import Actor, CameraIdentity, Outcome, Progress, Recording
-from vaultd.store import GONE_ERRNOS, SourceReadError, StagedObject, Staging, hash_fd
+from vaultd.store import GONE_ERRNOS, StagedObject, Staging, hash_fd
 from vaultd.vault import Vault, utcnow
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 BATCH_FILES = 128
 BATCH_BYTES = 512 << 20
 _COMMITS_AHEAD = 2  # batches copied ahead of their commit
+HELPER_MIN_FILES = copier.HELPER_MIN_FILES  # small files that start a copy helper process; 0: never
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class IngestReport:
 class _Item:
     cam: CameraFile
     staged: StagedObject
+    structure: StructureReport | None = None  # checked by the copy helper
     recording: Recording | None = None
     sighting_id: int | None = None
     recording_id: str | None = None
@@ -183,10 +186,10 @@ def _copy_all(ses: _Session, files: list[CameraFile], scanned_at: float) -> None
                 for group, wait in ((stale, False), (fresh, True)):
                     if wait and group:
                         _settle(scanned_at, cfg.settle_s)
-                    with camerafs.Readahead(ses.root_fd, group,
-                                            max_file_bytes=ses.vault.store.chunk_bytes) as ahead:
-                        for batch in _batches(group):
-                            items, stopped = _stage_batch(ses, batch, ahead,
+                    batches = _batches(group)
+                    with _copier(ses, batches) as source:
+                        for batch in batches:
+                            items, stopped = _stage_batch(ses, batch, source,
                                                           last_try=attempt == cfg.defer_retries,
                                                           deferred=deferred)
                             while len(commits) >= _COMMITS_AHEAD:
@@ -235,7 +238,17 @@ def _batches(files: list[CameraFile]) -> list[list[CameraFile]]:
     return out
 
 
-def _stage_batch(ses: _Session, batch: list[CameraFile], ahead: camerafs.Readahead, *, last_try: bool,
+def _copier(ses: _Session, batches: list[list[CameraFile]]) -> copier.LocalCopier | copier.HelperCopier:
+    """A helper process copies the batches of small files when there are many
+    (not while a test has armed fault points: they count in this process only)."""
+    job = copier.CopyJob(ses.vault.store, ses.staging, ses.root_fd, ses.vault.config.ingest.reserve_bytes)
+    if not faults.armed() and copier.wants_helper(batches, ses.vault.store.chunk_bytes, HELPER_MIN_FILES):
+        return copier.HelperCopier(job, ses.dirs, batches, ses.progress)
+    return copier.LocalCopier(job, ses.dirs, [f for b in batches for f in b], ses.progress)
+
+
+def _stage_batch(ses: _Session, batch: list[CameraFile], source: copier.LocalCopier | copier.HelperCopier,
+                 *, last_try: bool,
                  deferred: list[CameraFile]) -> tuple[list[_Item], DiskFullError | DeviceGoneError | None]:
     """Copy one batch into staging and make it durable; files still being written
     go to ``deferred``. When the camera goes away or the disk fills mid-batch, the
@@ -245,15 +258,16 @@ def _stage_batch(ses: _Session, batch: list[CameraFile], ahead: camerafs.Readahe
     items: list[_Item] = []
     stopped: DiskFullError | DeviceGoneError | None = None
     try:
-        for cam in batch:
-            try:
-                staged = _copy_one(ses, cam, fsync=big, last_try=last_try, deferred=deferred)
-            except (DiskFullError, DeviceGoneError) as exc:
-                stopped = exc
-                break
-            ahead.advance(cam)
-            if staged is not None:
-                items.append(_Item(cam, staged))
+        try:
+            for cam, result in source.copy(batch, fsync=big):
+                if isinstance(result, copier.Staged):
+                    items.append(_Item(cam, result.staged, structure=result.structure))
+                elif isinstance(result, copier.Changed):
+                    _defer(ses, cam, deferred, last_try)
+                else:
+                    _source_failed(ses, cam, result.errno, result.why)
+        except (DiskFullError, DeviceGoneError) as exc:
+            stopped = exc
         if not big and items:
             ses.vault.store.make_durable([item.staged for item in items])
         faults.point("ingest.batch_durable")
@@ -274,40 +288,6 @@ def _clean(items: list[_Item]) -> None:
     for item in items:
         if item.staged.path.exists():
             os.unlink(item.staged.path)
-
-
-def _copy_one(ses: _Session, cam: CameraFile, *, fsync: bool, last_try: bool,
-              deferred: list[CameraFile]) -> StagedObject | None:
-    if ses.progress:
-        ses.progress.file(cam.display_path)
-    store, cfg = ses.vault.store, ses.vault.config.ingest
-    try:
-        fd, st = camerafs.open_file_stat(ses.root_fd, cam.parts, ses.dirs)
-    except OSError as exc:
-        _source_failed(ses, cam, exc.errno, exc.strerror or str(exc))
-        return None
-    try:
-        if _changed(st, cam):
-            _defer(ses, cam, deferred, last_try)
-            return None
-        store.check_space(cam.size_bytes, cfg.reserve_bytes)
-        try:
-            staged = store.stage(ses.staging, fd, ses.progress.advance if ses.progress else None,
-                                 fsync=fsync, size_hint=cam.size_bytes)
-        except SourceReadError as exc:
-            _source_failed(ses, cam, exc.errno, str(exc))
-            return None
-        if _changed(os.fstat(fd), cam) or staged.size_bytes != cam.size_bytes:
-            os.unlink(staged.path)
-            _defer(ses, cam, deferred, last_try)
-            return None
-        return staged
-    finally:
-        os.close(fd)
-
-
-def _changed(st: os.stat_result, cam: CameraFile) -> bool:
-    return st.st_size != cam.size_bytes or st.st_mtime_ns != cam.mtime_ns
 
 
 def _defer(ses: _Session, cam: CameraFile, deferred: list[CameraFile],
@@ -365,7 +345,8 @@ def _commit_batch(ses: _Session, items: list[_Item]) -> None:
         if item.staged.sha256 not in seen:
             seen.add(item.staged.sha256)
             item.recording = describe(item.cam, item.staged, ses.identity, vault.config,
-                                      session_id=ses.report.session_id, now=now)
+                                      session_id=ses.report.session_id, now=now,
+                                      structure=item.structure)
     new = [i for i in items if i.recording is not None]
     with vault.engine.begin() as conn:
         units: dict[str | None, str | None] = {}

@@ -73,21 +73,34 @@ class Staging:
     """
 
     def __init__(self, staging_dir: Path, session_id: str) -> None:
-        self._lock_fd = os.open(staging_dir / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+        lock_fd = os.open(staging_dir / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(lock_fd, fcntl.LOCK_SH)
+        self._lock_fd: int | None = lock_fd
         self.root = staging_dir / session_id
         try:
             self.root.mkdir(mode=0o700)
         except OSError as exc:
-            os.close(self._lock_fd)
+            os.close(lock_fd)
             raise _storage_error(exc, self.root) from exc
+
+    @classmethod
+    def join(cls, root: Path) -> Staging:
+        """The folder of a session open in another process (the copy helper's
+        view): it takes no lock, the session holds it, and closing it removes nothing."""
+        joined = cls.__new__(cls)
+        joined._lock_fd = None
+        joined.root = root
+        return joined
 
     def new_part(self) -> Path:
         return self.root / f"{uuid.uuid4().hex}.part"
 
     def close(self) -> None:
+        if self._lock_fd is None:
+            return
         shutil.rmtree(self.root, ignore_errors=True)
         os.close(self._lock_fd)
+        self._lock_fd = None
 
 
 class Store:

@@ -1,0 +1,321 @@
+"""The copy helper process (vaultd.copier): the same result as copying in
+process, and nothing lost when it cannot start, dies, talks nonsense, or the
+disk fills while it copies."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import pickle
+import select as select_module
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import TEST_CONFIG, camera_files
+
+import vaultd.ingest as ingest_mod
+from vaultd import camerafs, copier
+from vaultd.catalog import recordings as rec_db
+from vaultd.config import IngestConfig
+from vaultd.model import Actor, Outcome
+from vaultd.store import Store
+from vaultd.vault import Vault, init_vault, open_vault
+
+ME = Actor.local()
+CHUNK = 8 << 20
+
+
+def small_tree(root: Path, n: int, *, size: int = 3000) -> Path:
+    """``n`` small files in two folders, with a JPEG-looking head and one odd name."""
+    for i in range(n):
+        folder = root / "PHOTO" / ("A" if i % 2 else "B")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"CAM1_00001_20261121{i:06d}_{i:04d}.JPG" if i else "bad\u202ename.JPG"
+        body = b"\xff\xd8\xff\xe0" + i.to_bytes(4, "big") + os.urandom(size - 10) + b"\xff\xd9"
+        (folder / name).write_bytes(body)
+    return root
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Every helper started; the helper is used from one small file on."""
+    procs: list[subprocess.Popen[bytes]] = []
+    real = copier._start
+
+    def start(job: copier.CopyJob) -> subprocess.Popen[bytes]:
+        proc = real(job)
+        procs.append(proc)
+        return proc
+
+    monkeypatch.setattr(copier, "_start", start)
+    monkeypatch.setattr(ingest_mod, "HELPER_MIN_FILES", 1)
+    yield procs
+
+
+@pytest.fixture
+def waits_for_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session waits for the helper instead of copying the first batches itself."""
+
+    class Waiting:
+        @staticmethod
+        def select(r: list[object], w: list[object], x: list[object], timeout: float | None = None) -> object:
+            return select_module.select(r, w, x, None)
+
+    monkeypatch.setattr(copier, "select", Waiting)
+
+
+def stored_hashes(vault: Vault) -> set[str]:
+    return set(vault.store.iter_objects())
+
+
+def staging_empty(vault: Vault) -> bool:
+    return not [p for p in vault.store.staging_dir.iterdir() if p.is_dir()]
+
+
+# -- decisions -------------------------------------------------------------------------
+
+def cam(size: int) -> camerafs.CameraFile:
+    from vaultd.model import SafeName
+    return camerafs.CameraFile((b"x",), "x", SafeName("x", b"x", ()), size, 0)
+
+
+def test_helper_takes_batches_of_several_small_files_only() -> None:
+    assert copier.for_helper([cam(10), cam(20)], CHUNK)
+    assert not copier.for_helper([cam(10)], CHUNK)  # a lone file: not worth a message
+    assert not copier.for_helper([cam(10), cam(CHUNK)], CHUNK)  # a big one copies with progress here
+
+
+def test_helper_starts_only_for_many_small_files() -> None:
+    many = [[cam(10)] * 40, [cam(10)] * 40]
+    assert copier.wants_helper(many, CHUNK, 64)
+    assert not copier.wants_helper(many[:1], CHUNK, 64)
+    assert not copier.wants_helper([[cam(CHUNK)]] * 100, CHUNK, 64)
+    assert not copier.wants_helper(many, CHUNK, 0)  # 0: never
+
+
+# -- the whole ingest through the helper ----------------------------------------------
+
+def test_helper_ingest_is_byte_identical_and_same_as_in_process(
+        vault: Vault, tmp_path: Path, spawned: list[subprocess.Popen[bytes]], waits_for_helper: None) -> None:
+    src = small_tree(tmp_path / "cam", 300)
+    report = ingest_path_ok(vault, src)
+    assert spawned and all(p.returncode is not None for p in spawned)  # used, and reaped
+    assert report.counts()["new"] == 300
+    assert set(camera_files(src).values()) == stored_hashes(vault)
+    for sha in stored_hashes(vault):  # byte-identical, as sha256sum would say
+        assert hashlib.sha256(vault.store.object_path(sha).read_bytes()).hexdigest() == sha
+    odd = [r for r in report.results if r.name_oddities]
+    assert len(odd) == 1 and odd[0].outcome is Outcome.NEW
+    assert staging_empty(vault)
+
+    # the same tree in process gives the same recordings (a second vault)
+    home2 = tmp_path / "home2"
+    init_vault(home2)
+    (home2 / "vaultd.toml").write_text((vault.layout.config_file).read_text(encoding="utf-8"), encoding="utf-8")
+    other = open_vault(home2)
+    try:
+        ingest_mod.HELPER_MIN_FILES = 0
+        local = ingest_mod.ingest_path(other, src, actor=ME)
+    finally:
+        other.close()
+    key = sorted((r.path, r.outcome, r.sha256, r.size_bytes, r.damaged, r.name_oddities) for r in report.results)
+    assert key == sorted((r.path, r.outcome, r.sha256, r.size_bytes, r.damaged, r.name_oddities)
+                         for r in local.results)
+
+
+def ingest_path_ok(vault: Vault, src: Path) -> ingest_mod.IngestReport:
+    report = ingest_mod.ingest_path(vault, src, actor=ME)
+    assert report.complete, report.error
+    return report
+
+
+def test_helper_that_cannot_start_leaves_the_copy_here(
+        vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def no_start(job: copier.CopyJob) -> subprocess.Popen[bytes]:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(copier, "_start", no_start)
+    monkeypatch.setattr(ingest_mod, "HELPER_MIN_FILES", 1)
+    src = small_tree(tmp_path / "cam", 200)
+    with caplog.at_level(logging.WARNING, logger="vaultd.copier"):
+        report = ingest_path_ok(vault, src)
+    assert report.counts()["new"] == 200
+    assert set(camera_files(src).values()) == stored_hashes(vault)
+    assert "copy helper process failed" in caplog.text
+
+
+def test_helper_killed_mid_ingest_loses_nothing(
+        vault: Vault, tmp_path: Path, spawned: list[subprocess.Popen[bytes]], waits_for_helper: None,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    real = copier.HelperCopier._receive
+    calls: list[int] = []
+
+    def kill_on_second(self: copier.HelperCopier, n: int) -> object:
+        calls.append(n)
+        if len(calls) == 2:
+            spawned[0].kill()
+            spawned[0].wait()
+        return real(self, n)
+
+    monkeypatch.setattr(copier.HelperCopier, "_receive", kill_on_second)
+    src = small_tree(tmp_path / "cam", 600)
+    with caplog.at_level(logging.WARNING, logger="vaultd.copier"):
+        report = ingest_path_ok(vault, src)
+    assert len(calls) == 2  # after the death every batch was copied here
+    assert report.counts() == {**report.counts(), "new": 600, "failed": 0, "deferred": 0}
+    assert set(camera_files(src).values()) == stored_hashes(vault)
+    assert staging_empty(vault)
+    assert "copy helper process failed" in caplog.text
+
+
+def test_helper_talking_nonsense_is_dropped(
+        vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits_for_helper: None,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def liar(job: copier.CopyJob) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", "import sys; sys.stdout.write('not a pickle'); "
+                                 "sys.stdout.flush(); sys.stdin.read()"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    monkeypatch.setattr(copier, "_start", liar)
+    monkeypatch.setattr(ingest_mod, "HELPER_MIN_FILES", 1)
+    src = small_tree(tmp_path / "cam", 200)
+    with caplog.at_level(logging.WARNING, logger="vaultd.copier"):
+        report = ingest_path_ok(vault, src)
+    assert report.counts()["new"] == 200
+    assert "copy helper process failed" in caplog.text
+
+
+def test_file_gone_after_the_walk_fails_alone(
+        vault: Vault, tmp_path: Path, spawned: list[subprocess.Popen[bytes]], waits_for_helper: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    src = small_tree(tmp_path / "cam", 150)
+    victim = sorted(src.rglob("*_0100.JPG"))[0]
+    real_walk = camerafs.walk
+
+    def walk_then_remove(root_fd: int, cfg: IngestConfig) -> camerafs.Walk:
+        found = real_walk(root_fd, cfg)
+        victim.unlink()
+        return found
+
+    monkeypatch.setattr(ingest_mod.camerafs, "walk", walk_then_remove)
+    report = ingest_mod.ingest_path(vault, src, actor=ME)
+    failed = [r for r in report.results if r.outcome is Outcome.FAILED]
+    assert [r.path for r in failed] == [str(victim.relative_to(src))]
+    assert "cannot read from the camera" in (failed[0].reason or "")
+    assert report.counts()["new"] == 149 and not report.complete
+
+
+@pytest.mark.root
+def test_disk_full_in_the_helper_stops_cleanly_and_resumes(
+        tmp_path: Path, spawned: list[subprocess.Popen[bytes]], waits_for_helper: None) -> None:
+    """A real 4 MiB tmpfs as the vault home, filled by the helper's copies."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs (run the suite as root to include it)")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("mounting tmpfs is not permitted in this container")
+    src = small_tree(tmp_path / "cam", 200, size=30_000)  # 6 MB: cannot fit
+    try:
+        home = mnt / "home"
+        init_vault(home)
+        # the reserve keeps room for the catalog, which lives on the same disk
+        (home / "vaultd.toml").write_text(TEST_CONFIG.replace("reserve_bytes = 0", "reserve_bytes = 1048576"),
+                                          encoding="utf-8")
+        vault = open_vault(home)
+        report = ingest_mod.ingest_path(vault, src, actor=ME)
+        assert spawned and report.error and ("full" in report.error or "not enough space" in report.error)
+        assert not report.complete
+        kept = stored_hashes(vault)
+        assert kept and kept <= set(camera_files(src).values())  # what was copied is whole...
+        with vault.engine.connect() as conn:  # ...and catalogued
+            assert {sha for _i, sha, _s in rec_db.all_hashes(conn)} == kept
+        assert not list(home.glob("staging/*/*.part"))
+        vault.close()
+        bigger = tmp_path / "bigger"  # free space (a bigger disk) and resume
+        shutil.copytree(home, bigger, symlinks=True)
+        vault = open_vault(bigger)
+        again = ingest_path_ok(vault, src)
+        assert again.counts()["new"] == 200 - len(kept)
+        assert set(camera_files(src).values()) == stored_hashes(vault)
+        vault.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+# -- the helper's side of the conversation, in process --------------------------------
+
+def test_helper_protocol_reports_each_file(vault: Vault, tmp_path: Path) -> None:
+    src = small_tree(tmp_path / "cam", 5)
+    root_fd = camerafs.open_root(src)
+    staging = vault.store.open_staging("t1")
+    try:
+        files = camerafs.walk(root_fd, vault.config.ingest).files
+        (src / files[1].display_path).write_bytes(b"grown")  # changed since the walk
+        (src / files[3].display_path).unlink()  # gone since the walk
+        inp = io.BytesIO()
+        for msg in (("group", files), ("copy", files, False)):
+            pickle.dump(msg, inp)
+        inp.seek(0)
+        out = io.BytesIO()
+        job = copier.CopyJob(Store(vault.store.store_dir, vault.store.staging_dir), staging, root_fd, 0)
+        copier.serve(job, inp, out)
+        out.seek(0)
+        msgs = []
+        while True:
+            try:
+                msgs.append(pickle.load(out))
+            except EOFError:
+                break
+        assert msgs[0] == ("ready",) and msgs[-1] == ("end",)
+        results = [r for m in msgs if m[0] == "files" for r in m[1]]
+        assert len(results) == 5
+        kinds = [type(r).__name__ for r in results]
+        assert kinds.count("Staged") == 3 and kinds.count("Changed") + kinds.count("Unreadable") == 2
+        for r in results:
+            if isinstance(r, copier.Staged):
+                assert r.structure is not None and r.structure.kind == "jpeg"
+                assert Path(r.staged.path).parent == staging.root
+    finally:
+        staging.close()
+        os.close(root_fd)
+
+
+def test_helper_protocol_stops_on_a_full_disk(vault: Vault, tmp_path: Path) -> None:
+    src = small_tree(tmp_path / "cam", 4)
+    root_fd = camerafs.open_root(src)
+    staging = vault.store.open_staging("t2")
+    try:
+        files = camerafs.walk(root_fd, vault.config.ingest).files
+        inp = io.BytesIO()
+        pickle.dump(("copy", files, False), inp)
+        inp.seek(0)
+        out = io.BytesIO()
+        job = copier.CopyJob(vault.store, staging, root_fd, 1 << 62)  # no reserve can be met
+        copier.serve(job, inp, out)
+        out.seek(0)
+        msgs = [pickle.load(out) for _i in range(3)]
+        assert msgs[0] == ("ready",) and msgs[1] == ("files", [])
+        assert msgs[2][0] == "stop" and msgs[2][1] == "DiskFullError" and "not enough space" in msgs[2][2]
+        assert not list(staging.root.iterdir())
+    finally:
+        staging.close()
+        os.close(root_fd)
+
+
+def test_parent_takes_only_the_values_a_helper_may_send() -> None:
+    ok = pickle.dumps(("files", [copier.Changed(), copier.Unreadable(5, "EIO")]))
+    assert copier._Unpickler(io.BytesIO(ok)).load()[1][1].why == "EIO"
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo owned",))
+
+    with pytest.raises(pickle.UnpicklingError, match="may not send"):
+        copier._Unpickler(io.BytesIO(pickle.dumps(("files", [Evil()])))).load()
