@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any
 
-from vaultd import (
-    __version__,
-    admin,
-    cli_access,
-    cli_audit,
-    cli_cases,
-    cli_compliance,
-    cli_daemon,
-    cli_export,
-    cli_previews,
-    cli_recordings,
-    ingest,
-    progress,
-    scrub,
-)
+from vaultd import __version__
 from vaultd.errors import IncompleteError, IntegrityError, VaultError
 from vaultd.clicommon import cmd, open_, parse_time, print_json, seal_opened
 from vaultd.home import resolve_home
 from vaultd.i18n import _
 from vaultd.model import Actor
+
+if TYPE_CHECKING:
+    from vaultd.ingest import IngestReport
+
+# Start-up time is part of every command (and of each ingest from a cold page
+# cache): this module imports only what parsing needs. Each front-end module
+# is imported when its commands are wanted, each handler imports its services.
 
 log = logging.getLogger("vaultd")
 
@@ -39,7 +32,8 @@ log = logging.getLogger("vaultd")
 def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # everything vaultd creates is private to its owner
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vaultd ... | head` ends quietly
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_word(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -65,7 +59,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 70
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Who registers each top-level command, in the order ``vaultd --help`` lists
+#: them: a function of this module, or a front-end module's ``add_commands``.
+REGISTRARS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("init", ("init",)),
+    ("simulate", ("simulate",)),
+    ("ingest", ("ingest",)),
+    ("vaultd.cli_recordings", ("recordings",)),
+    ("scrub", ("scrub",)),
+    ("vaultd.cli_audit", ("audit", "keys")),
+    ("vaultd.cli_access", ("users", "tokens", "access", "devices", "login", "serve")),
+    ("vaultd.cli_daemon", ("run", "status", "alerts")),                         # (#5)
+    ("vaultd.cli_cases", ("cases", "holds", "retention")),                      # (#6)
+    ("vaultd.cli_compliance", ("compliance", "trips", "gaps", "spotcheck", "report")),  # (#6)
+    ("vaultd.cli_previews", ("previews",)),                                     # (#7)
+    ("vaultd.cli_export", ("export", "verify")),                                # (#8)
+)
+#: registered together: cli_cases adds ``recordings label | classify`` to cli_recordings' group
+_TOGETHER = frozenset({"vaultd.cli_recordings", "vaultd.cli_cases"})
+#: the global options that take a value (``command_word`` steps over it)
+_VALUE_OPTIONS = frozenset({"--home", "--config", "--url", "--token"})
+
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The top-level command ``argv`` names, when it is plainly one of ours.
+
+    Only a command after nothing but well-formed global options counts; for
+    anything else (no command, ``--help``, an abbreviated or unknown option, a
+    misspelt command) this is None and the whole parser is built, so that
+    help and errors read exactly as they always did.
+    """
+    known = {name for _registrar, names in REGISTRARS for name in names}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-v", "--verbose") or ("=" in arg and arg.split("=", 1)[0] in _VALUE_OPTIONS):
+            i += 1
+        elif arg in _VALUE_OPTIONS:
+            i += 2
+        else:
+            return arg if arg in known else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for every command, or (faster) for ``command``'s alone.
+
+    Parsing ``vaultd ingest ...`` then imports no other command's modules;
+    the commands and their help read the same either way.
+    """
     p = argparse.ArgumentParser(
         prog="vaultd",
         description=_("Evidence vault for body-worn cameras (执法记录仪): ingest, hash, keep, audit."),
@@ -78,19 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help=_("log details to stderr"))
     p.add_argument("--version", action="version", version=f"vaultd {__version__}")
     sub = p.add_subparsers(metavar="COMMAND")
-    _add_init(sub)
-    _add_simulate(sub)
-    _add_ingest(sub)
-    cli_recordings.add_commands(sub)
-    _add_scrub(sub)
-    cli_audit.add_commands(sub)
-    cli_access.add_commands(sub)
-    cli_daemon.add_commands(sub)      # run, status, devices (#5)
-    cli_cases.add_commands(sub)       # cases, labels, holds, retention (#6)
-    cli_compliance.add_commands(sub)  # compliance, spotcheck, report (#6)
-    cli_previews.add_commands(sub)    # previews (#7)
-    cli_export.add_commands(sub)      # export, verify (#8)
+    wanted = {r for r, names in REGISTRARS if command is None or command in names}
+    if wanted & _TOGETHER:
+        wanted |= _TOGETHER
+    for registrar, _names in REGISTRARS:
+        if registrar in wanted:
+            _registrar(registrar)(sub)
     return p
+
+
+def _registrar(name: str) -> Callable[[Any], None]:
+    """One of this module's ``_add_*`` functions, or a front-end module's ``add_commands``."""
+    if name in _BUILTINS:
+        return _BUILTINS[name]
+    add_commands: Callable[[Any], None] = importlib.import_module(name).add_commands
+    return add_commands
 
 
 # -- init ---------------------------------------------------------------------
@@ -100,6 +144,8 @@ def _add_init(sub: Any) -> None:
 
 
 def _run_init(args: argparse.Namespace) -> int:
+    from vaultd import admin
+
     result = admin.initialise(resolve_home(args.home), args.config, Actor.local())
     if result.changed:
         print(_("initialised vault in %s (created: %s)") % (result.home, ", ".join(result.created)))
@@ -129,6 +175,8 @@ def _add_simulate(sub: Any) -> None:
 
 
 def _run_simulate_camera(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
     from vaultd.simulate import simulate_camera
 
     tz = ZoneInfo("Asia/Shanghai")
@@ -155,8 +203,10 @@ def _add_ingest(sub: Any) -> None:
 
 
 def _run_ingest(args: argparse.Namespace) -> int:
+    from vaultd import ingest, progress
+
     vault = open_(args)
-    bar = progress.BytesBar(_("ingest")) if progress.wanted(args.json) else None
+    bar = progress.BytesBar(_("ingest"), sys.stderr) if progress.wanted(args.json, sys.stderr) else None
     report = ingest.ingest_path(vault, args.path, actor=Actor.local(), wipe=args.wipe, progress=bar)
     if args.json:
         print_json(_report_json(report))
@@ -168,7 +218,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_json(report: ingest.IngestReport) -> dict[str, Any]:
+def _report_json(report: IngestReport) -> dict[str, Any]:
     return {
         "session_id": report.session_id,
         "source": report.source,
@@ -185,7 +235,7 @@ def _report_json(report: ingest.IngestReport) -> dict[str, Any]:
     }
 
 
-def _print_report(report: ingest.IngestReport) -> None:
+def _print_report(report: IngestReport) -> None:
     counts = report.counts()
     print(_("ingest of %s: %d new, %d already in the vault, %d skipped, %d deferred, %d failed")
           % (report.source, counts["new"], counts["duplicate"], counts["skipped"],
@@ -208,6 +258,8 @@ def _print_report(report: ingest.IngestReport) -> None:
 # -- scrub -------------------------------------------------------------------------
 
 def _add_scrub(sub: Any) -> None:
+    from vaultd import cli_compliance
+
     p = cmd(sub, "scrub", _run_scrub,
              _("re-hash every stored original; exit non-zero naming each one missing or different, "
                "and while a scrub alarm is open"))
@@ -216,10 +268,12 @@ def _add_scrub(sub: Any) -> None:
 
 
 def _run_scrub(args: argparse.Namespace) -> int:
+    from vaultd import cli_compliance, progress, scrub
+
     vault = open_(args)
     if args.step or args.status:
         return cli_compliance.run_scrub_mode(vault, args)
-    show = progress.wanted(args.json)
+    show = progress.wanted(args.json, sys.stderr)
 
     def tick(done: int, total: int) -> None:
         if show:
@@ -244,6 +298,10 @@ def _run_scrub(args: argparse.Namespace) -> int:
                              hint=_("restore each named original from backup; never edit the store by hand"))
     cli_compliance.fail_on_open_alarms(vault, quiet=args.json)
     return 0
+
+
+_BUILTINS: dict[str, Callable[[Any], None]] = {
+    "init": _add_init, "simulate": _add_simulate, "ingest": _add_ingest, "scrub": _add_scrub}
 
 
 if __name__ == "__main__":  # pragma: no cover

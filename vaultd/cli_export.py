@@ -73,7 +73,7 @@ def _run_create(args: argparse.Namespace) -> int:
     req = export.ExportRequest(out_dir=args.out, grant_id=args.grant, recording_refs=tuple(args.recording),
                         case_number=args.case, iso=args.iso, disc=args.disc, disc_bytes=args.disc_bytes,
                         with_previews=args.with_previews)
-    bar = BytesBar(_("exporting")) if wanted(args.json) else None
+    bar = BytesBar(_("exporting"), sys.stderr) if wanted(args.json, sys.stderr) else None
     result = export.create_export(vault, actor, req, "cli", bar)
     if args.json:
         print_json(result.export.as_dict())

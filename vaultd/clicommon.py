@@ -9,16 +9,17 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from vaultd import admin, audit
 from vaultd.client import ApiClient, saved_credentials
 from vaultd.errors import UsageError
 from vaultd.home import resolve_home
 from vaultd.i18n import _
 from vaultd.model import Actor
-from vaultd.vault import Vault, open_vault
+
+if TYPE_CHECKING:  # the vault and its services load when a command opens one (fast start-up)
+    from vaultd.vault import Vault
 
 Handler = Callable[[argparse.Namespace], int]
 #: vaults opened by this command; ``cli.main`` seals their logs before exit
@@ -34,6 +35,9 @@ def cmd(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.Argum
 # -- helpers -----------------------------------------------------------------
 
 def open_(args: argparse.Namespace) -> Vault:
+    from vaultd import admin
+    from vaultd.vault import open_vault
+
     vault = open_vault(resolve_home(args.home), args.config)
     opened.append(vault)
     admin.record_config(vault, Actor.local())
@@ -42,6 +46,10 @@ def open_(args: argparse.Namespace) -> Vault:
 
 def seal_opened() -> None:
     """Leave every entry this command appended covered by a signed checkpoint."""
+    if not opened:
+        return
+    from vaultd import audit
+
     while opened:
         vault = opened.pop()
         try:

@@ -11,7 +11,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from vaultd import pki
 from vaultd.errors import IntegrityError, StorageError
 from vaultd.files import write_durably
 from vaultd.i18n import _
@@ -35,6 +34,8 @@ class KeyFiles:
 
 def ensure_keys(keys_dir: Path) -> list[str]:
     """Create the vault id and log key if missing; return what was created."""
+    from vaultd import pki  # x509 loads only where the export identity is made (fast start-up)
+
     files = KeyFiles(keys_dir)
     created: list[str] = []
     try:
