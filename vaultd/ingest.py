@@ -6,7 +6,9 @@ One session per docked camera (or ``vaultd ingest PATH``):
 2. walk the tree (``camerafs``), report what will not be ingested;
 3. per batch of files: copy+hash into staging, check the source did not
    change while read, make the batch durable with one flush, record intents,
-   rename into the store, flush, then commit catalog rows in one transaction;
+   rename into the store, flush, then commit catalog rows in one transaction
+   (a second thread commits a batch while the next one is copied; many small
+   files are copied by a helper process, ``vaultd.copier``);
 4. with ``wipe``: only when every file is safely in the vault, re-hash each
    camera file and delete it.
 
