@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -349,9 +350,10 @@ def test_background_previews_wait_while_ingest_runs(world: World) -> None:
     ingesting.set()
     preview.enqueue_new(vault, [photo.id])
     service = PreviewService(vault, workers=1, maker=FakeMaker(), busy=ingesting.is_set)
+    service.worker.cfg = replace(service.worker.cfg, pause_during_ingest=True)  # stopped outright
     service.start()
     try:
-        time.sleep(1.5)  # the gate looks twice a second
+        time.sleep(1.5)  # the gate looks every second
         assert world.job(photo).state == "queued" and service.status()["paused_for_ingest"]
         preview.describe(vault, world.who("wang"), video.id, request=True)  # a person still gets the start
         deadline = time.monotonic() + 10
@@ -364,4 +366,4 @@ def test_background_previews_wait_while_ingest_runs(world: World) -> None:
         assert world.job(photo).state == "done"
     finally:
         service.stop()
-    assert not media.background_paused()
+    assert not media.background_paused() and not media.background_held()

@@ -124,7 +124,8 @@ class PreviewConfig:  # previews (#7)
     font_file: str = ""  # empty: find a font with CJK glyphs
     folder: str = ""  # empty: <home>/previews
     poll_s: float = 5.0
-    pause_during_ingest: bool = True  # background previews stop while the daemon ingests
+    pause_during_ingest: bool = False  # true: background previews stopped outright while a camera is ingested
+    ingest_run_pct: int = 100  # else: % of the time background ffmpeg runs while a camera is ingested
 
 
 @dataclass(frozen=True)
@@ -348,6 +349,8 @@ def _check_preview(pv: PreviewConfig, source: str) -> None:
         raise bad("x264_params", _("empty or key=value pairs joined by ':' (like \"me=dia:subme=1\")"))
     if pv.encoder not in PREVIEW_ENCODERS:
         raise bad("encoder", _("one of %s") % ", ".join(PREVIEW_ENCODERS))
+    if isinstance(pv.ingest_run_pct, bool) or not 0 <= pv.ingest_run_pct <= 100:
+        raise bad("ingest_run_pct", _("a whole number from 0 (stopped while ingest runs) to 100 (not throttled)"))
     if pv.workers < 0:
         raise bad("workers", _("0 (cores - 1) or more"))
     if pv.max_attempts < 1:

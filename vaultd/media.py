@@ -598,10 +598,13 @@ def can_mark() -> bool:
 def run_prefix(low_priority: bool) -> list[str]:
     """``setpriv --pdeathsig KILL``: ffmpeg dies with the thread that started it (a stopped
     daemon leaves no ffmpeg behind, running or paused); with ``low_priority`` also
-    ``nice -n 19 ionice -c 3``: lowest CPU priority, idle I/O class (whatever of these exists)."""
+    ``nice -n 19 ionice -c 3 chrt --idle 0``: lowest CPU priority, idle I/O class, and the
+    SCHED_IDLE policy (whatever of these exists). Under SCHED_IDLE any normal task, ingest's
+    threads and the kernel's writeback included, takes the CPU from ffmpeg at once when it
+    wakes, and a CPU running only ffmpeg counts as idle when the kernel places it."""
     tools = [("setpriv", ["--pdeathsig", "KILL"])]
     if low_priority:
-        tools += [("nice", ["-n", "19"]), ("ionice", ["-c", "3"])]
+        tools += [("nice", ["-n", "19"]), ("ionice", ["-c", "3"]), ("chrt", ["--idle", "0"])]
     prefix: list[str] = []
     for name, args in tools:
         found = shutil.which(name)
@@ -749,14 +752,23 @@ def _argv(stream: Any) -> list[str]:
 
 
 class _Background:
-    """The low-priority preview processes running in this process, paused and resumed
-    together (SIGSTOP/SIGCONT) so that ingest can have the machine; time spent paused
-    does not count against a run's time limit."""
+    """The low-priority preview processes running in this process, stopped and continued
+    together (SIGSTOP/SIGCONT) so that ingest can have the machine.
+
+    ``held``: the daemon's gate says a camera is being ingested; while held (or while the
+    processes are stopped) a run's time limit does not count, so a job slowed or stopped
+    for ingest never times out because of it. ``paused``: the processes are stopped now
+    (outright, or in the stopped part of a duty cycle); ``idle_s`` adds up the time that
+    did not count."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.procs: set[subprocess.Popen[bytes]] = set()
         self.paused = False
+        self.held = False
+        self.hold_all = False  # stopped until the ingest ends: start no new run
+        self._since: float | None = None  # when the time limits stopped counting
+        self._idle_s = 0.0
 
     def signal_all(self, sig: int) -> None:
         for proc in list(self.procs):
@@ -764,6 +776,20 @@ class _Background:
                 proc.send_signal(sig)
             except (ProcessLookupError, OSError):
                 pass
+
+    def mark(self) -> None:
+        """Call with ``lock`` held after ``paused`` or ``held`` changed."""
+        now = time.monotonic()
+        if self.paused or self.held:
+            if self._since is None:
+                self._since = now
+        elif self._since is not None:
+            self._idle_s += now - self._since
+            self._since = None
+
+    def idle_s(self) -> float:
+        with self.lock:
+            return self._idle_s + (time.monotonic() - self._since if self._since is not None else 0.0)
 
 
 _BACKGROUND = _Background()
@@ -774,16 +800,41 @@ def pause_background() -> None:
     with _BACKGROUND.lock:
         _BACKGROUND.paused = True
         _BACKGROUND.signal_all(signal.SIGSTOP)
+        _BACKGROUND.mark()
 
 
 def resume_background() -> None:
     with _BACKGROUND.lock:
         _BACKGROUND.paused = False
         _BACKGROUND.signal_all(signal.SIGCONT)
+        _BACKGROUND.mark()
+
+
+def hold_background(held: bool, *, stop_new: bool = False) -> None:
+    """The gate: ``held`` while a camera is ingested (time limits do not count);
+    ``stop_new``: no new background run may start (previews stopped until ingest ends)."""
+    with _BACKGROUND.lock:
+        _BACKGROUND.held = held
+        _BACKGROUND.hold_all = held and stop_new
+        _BACKGROUND.mark()
+
+
+def release_background() -> None:
+    """Everything back to normal: processes continued, no hold (the gate stops)."""
+    with _BACKGROUND.lock:
+        _BACKGROUND.paused = _BACKGROUND.held = _BACKGROUND.hold_all = False
+        _BACKGROUND.signal_all(signal.SIGCONT)
+        _BACKGROUND.mark()
 
 
 def background_paused() -> bool:
-    return _BACKGROUND.paused
+    """Whether background previews are stopped until the ingest ends (no new run starts)."""
+    return _BACKGROUND.hold_all
+
+
+def background_held() -> bool:
+    """Whether the gate holds background previews back (stopped or throttled) for ingest."""
+    return _BACKGROUND.held
 
 
 def _run_preview(argv: list[str], out: Path, timeout_s: float, low_priority: bool) -> Ran:
@@ -810,27 +861,28 @@ def _run_preview(argv: list[str], out: Path, timeout_s: float, low_priority: boo
 
 
 def _wait(argv: list[str], timeout_s: float, pausable: bool) -> tuple[bytes, int]:
-    """Run ``argv``; its time limit counts only the time it was not paused."""
+    """Run ``argv``; its time limit counts only the time it was neither stopped nor held
+    back for ingest (``pausable``)."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with _BACKGROUND.lock:
         if pausable:
             _BACKGROUND.procs.add(proc)
             if _BACKGROUND.paused:
                 proc.send_signal(signal.SIGSTOP)
-    left = timeout_s
+    started, idle0 = time.monotonic(), _BACKGROUND.idle_s()
     try:
         while True:
-            tick = time.monotonic()
+            counted = time.monotonic() - started - (_BACKGROUND.idle_s() - idle0 if pausable else 0.0)
+            left = timeout_s - counted
+            if left <= 0:
+                proc.kill()
+                proc.communicate()
+                raise MediaToolError(_("ffmpeg timed out after %(s)d s") % {"s": int(timeout_s)})
             try:
                 _out, err = proc.communicate(timeout=min(1.0, max(0.01, left)))
                 return err or b"", proc.returncode
             except subprocess.TimeoutExpired:
-                if not (pausable and _BACKGROUND.paused):
-                    left -= time.monotonic() - tick
-                if left <= 0:
-                    proc.kill()
-                    proc.communicate()
-                    raise MediaToolError(_("ffmpeg timed out after %(s)d s") % {"s": int(timeout_s)}) from None
+                pass
     finally:
         with _BACKGROUND.lock:
             _BACKGROUND.procs.discard(proc)

@@ -52,6 +52,7 @@ BACKLOG = 100
 SERVICE = Actor(kind="service", name="preview", via="daemon")
 MAX_BACKOFF_S = 6 * 3600.0
 MAX_SPRITE_TILES = 300
+THROTTLE_PERIOD_S = 0.5  # one on/off cycle of background ffmpeg while ingest runs
 SPRITE_COLUMNS = 10
 CONTENT_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".jpg": "image/jpeg", ".png": "image/png",
                  ".json": "application/json"}
@@ -105,6 +106,32 @@ def ffmpeg_threads(cpus: int | None, workers: int) -> int:
     that ingest always has a core (0, ffmpeg's own choice, on a one-core machine)."""
     spare = (cpus or 1) - 1
     return max(1, spare // max(1, workers)) if spare > 0 else 0
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """What the gate does with background previews' ffmpeg for one period: run for
+    ``run_s``, then stopped for ``stop_s``. ``stop_s == 0``: runs throughout;
+    ``run_s == 0``: stopped until the ingest ends (no new job starts). ``held``: a
+    camera is being ingested (the runs' time limits do not count meanwhile)."""
+
+    run_s: float
+    stop_s: float
+    held: bool
+
+    @property
+    def stopped(self) -> bool:
+        return self.run_s <= 0 and self.stop_s > 0
+
+
+def throttle_for(ingesting: bool, cfg: PreviewConfig, period_s: float = THROTTLE_PERIOD_S) -> Throttle:
+    """While a camera is ingested, background ffmpeg runs ``ingest_run_pct`` % of each
+    period (``pause_during_ingest = true``: 0 %, stopped until it ends); otherwise throughout."""
+    if not ingesting:
+        return Throttle(period_s, 0.0, held=False)
+    pct = 0 if cfg.pause_during_ingest else cfg.ingest_run_pct
+    run_s = period_s * pct / 100.0
+    return Throttle(run_s, period_s - run_s, held=True)
 
 
 def backoff_s(attempts: int, base_s: float) -> float:

@@ -43,6 +43,7 @@ from vaultd.preview import (
     QUICK,
     SERVICE,
     WAKE,
+    Throttle,
     backoff_s,
     enqueue_backlog,
     ffmpeg_threads,
@@ -50,6 +51,7 @@ from vaultd.preview import (
     kind_of,
     provenance_json,
     root_of,
+    throttle_for,
     time_limit_s,
     worker_count,
 )
@@ -101,8 +103,8 @@ class Worker:
     workers: int | None = None
     maker: Maker = field(default_factory=FfmpegMaker)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    #: True while ingest is running (the daemon's sessions): background previews pause,
-    #: their ffmpeg stopped where it is, unless ``[preview] pause_during_ingest = false``
+    #: True while ingest is running (the daemon's sessions): background previews are
+    #: throttled (``[preview] ingest_run_pct``) or stopped (``pause_during_ingest``)
     busy: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
@@ -270,9 +272,9 @@ class Worker:
                    for n in range(self.workers or 1)]
         # the quick lane: first parts for people waiting, even while every worker is busy
         threads.append(threading.Thread(target=self._quick_loop, args=(stop,), name="preview-quick", daemon=True))
-        if self.busy is not None and self.cfg.pause_during_ingest:
+        if self.busy is not None:  # the gate: throttles (or stops) background previews while ingest runs
             if self._ingesting():  # before any worker starts: no job slips through at start-up
-                media.pause_background()
+                self._apply(throttle_for(True, self.cfg))
             threads.append(threading.Thread(target=self._watch_ingest, args=(stop,), name="preview-gate",
                                             daemon=True))
         for t in threads:
@@ -291,16 +293,31 @@ class Worker:
             return False
 
     def _watch_ingest(self, stop: threading.Event) -> None:
-        """Pause background previews while ingest runs; resume when it is done."""
+        """While ingest runs, background previews are throttled (``[preview] ingest_run_pct``:
+        their ffmpeg stopped part of each period) or stopped outright (``pause_during_ingest``);
+        when it is done they run on. Never leaves an ffmpeg stopped when it ends."""
+        was = False
         try:
             while not stop.is_set():
                 ingesting = self._ingesting()
-                if ingesting != media.background_paused():
-                    (media.pause_background if ingesting else media.resume_background)()
-                    log.info("previews %s", "paused: ingest is running" if ingesting else "resumed")
-                stop.wait(GATE_POLL_S)
+                if ingesting != was:
+                    log.info("previews %s", ("throttled: ingest is running" if ingesting else "running again"))
+                    was = ingesting
+                plan = throttle_for(ingesting, self.cfg)
+                self._apply(plan)
+                if plan.run_s > 0 and plan.stop_s > 0:  # a duty cycle: run, then stopped
+                    stop.wait(plan.run_s)
+                    media.pause_background()
+                    stop.wait(plan.stop_s)
+                else:
+                    stop.wait(GATE_POLL_S)
         finally:
-            media.resume_background()
+            media.release_background()
+
+    @staticmethod
+    def _apply(plan: Throttle) -> None:
+        media.hold_background(plan.held, stop_new=plan.stopped)
+        (media.pause_background if plan.stopped else media.resume_background)()
 
     def _quick_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -370,4 +387,5 @@ class PreviewService:
         with self.worker.vault.engine.connect() as conn:
             counts = db.counts(conn)
         return {"workers": self.worker.workers, "jobs": counts, "paused_for_ingest": media.background_paused(),
+                "held_for_ingest": media.background_held(),
                 "running": bool(self._thread and self._thread.is_alive())}
