@@ -11,8 +11,10 @@ import os
 import pickle
 import select as select_module
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -319,3 +321,48 @@ def test_parent_takes_only_the_values_a_helper_may_send() -> None:
 
     with pytest.raises(pickle.UnpicklingError, match="may not send"):
         copier._Unpickler(io.BytesIO(pickle.dumps(("files", [Evil()])))).load()
+
+
+def test_helper_dies_with_its_session(tmp_path: Path, vault: Vault) -> None:
+    """A session's process killed mid-ingest takes its helper with it."""
+    script = tmp_path / "session.py"
+    script.write_text(f"""
+import os, sys, time
+from pathlib import Path
+from vaultd import copier
+from vaultd.store import Store
+store = Store(Path({str(vault.store.store_dir)!r}), Path({str(vault.store.staging_dir)!r}))
+staging = store.open_staging("s1")
+fd = os.open({str(tmp_path)!r}, os.O_RDONLY | os.O_DIRECTORY)
+proc = copier._start(copier.CopyJob(store, staging, fd, 0))
+# another process keeps the helper's stdin open, so only the death signal can end it
+import subprocess
+keeper = subprocess.Popen(["sleep", "60"], pass_fds=(proc.stdin.fileno(),))
+print(proc.pid, keeper.pid, flush=True)
+time.sleep(60)
+""", encoding="utf-8")
+    session = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    keeper = 0
+    try:
+        assert session.stdout is not None
+        helper, keeper = map(int, session.stdout.readline().split())
+        time.sleep(0.5)  # the helper has started and asked for its death signal
+        session.kill()
+        session.wait()
+        for _i in range(100):
+            if not _alive(helper):
+                break
+            time.sleep(0.05)
+        assert not _alive(helper)
+    finally:
+        session.kill()
+        if keeper:
+            os.kill(keeper, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -31,6 +31,7 @@ dead helper left in staging goes with the staging folder. Fault points
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import pickle
@@ -58,6 +59,7 @@ HELPER_MIN_FILES = 64
 REPORT_EVERY_S = 0.2
 _STOPS: dict[str, type[StorageError]] = {"DiskFullError": DiskFullError, "StorageError": StorageError}
 _FAULT_VARS = ("VAULTD_KILL_AT", "VAULTD_KILL_TRACE")
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -340,7 +342,7 @@ def _start(job: CopyJob) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in _FAULT_VARS}
     argv = [sys.executable, "-S", "-c",
             f"import sys; sys.path.insert(0, {package_parent!r}); from vaultd.copier import main; main()",
-            str(job.root_fd), str(job.store.store_dir), str(job.store.staging_dir), str(job.staging.root),
+            str(os.getpid()), str(job.root_fd), str(job.store.store_dir), str(job.store.staging_dir), str(job.staging.root),
             str(job.store.chunk_bytes), str(job.reserve_bytes)]
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                             pass_fds=(job.root_fd,), close_fds=True)
@@ -349,17 +351,30 @@ def _start(job: CopyJob) -> subprocess.Popen[bytes]:
 # -- the helper process ---------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The helper: ``ROOT_FD STORE_DIR STAGING_DIR SESSION_DIR CHUNK_BYTES RESERVE_BYTES``;
+    """The helper: ``PARENT_PID ROOT_FD STORE_DIR STAGING_DIR SESSION_DIR CHUNK_BYTES RESERVE_BYTES``;
     requests come as pickles on stdin, answers go as pickles to stdout."""
     args = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    root_fd, store_dir, staging_dir, session_dir, chunk, reserve = args
+    parent, root_fd, store_dir, staging_dir, session_dir, chunk, reserve = args
+    _die_with(int(parent))
     store = Store(Path(store_dir), Path(staging_dir), chunk_bytes=int(chunk))
     job = CopyJob(store, Staging.join(Path(session_dir)), int(root_fd), int(reserve))
     try:
         serve(job, sys.stdin.buffer, sys.stdout.buffer)
     except BrokenPipeError:
         os._exit(0)  # the session ended (or stopped) before asking for more: nothing to say
+
+
+def _die_with(parent: int) -> None:
+    """Be killed when the session's thread ends, however it ends (PR_SET_PDEATHSIG):
+    a helper never copies on for a session that is gone."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the closed pipe ends it after the batch
+    if os.getppid() != parent:
+        os._exit(0)  # the parent died before the request took effect
 
 
 def serve(job: CopyJob, inp: BinaryIO, out: BinaryIO) -> None:
