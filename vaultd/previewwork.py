@@ -6,10 +6,12 @@ its process died goes back to the queue when a worker starts
 (``recover``). A damaged original that ffmpeg cannot read at all fails at
 once with the reason; anything else is tried again with exponential
 back-off, and after ``[preview] max_attempts`` the job is failed with its
-error kept. ffmpeg runs at the lowest CPU priority and in the idle I/O
-class (``nice -n 19 ionice -c 3``; the I/O class counts only under the BFQ
-scheduler), except the first seconds a person is waiting for, under a time
-limit that scales with the media's length.
+error kept. ffmpeg runs at the lowest CPU priority, under the SCHED_IDLE
+policy and in the idle I/O class (``nice -n 19 ionice -c 3 chrt --idle 0``;
+the I/O class counts only under the BFQ scheduler), except the first seconds
+a person is waiting for, under a time limit that scales with the media's
+length; while the daemon ingests, the gate may throttle or stop it
+(``[preview] ingest_run_pct``, ``pause_during_ingest``).
 
 ``Maker`` (``vaultd.previewmaker``) is the seam between the queue and ffmpeg:
 ``FfmpegMaker`` is the real one; tests of the queue pass a fake.
