@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from vaultd.client import ApiClient, saved_credentials
 from vaultd.errors import UsageError
 from vaultd.home import resolve_home
 from vaultd.i18n import _
 from vaultd.model import Actor
 
-if TYPE_CHECKING:  # the vault and its services load when a command opens one (fast start-up)
+if TYPE_CHECKING:  # the vault and its services, or the API client, load when a command uses them
+    from vaultd.client import ApiClient
     from vaultd.vault import Vault
 
 Handler = Callable[[argparse.Namespace], int]
@@ -64,6 +64,8 @@ def remote(args: argparse.Namespace) -> ApiClient | None:
     Remote when --url or $VAULTD_URL is given, or when `vaultd login` saved
     credentials and neither --home nor $VAULTD_HOME names a local vault.
     """
+    from vaultd.client import ApiClient, saved_credentials
+
     url = getattr(args, "url", None) or os.environ.get("VAULTD_URL")
     token = getattr(args, "token", None) or os.environ.get("VAULTD_TOKEN")
     saved = saved_credentials()
