@@ -102,7 +102,7 @@ def test_a_run_held_back_for_ingest_does_not_time_out() -> None:
 
 def test_time_stopped_does_not_count_but_running_time_does() -> None:
     media.pause_background()
-    thread, out = _background(["sleep", "1.5"], timeout_s=0.5)
+    thread, out = _background(["sleep", "30"], timeout_s=0.5)
     time.sleep(2.0)
     assert "error" not in out and thread.is_alive()  # 2 s stopped: not timed out
     media.resume_background()
