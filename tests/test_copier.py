@@ -15,18 +15,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import TEST_CONFIG, camera_files
+from conftest import TEST_CONFIG, camera_files, small_tmpfs
 
 import vaultd.ingest as ingest_mod
 from vaultd import camerafs, copier
 from vaultd.catalog import recordings as rec_db
 from vaultd.config import IngestConfig
 from vaultd.model import Actor, Outcome
-from vaultd.store import Store
 from vaultd.vault import Vault, init_vault, open_vault
 
 ME = Actor.local()
@@ -137,12 +137,22 @@ def ingest_path_ok(vault: Vault, src: Path) -> ingest_mod.IngestReport:
     return report
 
 
-def test_helper_that_cannot_start_leaves_the_copy_here(
-        vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    def no_start(job: copier.CopyJob) -> subprocess.Popen[bytes]:
-        raise OSError(12, "Cannot allocate memory")
+def _no_start(job: copier.CopyJob) -> subprocess.Popen[bytes]:
+    raise OSError(12, "Cannot allocate memory")
 
-    monkeypatch.setattr(copier, "_start", no_start)
+
+def _liar(job: copier.CopyJob) -> subprocess.Popen[bytes]:
+    """A "helper" that says something that is not a message."""
+    return subprocess.Popen([sys.executable, "-c", "import sys; sys.stdout.write('not a pickle'); "
+                             "sys.stdout.flush(); sys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("start", [_no_start, _liar], ids=["cannot-start", "talks-nonsense"])
+def test_a_helper_that_fails_is_dropped_and_the_copy_done_here(
+        vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits_for_helper: None,
+        caplog: pytest.LogCaptureFixture, start: object) -> None:
+    monkeypatch.setattr(copier, "_start", start)
     monkeypatch.setattr(ingest_mod, "HELPER_MIN_FILES", 1)
     src = small_tree(tmp_path / "cam", 200)
     with caplog.at_level(logging.WARNING, logger="vaultd.copier"):
@@ -176,23 +186,6 @@ def test_helper_killed_mid_ingest_loses_nothing(
     assert "copy helper process failed" in caplog.text
 
 
-def test_helper_talking_nonsense_is_dropped(
-        vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits_for_helper: None,
-        caplog: pytest.LogCaptureFixture) -> None:
-    def liar(job: copier.CopyJob) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", "import sys; sys.stdout.write('not a pickle'); "
-                                 "sys.stdout.flush(); sys.stdin.read()"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-
-    monkeypatch.setattr(copier, "_start", liar)
-    monkeypatch.setattr(ingest_mod, "HELPER_MIN_FILES", 1)
-    src = small_tree(tmp_path / "cam", 200)
-    with caplog.at_level(logging.WARNING, logger="vaultd.copier"):
-        report = ingest_path_ok(vault, src)
-    assert report.counts()["new"] == 200
-    assert "copy helper process failed" in caplog.text
-
-
 def test_file_gone_after_the_walk_fails_alone(
         vault: Vault, tmp_path: Path, spawned: list[subprocess.Popen[bytes]], waits_for_helper: None,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,14 +210,8 @@ def test_file_gone_after_the_walk_fails_alone(
 def test_disk_full_in_the_helper_stops_cleanly_and_resumes(
         tmp_path: Path, spawned: list[subprocess.Popen[bytes]], waits_for_helper: None) -> None:
     """A real 4 MiB tmpfs as the vault home, filled by the helper's copies."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs (run the suite as root to include it)")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("mounting tmpfs is not permitted in this container")
     src = small_tree(tmp_path / "cam", 200, size=30_000)  # 6 MB: cannot fit
-    try:
+    with small_tmpfs(tmp_path, "4m") as mnt:
         home = mnt / "home"
         init_vault(home)
         # the reserve keeps room for the catalog, which lives on the same disk
@@ -247,68 +234,69 @@ def test_disk_full_in_the_helper_stops_cleanly_and_resumes(
         assert again.counts()["new"] == 200 - len(kept)
         assert set(camera_files(src).values()) == stored_hashes(vault)
         vault.close()
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)])
 
 
 # -- the helper's side of the conversation, in process --------------------------------
 
-def test_helper_protocol_reports_each_file(vault: Vault, tmp_path: Path) -> None:
-    src = small_tree(tmp_path / "cam", 5)
+@contextmanager
+def conversation(vault: Vault, src: Path, session: str, requests: Callable[[list[camerafs.CameraFile]], list[object]],
+                 *, reserve: int = 0, before: Callable[[list[camerafs.CameraFile]], None] | None = None,
+                 ) -> Iterator[tuple[list[object], Path]]:
+    """The helper's loop run here on ``src``: yields its answers and the staging folder."""
     root_fd = camerafs.open_root(src)
-    staging = vault.store.open_staging("t1")
+    staging = vault.store.open_staging(session)
     try:
         files = camerafs.walk(root_fd, vault.config.ingest).files
-        (src / files[1].display_path).write_bytes(b"grown")  # changed since the walk
-        (src / files[3].display_path).unlink()  # gone since the walk
+        if before is not None:
+            before(files)
         inp = io.BytesIO()
-        for msg in (("group", files), ("copy", files, False)):
+        for msg in requests(files):
             pickle.dump(msg, inp)
         inp.seek(0)
         out = io.BytesIO()
-        job = copier.CopyJob(Store(vault.store.store_dir, vault.store.staging_dir), staging, root_fd, 0)
-        copier.serve(job, inp, out)
+        copier.serve(copier.CopyJob(vault.store, staging, root_fd, reserve), inp, out)
         out.seek(0)
-        msgs = []
+        answers: list[object] = []
         while True:
             try:
-                msgs.append(pickle.load(out))
+                answers.append(pickle.load(out))
             except EOFError:
                 break
+        yield answers, staging.root
+    finally:
+        staging.close()
+        os.close(root_fd)
+
+
+def test_helper_protocol_reports_each_file(vault: Vault, tmp_path: Path) -> None:
+    src = small_tree(tmp_path / "cam", 5)
+
+    def meddle(files: list[camerafs.CameraFile]) -> None:
+        (src / files[1].display_path).write_bytes(b"grown")  # changed since the walk
+        (src / files[3].display_path).unlink()  # gone since the walk
+
+    with conversation(vault, src, "t1", lambda files: [("group", files), ("copy", files, False)],
+                      before=meddle) as (msgs, staged_in):
         assert msgs[0] == ("ready",) and msgs[-1] == ("end",)
-        results = [r for m in msgs if m[0] == "files" for r in m[1]]
+        results = [r for m in msgs if isinstance(m, tuple) and m[0] == "files" for r in m[1]]
         assert len(results) == 5
         kinds = [type(r).__name__ for r in results]
         assert kinds.count("Staged") == 3 and kinds.count("Changed") + kinds.count("Unreadable") == 2
         for r in results:
             if isinstance(r, copier.Staged):
                 assert r.structure is not None and r.structure.kind == "jpeg"
-                assert Path(r.staged.path).parent == staging.root
-    finally:
-        staging.close()
-        os.close(root_fd)
+                assert Path(r.staged.path).parent == staged_in
 
 
 def test_helper_protocol_stops_on_a_full_disk(vault: Vault, tmp_path: Path) -> None:
     src = small_tree(tmp_path / "cam", 4)
-    root_fd = camerafs.open_root(src)
-    staging = vault.store.open_staging("t2")
-    try:
-        files = camerafs.walk(root_fd, vault.config.ingest).files
-        inp = io.BytesIO()
-        pickle.dump(("copy", files, False), inp)
-        inp.seek(0)
-        out = io.BytesIO()
-        job = copier.CopyJob(vault.store, staging, root_fd, 1 << 62)  # no reserve can be met
-        copier.serve(job, inp, out)
-        out.seek(0)
-        msgs = [pickle.load(out) for _i in range(3)]
+    with conversation(vault, src, "t2", lambda files: [("copy", files, False)],
+                      reserve=1 << 62) as (msgs, staged_in):  # no reserve can be met
         assert msgs[0] == ("ready",) and msgs[1] == ("files", [])
-        assert msgs[2][0] == "stop" and msgs[2][1] == "DiskFullError" and "not enough space" in msgs[2][2]
-        assert not list(staging.root.iterdir())
-    finally:
-        staging.close()
-        os.close(root_fd)
+        stop = msgs[2]
+        assert isinstance(stop, tuple) and stop[0] == "stop" and stop[1] == "DiskFullError"
+        assert "not enough space" in stop[2]
+        assert not list(staged_in.iterdir())
 
 
 def test_parent_takes_only_the_values_a_helper_may_send() -> None:

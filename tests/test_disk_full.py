@@ -5,12 +5,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import TEST_CONFIG, camera_files, small_tmpfs
 
-from conftest import TEST_CONFIG, camera_files
 from vaultd import faults
 from vaultd.catalog import recordings as rec_db
 from vaultd.ingest import ingest_path
@@ -59,13 +58,7 @@ def test_reserve_stops_before_copying(home: Path, camera: Path) -> None:
 @pytest.mark.root
 def test_real_full_filesystem(tmp_path: Path, camera: Path) -> None:
     """A real 3 MiB tmpfs as the vault home (needs root to mount)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs (run the suite as root to include it)")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("mounting tmpfs is not permitted in this container")
-    try:
+    with small_tmpfs(tmp_path, "3m") as mnt:
         home = mnt / "home"
         init_vault(home)
         (home / "vaultd.toml").write_text(TEST_CONFIG)
@@ -84,5 +77,3 @@ def test_real_full_filesystem(tmp_path: Path, camera: Path) -> None:
         again = ingest_path(vault, camera, actor=ME)
         assert again.complete and hashes(vault) == set(camera_files(camera).values())
         vault.close()
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)])
