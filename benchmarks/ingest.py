@@ -182,13 +182,30 @@ def measure_once(contender: str, tree: Tree, scratch: Path) -> float:
         remove_tree(dst)
 
 
+def round_order(contenders: tuple[str, ...], r: int) -> tuple[str, ...]:
+    """Round ``r``'s order: a balanced Latin square (Williams), so that over
+    len(contenders) rounds each contender runs first once and right after each
+    other one once. A plain rotation always ran each one after the same
+    neighbour, and on a disk where one run's removed tree slows the next one's
+    writes, that neighbour's effect always fell on the same contender."""
+    n = len(contenders)
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    return tuple(contenders[(i + r) % n] for i in first)
+
+
 def measure_tree(tree: Tree, scratch: Path, repeat: int) -> list[Measure]:
     # the first write after the trees were made or removed runs slow on some disks: not timed
     warm = measure_once("cp+sync", tree, scratch)
     note(f"  {tree.kind:<5} warm-up    cp+sync    {warm:8.2f} s (not counted)")
     measures = {c: Measure(tree.kind, c, tree.total_bytes, tree.files) for c in CONTENDERS}
     for r in range(repeat):
-        order = CONTENDERS[r % len(CONTENDERS):] + CONTENDERS[:r % len(CONTENDERS)]
+        order = round_order(CONTENDERS, r)
         for contender in order:
             seconds = measure_once(contender, tree, scratch)
             measures[contender].seconds.append(seconds)
