@@ -148,3 +148,15 @@ def test_a_staged_copy_that_cannot_be_made_durable_is_a_storage_error(store: Sto
         store.make_durable([staged])
     assert list(store.iter_objects()) == []  # nothing half-placed in the store
     staging.close()
+
+
+def test_a_staged_copy_gone_before_its_rename_is_a_storage_error(store: Store, tmp_path: Path) -> None:
+    staging = store.open_staging("s2")
+    fd = src(tmp_path, b"evidence 2")
+    staged = store.stage(staging, fd, fsync=False)
+    os.close(fd)
+    staged.path.unlink()  # gone under us between staging and placing
+    with pytest.raises(StorageError, match=staged.sha256):
+        store.commit_many([staged])
+    assert list(store.iter_objects()) == []  # nothing placed
+    staging.close()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaultd.errors import StorageError, UsageError
+from vaultd.files import fsync_path
 from vaultd.i18n import _
 
 ALGORITHMS = ("sha256", "sha512")
@@ -223,11 +224,7 @@ def format_info(lines: list[tuple[str, str]]) -> bytes:
 
 def _fsync_tree(root: Path) -> None:
     for dirpath, _dirs, _files in os.walk(root):
-        fd = os.open(dirpath, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(Path(dirpath))
 
 
 # -- reading and checking -----------------------------------------------------------------

@@ -22,3 +22,12 @@ def write_durably(path: Path, data: bytes, *, replace: bool) -> None:
         os.close(fd)
     if replace:
         os.replace(target, path)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file (its data) or a folder (its entries) by name, never through a link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vaultd.errors import IntegrityError, StorageError
-from vaultd.files import write_durably
+from vaultd.files import fsync_path, write_durably
 from vaultd.i18n import _
 
 LOG_KEY = "log-ed25519.pem"
@@ -52,11 +51,7 @@ def ensure_keys(keys_dir: Path) -> list[str]:
             write_durably(files.log_key, pem, replace=False)
             created.append(LOG_KEY)
         created += pki.ensure_pki(keys_dir, vault_id(keys_dir), datetime.now(timezone.utc))  # exports (#8)
-        dir_fd = os.open(keys_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_path(keys_dir)
     except OSError as exc:
         raise StorageError(_("cannot write keys in %s: %s") % (keys_dir, exc.strerror)) from exc
     return created

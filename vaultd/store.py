@@ -29,6 +29,7 @@ from pathlib import Path
 
 from vaultd import faults
 from vaultd.errors import DiskFullError, HashMismatchError, StorageError
+from vaultd.files import fsync_path
 from vaultd.i18n import _
 
 log = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ class Store:
             placed.append(dirs is not None)
             touched.update(dirs or ())
         # the innermost folders first: a new folder's entry is its parent's
-        self._sync_each_or_all(sorted(touched, key=lambda p: len(p.parts), reverse=True), _fsync_dir)
+        self._sync_each_or_all(sorted(touched, key=lambda p: len(p.parts), reverse=True), _fsync)
         faults.point("store.after_rename")
         return placed
 
@@ -291,7 +292,7 @@ class Store:
     def make_durable(self, staged: Sequence[StagedObject]) -> None:
         """Make these staged copies durable: an fsync each when they are few,
         else one syncfs; a copy that cannot be fsynced is a StorageError naming it."""
-        self._sync_each_or_all([obj.path for obj in staged], _fsync_file)
+        self._sync_each_or_all([obj.path for obj in staged], _fsync)
 
     def remove_uncommitted(self, sha256: str) -> bool:
         """Remove an object that a dead ingest placed but never catalogued.
@@ -304,7 +305,7 @@ class Store:
             os.unlink(target)
         except FileNotFoundError:
             return False
-        _fsync_dir(target.parent)
+        _fsync(target.parent)
         return True
 
     def purge(self, sha256: str) -> bool:
@@ -322,7 +323,7 @@ class Store:
             return False
         except OSError as exc:
             raise _storage_error(exc, target) from exc
-        _fsync_dir(target.parent)
+        _fsync(target.parent)
         return True
 
     # -- checking ---------------------------------------------------------
@@ -504,13 +505,10 @@ def _discard(path: Path) -> None:
         pass
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """``fsync_path``, a failure being a StorageError that names the file or folder."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(path)
     except OSError as exc:
         raise _storage_error(exc, path) from exc
 
@@ -552,10 +550,3 @@ def _load_libc() -> ctypes.CDLL | None:
 
 _libc = _load_libc()
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
