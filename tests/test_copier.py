@@ -56,7 +56,7 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[subprocess.Popen[b
         return proc
 
     monkeypatch.setattr(copier, "_start", start)
-    monkeypatch.setattr(ingest_mod, "HELPER_MIN_FILES", 1)
+    monkeypatch.setattr(copier, "HELPER_MIN_FILES", 1)
     yield procs
 
 
@@ -104,7 +104,8 @@ def test_helper_starts_only_for_many_small_files() -> None:
 # -- the whole ingest through the helper ----------------------------------------------
 
 def test_helper_ingest_is_byte_identical_and_same_as_in_process(
-        vault: Vault, tmp_path: Path, spawned: list[subprocess.Popen[bytes]], waits_for_helper: None) -> None:
+        vault: Vault, tmp_path: Path, spawned: list[subprocess.Popen[bytes]], waits_for_helper: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     src = small_tree(tmp_path / "cam", 300)
     report = ingest_path_ok(vault, src)
     assert spawned and all(p.returncode is not None for p in spawned)  # used, and reaped
@@ -122,7 +123,7 @@ def test_helper_ingest_is_byte_identical_and_same_as_in_process(
     (home2 / "vaultd.toml").write_text((vault.layout.config_file).read_text(encoding="utf-8"), encoding="utf-8")
     other = open_vault(home2)
     try:
-        ingest_mod.HELPER_MIN_FILES = 0
+        monkeypatch.setattr(copier, "HELPER_MIN_FILES", 0)
         local = ingest_mod.ingest_path(other, src, actor=ME)
     finally:
         other.close()
@@ -153,7 +154,7 @@ def test_a_helper_that_fails_is_dropped_and_the_copy_done_here(
         vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits_for_helper: None,
         caplog: pytest.LogCaptureFixture, start: object) -> None:
     monkeypatch.setattr(copier, "_start", start)
-    monkeypatch.setattr(ingest_mod, "HELPER_MIN_FILES", 1)
+    monkeypatch.setattr(copier, "HELPER_MIN_FILES", 1)
     src = small_tree(tmp_path / "cam", 200)
     with caplog.at_level(logging.WARNING, logger="vaultd.copier"):
         report = ingest_path_ok(vault, src)

@@ -136,8 +136,11 @@ def for_helper(batch: Sequence[CameraFile], chunk_bytes: int) -> bool:
 
 
 def wants_helper(batches: Sequence[Sequence[CameraFile]], chunk_bytes: int,
-                 min_files: int = HELPER_MIN_FILES) -> bool:
-    """Whether a group's small files are many enough to start a helper for them."""
+                 min_files: int | None = None) -> bool:
+    """Whether a group's small files are many enough to start a helper for them
+    (``min_files``: default ``HELPER_MIN_FILES``; 0: never)."""
+    if min_files is None:
+        min_files = HELPER_MIN_FILES
     if min_files <= 0:
         return False
     return sum(len(b) for b in batches if for_helper(b, chunk_bytes)) >= min_files
@@ -334,6 +337,9 @@ class _Unpickler(pickle.Unpickler):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"the helper may not send {module}.{name}")
         return super().find_class(module, name)
+
+
+Copier = LocalCopier | HelperCopier
 
 
 def _why(exc: BaseException) -> str:

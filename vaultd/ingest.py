@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 BATCH_FILES = 128
 BATCH_BYTES = 512 << 20
 _COMMITS_AHEAD = 2  # batches copied ahead of their commit
-HELPER_MIN_FILES = copier.HELPER_MIN_FILES  # small files that start a copy helper process; 0: never
 
 
 @dataclass(frozen=True)
@@ -240,17 +239,16 @@ def _batches(files: list[CameraFile]) -> list[list[CameraFile]]:
     return out
 
 
-def _copier(ses: _Session, batches: list[list[CameraFile]]) -> copier.LocalCopier | copier.HelperCopier:
+def _copier(ses: _Session, batches: list[list[CameraFile]]) -> copier.Copier:
     """A helper process copies the batches of small files when there are many
     (not while a test has armed fault points: they count in this process only)."""
     job = copier.CopyJob(ses.vault.store, ses.staging, ses.root_fd, ses.vault.config.ingest.reserve_bytes)
-    if not faults.armed() and copier.wants_helper(batches, ses.vault.store.chunk_bytes, HELPER_MIN_FILES):
+    if not faults.armed() and copier.wants_helper(batches, ses.vault.store.chunk_bytes):
         return copier.HelperCopier(job, ses.dirs, batches, ses.progress)
     return copier.LocalCopier(job, ses.dirs, [f for b in batches for f in b], ses.progress)
 
 
-def _stage_batch(ses: _Session, batch: list[CameraFile], source: copier.LocalCopier | copier.HelperCopier,
-                 *, last_try: bool,
+def _stage_batch(ses: _Session, batch: list[CameraFile], source: copier.Copier, *, last_try: bool,
                  deferred: list[CameraFile]) -> tuple[list[_Item], DiskFullError | DeviceGoneError | None]:
     """Copy one batch into staging and make it durable; files still being written
     go to ``deferred``. When the camera goes away or the disk fills mid-batch, the
