@@ -6,6 +6,7 @@ a client that goes away is noticed."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
-from vaultd import approvals, evidence, people
+from vaultd import approvals, evidence, faults, people
 from vaultd.access import RequestKind, Role
 from vaultd.api.app import make_servers
 from vaultd.api.download import HOLD_BYTES
@@ -283,6 +284,27 @@ def test_a_client_that_goes_away_mid_sendfile_is_audited_once(world: World) -> N
     assert status == 200 and error is None and hashlib.sha256(body).hexdigest() == world.rec.sha256
 
 
+def eio_on_read(n: int) -> None:
+    """The nth read of an original fails as a dying disk would."""
+    calls: list[int] = []
+
+    def fail() -> None:
+        calls.append(1)
+        if len(calls) == n:
+            raise OSError(errno.EIO, "Input/output error")
+
+    faults.hooks["original.read"] = fail
+
+
+def test_a_read_error_mid_sendfile_is_audited_as_a_failure_not_a_disconnect(world: World) -> None:
+    eio_on_read(3)
+    status, body, error = world.get()
+    assert status == 200 and error is not None and len(body) < SIZE
+    (failed,) = world.reads("recording.get.failed")
+    assert "cannot read original" in failed["problem"] and "Input/output error" in failed["problem"]
+    assert not world.reads("recording.get", 0)
+
+
 # -- the fallback: TLS cannot sendfile ------------------------------------------------------
 
 def test_over_tls_the_original_goes_in_chunks_with_the_same_checks(vault: Vault, tmp_path: Path) -> None:
@@ -300,4 +322,9 @@ def test_over_tls_the_original_goes_in_chunks_with_the_same_checks(vault: Vault,
         (failed,) = w.reads("recording.get.failed")
         assert "does not match" in failed["problem"]
         assert len(w.reads("recording.get")) == 1
+        eio_on_read(2)  # a read error in chunks: a failure named as such, not a disconnect
+        status, body, error = w.get()
+        assert status == 200 and error is not None and len(body) < SIZE
+        failed_reads = w.reads("recording.get.failed", 2)
+        assert sum("cannot read original" in f["problem"] for f in failed_reads) == 1
 

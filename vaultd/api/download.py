@@ -42,6 +42,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from vaultd import faults
 from vaultd.api.ranges import ByteRange
 from vaultd.api.zerocopy import EXTENSION as ZEROCOPY
 from vaultd.errors import HashMismatchError, StorageError, VaultError
@@ -101,7 +102,6 @@ class OriginalResponse(Response):
                         problem = None
                     except Exception as exc:  # a task boundary: logged, audited, connection cut
                         cause = _cause(exc)
-                        cause = _short(self.rec) if isinstance(cause, EOFError) else cause
                         if isinstance(cause, ConnectionError):  # the server could not deliver: gone
                             log.info("sending original %s stopped: %s", self.rec.id, cause)
                         else:
@@ -148,8 +148,15 @@ class OriginalResponse(Response):
             while ahead.sent < length:
                 ready = await ahead.released_beyond_sent()
                 last = ready == length
-                await send({"type": ZEROCOPY, "file": file, "offset": start + ahead.sent,
-                            "count": ready - ahead.sent, "more_body": not last})
+                try:
+                    await send({"type": ZEROCOPY, "file": file, "offset": start + ahead.sent,
+                                "count": ready - ahead.sent, "more_body": not last})
+                except EOFError as exc:
+                    raise _short(self.rec) from exc
+                except ConnectionError:
+                    raise
+                except OSError as exc:  # the kernel could not read the file
+                    raise _unreadable(self.rec, exc) from exc
                 self.sent_all = last
                 ahead.advance(ready)
 
@@ -179,7 +186,7 @@ class OriginalResponse(Response):
             try:
                 while left > 0:
                     data = await anyio.to_thread.run_sync(_read, self.fd, min(self.chunk_bytes, left), pos,
-                                                          digest)
+                                                          digest, self.rec)
                     if not data:
                         raise _short(self.rec)
                     pos += len(data)
@@ -231,7 +238,11 @@ class _ReadAhead:
     def _read_batch(self, end: int) -> None:
         while self.read < end:
             view = self.buffer[:min(len(self.buffer), end - self.read)]
-            n = os.preadv(self.fd, [view], self.start + self.read)
+            try:
+                faults.point("original.read")
+                n = os.preadv(self.fd, [view], self.start + self.read)
+            except OSError as exc:
+                raise _unreadable(self.rec, exc) from exc
             if n == 0:
                 raise _short(self.rec)
             if self.digest is not None:
@@ -264,6 +275,11 @@ def _short(rec: Recording) -> StorageError:
                         hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
 
 
+def _unreadable(rec: Recording, exc: OSError) -> StorageError:
+    return StorageError(_("cannot read original %s: %s") % (rec.id, exc.strerror or exc),
+                        hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
+
+
 def _cause(exc: BaseException) -> BaseException:
     """The one exception inside (nested) single-member exception groups; a VaultError
     before a ConnectionError when both ends failed (a cut that made the client fail)."""
@@ -277,8 +293,12 @@ def _describe(exc: BaseException) -> str:
     return exc.message if isinstance(exc, VaultError) else repr(exc)
 
 
-def _read(fd: int, size: int, pos: int, digest: hashlib._Hash | None) -> bytes:
-    data = os.pread(fd, size, pos)
+def _read(fd: int, size: int, pos: int, digest: hashlib._Hash | None, rec: Recording) -> bytes:
+    try:
+        faults.point("original.read")
+        data = os.pread(fd, size, pos)
+    except OSError as exc:
+        raise _unreadable(rec, exc) from exc
     if digest is not None:
         digest.update(data)
     return data

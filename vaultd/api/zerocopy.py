@@ -18,7 +18,11 @@ Unlike a body message after a disconnect (which uvicorn drops silently), a
 zero-copy send that cannot deliver every byte raises ``ConnectionError``
 after closing the connection, as ASGI 2.4 asks of servers: h11 already
 counted the bytes, so the connection cannot be used again. A file that ends
-before ``count`` bytes closes the connection too and raises ``EOFError``.
+before ``count`` bytes closes the connection too and raises ``EOFError``; a
+file that cannot be read raises its ``OSError`` (only when some bytes of the
+call went out already: asyncio reports a failure of the very first
+``os.sendfile`` as ``SendfileNotAvailableError``, without its errno, which
+counts as the connection's).
 
 This is the only module that knows uvicorn's internals: that the ``send``
 handed to the application is a bound method of the request's
@@ -43,7 +47,6 @@ CYCLE_ATTRIBUTES = ("conn", "transport", "scope", "response_started", "response_
 
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Message, Callable[[], Awaitable[Message]], Send], Awaitable[None]]
 
 
 class ZeroCopyH11Protocol(H11Protocol):
@@ -104,7 +107,7 @@ class _Sender:
 
     async def _sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
         cycle, span = self.cycle, _Span(count)
-        marker: object = span
+        marker: object = span  # h11 hands back the same object (typed as bytes)
         pieces = cycle.conn.send_with_data_passthrough(h11.Data(data=cast(bytes, span)))
         transport = cycle.transport
         sent = count
@@ -117,6 +120,8 @@ class _Sender:
                     transport.write(piece)  # a chunk header (HTTP/1.1 without content-length)
         except BaseException as exc:  # h11 counted the bytes: the connection is done for
             transport.abort()
+            if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+                raise  # the file could not be read: not the connection's fault
             if isinstance(exc, Exception):
                 raise ConnectionError(f"the file could not be sent: {exc!r}") from exc
             raise
