@@ -349,7 +349,7 @@ def _check_preview(pv: PreviewConfig, source: str) -> None:
         raise bad("x264_params", _("empty or key=value pairs joined by ':' (like \"me=dia:subme=1\")"))
     if pv.encoder not in PREVIEW_ENCODERS:
         raise bad("encoder", _("one of %s") % ", ".join(PREVIEW_ENCODERS))
-    if isinstance(pv.ingest_run_pct, bool) or not 0 <= pv.ingest_run_pct <= 100:
+    if not 0 <= pv.ingest_run_pct <= 100:  # (a bool is refused as not an integer already)
         raise bad("ingest_run_pct", _("a whole number from 0 (stopped while ingest runs) to 100 (not throttled)"))
     if pv.workers < 0:
         raise bad("workers", _("0 (cores - 1) or more"))

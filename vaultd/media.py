@@ -759,7 +759,9 @@ class _Background:
     processes are stopped) a run's time limit does not count, so a job slowed or stopped
     for ingest never times out because of it. ``paused``: the processes are stopped now
     (outright, or in the stopped part of a duty cycle); ``idle_s`` adds up the time that
-    did not count."""
+    did not count. The price: an ffmpeg that hangs while a camera is ingested is killed
+    only once that ingest is over and its limit has run; meanwhile it runs at SCHED_IDLE,
+    on CPU that ingest does not want."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()

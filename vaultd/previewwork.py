@@ -298,16 +298,20 @@ class Worker:
         """While ingest runs, background previews are throttled (``[preview] ingest_run_pct``:
         their ffmpeg stopped part of each period) or stopped outright (``pause_during_ingest``);
         when it is done they run on. Never leaves an ffmpeg stopped when it ends."""
-        was = False
+        last: Throttle | None = None
         try:
             while not stop.is_set():
                 ingesting = self._ingesting()
-                if ingesting != was:
-                    log.info("previews %s", ("throttled: ingest is running" if ingesting else "running again"))
-                    was = ingesting
                 plan = throttle_for(ingesting, self.cfg)
-                self._apply(plan)
-                if plan.run_s > 0 and plan.stop_s > 0:  # a duty cycle: run, then stopped
+                duty = plan.run_s > 0 and plan.stop_s > 0
+                if plan != last or duty:  # a steady plan is applied once, a duty cycle each period
+                    if last is None or plan.held != last.held:
+                        log.info("previews %s", "throttled: ingest is running" if ingesting else "running")
+                    self._apply(plan)
+                    if last is not None and last.stopped and not plan.stopped:
+                        WAKE.set()  # workers that waited out the stop start at once
+                    last = plan
+                if duty:  # run, then stopped
                     stop.wait(plan.run_s)
                     media.pause_background()
                     stop.wait(plan.stop_s)
