@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,3 +86,23 @@ def small_tmpfs(tmp_path: Path, size: str) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)])
+
+
+def wait_for(pred: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition") -> Any:
+    """``pred()``'s first true value, polled until ``timeout_s``; a clear failure after."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def proc_state(pid: int) -> str | None:
+    """A process's state letter from /proc ("R", "S", "T", "Z", ...); None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return None
+    return stat[stat.rindex(")") + 2]

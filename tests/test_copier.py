@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import TEST_CONFIG, camera_files, small_tmpfs
+from conftest import TEST_CONFIG, camera_files, proc_state, small_tmpfs, wait_for
 
 import vaultd.ingest as ingest_mod
 from vaultd import camerafs, copier
@@ -338,20 +338,9 @@ time.sleep(60)
         time.sleep(0.5)  # the helper has started and asked for its death signal
         session.kill()
         session.wait()
-        for _i in range(100):
-            if not _alive(helper):
-                break
-            time.sleep(0.05)
-        assert not _alive(helper)
+        wait_for(lambda: proc_state(helper) in (None, "Z"), 5, "the helper to die with its session")
     finally:
         session.kill()
         if keeper:
             os.kill(keeper, signal.SIGKILL)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False

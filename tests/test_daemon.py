@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import camera_files, wait_for
 from sqlalchemy import func, select
 
-from conftest import camera_files
 from vaultd import alerts, auditcheck, devices, faults
 from vaultd import registry as registry_mod
 from vaultd.catalog.schema import audit_entries, docks, recordings, sightings
@@ -32,16 +32,6 @@ from vaultd.people import local_owner
 from vaultd.vault import Vault
 
 SERIAL = "3201001"  # the simulated master camera's serial
-
-
-def wait_for(pred: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition") -> Any:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def put_camera(master: Path, dock: Path, name: str, serial: str | None = None) -> Path:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import proc_state, wait_for
 
 from vaultd import config as config_mod
 from vaultd import media
@@ -17,7 +18,6 @@ from vaultd.config import PreviewConfig
 from vaultd.errors import ConfigError
 from vaultd.media import MediaToolError
 from vaultd.preview import THROTTLE_PERIOD_S, Throttle, throttle_for
-
 
 # -- decisions -------------------------------------------------------------------------
 
@@ -63,11 +63,6 @@ def released() -> Iterator[None]:
     assert not media.background_held() and not media.background_paused()
 
 
-def _state(pid: int) -> str:
-    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    return stat[stat.rindex(")") + 2]
-
-
 def _background(argv: list[str], timeout_s: float) -> tuple[threading.Thread, dict[str, object]]:
     """Runs ``argv`` as a background preview run in a thread; the result lands in the dict."""
     out: dict[str, object] = {}
@@ -83,14 +78,9 @@ def _background(argv: list[str], timeout_s: float) -> tuple[threading.Thread, di
     return thread, out
 
 
-def _pid_of(before: set[object]) -> int:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        new = media._BACKGROUND.procs - before
-        if new:
-            return next(iter(new)).pid  # type: ignore[attr-defined, no-any-return]
-        time.sleep(0.01)
-    raise AssertionError("the run did not start")
+def _pid_of_the_run() -> int:
+    procs = wait_for(lambda: set(media._BACKGROUND.procs), 5, "the run to start")
+    return int(next(iter(procs)).pid)
 
 
 def test_a_run_held_back_for_ingest_does_not_time_out() -> None:
@@ -112,7 +102,7 @@ def test_time_stopped_does_not_count_but_running_time_does() -> None:
 
 def test_a_run_that_times_out_is_killed_even_between_stops() -> None:
     thread, out = _background(["sleep", "30"], timeout_s=0.3)
-    pid = _pid_of(set())
+    pid = _pid_of_the_run()
     media.pause_background()
     media.resume_background()
     thread.join(10)
@@ -128,20 +118,20 @@ def test_the_gate_never_leaves_ffmpeg_stopped_when_it_ends(home: Path) -> None:
         worker = Worker(vault, workers=1, busy=lambda: True)
         worker.cfg = replace(worker.cfg, ingest_run_pct=30)
         thread, out = _background(["sleep", "30"], timeout_s=60)
-        pid = _pid_of(set())
+        pid = _pid_of_the_run()
         stop = threading.Event()
         gate = threading.Thread(target=worker._watch_ingest, args=(stop,), daemon=True)
         gate.start()
         seen = set()
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and len(seen) < 2:  # the duty cycle stops and continues it
-            seen.add(_state(pid))
+            seen.add(proc_state(pid))
             time.sleep(0.01)
         assert {"T", "S"} <= seen or {"t", "S"} <= seen
         assert media.background_held()
         stop.set()  # the daemon stops
         gate.join(5)
-        assert _state(pid) == "S" and not media.background_held()
+        assert proc_state(pid) == "S" and not media.background_held()
     finally:
         media.release_background()
         for proc in list(media._BACKGROUND.procs):
@@ -155,12 +145,36 @@ def test_full_pause_holds_new_runs_and_releases_them() -> None:
     media.pause_background()
     assert media.background_paused()
     thread, _out = _background(["sleep", "5"], timeout_s=60)
-    pid = _pid_of(set())
+    pid = _pid_of_the_run()
     time.sleep(0.2)
-    assert _state(pid) in ("T", "t")  # a run started while paused starts stopped
+    assert proc_state(pid) in ("T", "t")  # a run started while paused starts stopped
     media.release_background()
     time.sleep(0.1)
-    assert _state(pid) == "S"
+    assert proc_state(pid) == "S"
     for proc in list(media._BACKGROUND.procs):
         proc.kill()
     thread.join(10)
+
+
+def test_a_failing_ingest_check_never_holds_previews_back(home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from vaultd.previewwork import Worker
+    from vaultd.vault import open_vault
+
+    def broken() -> bool:
+        raise RuntimeError("the daemon's session table is gone")
+
+    vault = open_vault(home)
+    try:
+        media.hold_background(True, stop_new=True)  # as a stop left by an ingest the check can no longer see
+        media.pause_background()
+        worker = Worker(vault, workers=1, busy=broken)
+        stop = threading.Event()
+        gate = threading.Thread(target=worker._watch_ingest, args=(stop,), daemon=True)
+        gate.start()
+        wait_for(lambda: not media.background_held() and not media.background_paused(), 5,
+                 "the gate to let previews run")
+        assert "ingest check of the preview worker failed" in caplog.text
+        stop.set()
+        gate.join(5)
+    finally:
+        vault.close()
