@@ -34,13 +34,14 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -140,15 +141,20 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _idle(vault: Vault, rec_id: str) -> None:
-    """Wait until no other worker is making this preview."""
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
+def _wait_job(vault: Vault, rec_id: str, done: Callable[[Any], bool], limit_s: float) -> Any:
+    """Wait (at most ``limit_s``) until this preview's job satisfies ``done``; the job as last seen."""
+    deadline = time.monotonic() + limit_s
+    while True:
         with vault.engine.connect() as conn:
             job = pdb.job_of(conn, rec_id)
-        if job is None or job.state != "running":
-            return
-        time.sleep(0.1)
+        if done(job) or time.monotonic() >= deadline:
+            return job
+        time.sleep(0.05)
+
+
+def _idle(vault: Vault, rec_id: str) -> None:
+    """Wait until no other worker is making this preview."""
+    _wait_job(vault, rec_id, lambda job: job is None or job.state != "running", 600)
 
 
 def vaultd_job(vault: Vault, rec_id: str) -> tuple[float, float]:
@@ -220,16 +226,15 @@ def first_playable(vault: Vault, rec_id: str) -> float:
 
 
 class Background:
-    """Runs ``step`` again and again in a thread until stopped; counts the rounds."""
+    """Runs ``step`` again and again in a thread until stopped."""
 
     def __init__(self, step: Any) -> None:
-        self.step, self.rounds, self.stop = step, 0, threading.Event()
+        self.step, self.stop = step, threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self.stop.is_set():
             self.step()
-            self.rounds += 1
 
     def __enter__(self) -> "Background":
         self.thread.start()
@@ -348,15 +353,9 @@ def _beside_round(work: Path, tree: Path, tree_bytes: int, vault: Vault, rec_id:
         try:
             start = time.perf_counter()
             preview.rebuild(vault, local_owner(), rec_id)
-            done = None
-            while done is None and time.perf_counter() - start < 900:
-                with vault.engine.connect() as conn:
-                    job = pdb.job_of(conn, rec_id)
-                if job is not None and job.state in ("done", "failed"):
-                    done = time.perf_counter()
-                else:
-                    time.sleep(0.05)
-            assert done is not None and job is not None and job.state == "done", job
+            job = _wait_job(vault, rec_id, lambda j: j is not None and j.state in ("done", "failed"), 900)
+            done = time.perf_counter()
+            assert job is not None and job.state == "done", job
         finally:
             service.stop()
     rates = [rate for at, rate in ended if start <= at <= done] or [rate for _at, rate in ended]
