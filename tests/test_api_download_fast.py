@@ -30,7 +30,7 @@ from sqlalchemy import select
 from vaultd import approvals, evidence, faults, people
 from vaultd.access import RequestKind, Role
 from vaultd.api.app import make_servers
-from vaultd.api.download import HOLD_BYTES
+from vaultd.api.download import HOLD_BYTES, OriginalResponse
 from vaultd.api.zerocopy import CYCLE_ATTRIBUTES, EXTENSION, ZeroCopyH11Protocol
 from vaultd.catalog.recordings import RecordingFilter
 from vaultd.catalog.schema import audit_entries
@@ -143,10 +143,17 @@ def make_world(vault: Vault, tmp_path: Path, base: str = "") -> World:
 
 
 @pytest.fixture
-def world(vault: Vault, tmp_path: Path) -> Iterator[World]:
+def world(vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A plain-HTTP server: every original leaves by sendfile (the chunk path would fail here,
+    so a test cannot pass on it by mistake)."""
+    async def no_chunks(self: OriginalResponse, send: Any) -> None:
+        raise AssertionError("a plain-HTTP download went the chunk path, not sendfile")
+
+    monkeypatch.setattr(OriginalResponse, "_stream_chunks", no_chunks)
     w = make_world(vault, tmp_path)
     port = free_port()
     (server,) = make_servers(vault, f"127.0.0.1:{port}")
+    assert server.config.http is ZeroCopyH11Protocol
     w.base = f"http://127.0.0.1:{port}"
     with running(server):
         yield w

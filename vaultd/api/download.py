@@ -17,11 +17,15 @@ Two ways to send, the same guarantees:
   (vaultd's own, see zerocopy.py; plain HTTP on TCP or a Unix socket): the
   kernel sends the file's pages while a worker thread reads (and, for a whole
   file, hashes) the same range ahead of them, never more than ``LEAD_BYTES``
-  ahead, so what is sent is what was just read, still in the page cache, and
-  the event loop never waits on the disk. Bytes go out only once read and
-  hashed; the last ``HOLD_BYTES`` only once the digest matches. (The kernel
-  sends the page cache's copy of what was hashed; the store's originals are
-  never written once stored.)
+  ahead, so what is sent is what was just read, normally still in the page
+  cache, and the event loop seldom waits on the disk. Bytes go out only once
+  read and hashed; the last ``HOLD_BYTES`` only once the digest matches. (The
+  kernel sends the page cache's copy of what was hashed; should memory
+  pressure evict a page between the hash and the send, the kernel reads it
+  again from the disk, and that second read is not hashed: the store's
+  originals are never written once stored, and scrubs catch a disk that
+  changes them.) A ranged part is read ahead the same way, unhashed, only so
+  that its pages are in memory when the kernel sends them.
 * in chunks otherwise (TLS, other servers, the test client): each chunk is
   read (and hashed) off the event loop while the one before is sent, never
   holding more than two.
