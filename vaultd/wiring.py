@@ -51,7 +51,7 @@ def build_daemon(vault: Vault, *, dock_folder: Path | None = None, udev: bool = 
     if previews:
         from vaultd.previewwork import PreviewService
 
-        # background previews wait while a camera is being ingested (the 24-hour deadline comes first)
+        # background previews give way while a camera is being ingested (the 24-hour deadline comes first)
         daemon.extras.append(PreviewService(vault, busy=daemon.ingesting))
         daemon.on_session_end.append(lambda st, report: _queue_previews(vault, report))
     return daemon
