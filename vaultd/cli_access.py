@@ -50,7 +50,7 @@ def _password(args: argparse.Namespace, confirm: bool) -> str:
 def _user_json(u: Any) -> dict[str, Any]:
     if isinstance(u, dict):
         return u
-    return {"name": u.name, "roles": list(u.roles), "unit": u.unit, "officer_number": u.officer_number,
+    return {"name": u.name, "display_name": u.display_name, "label": u.label, "roles": list(u.roles), "unit": u.unit, "officer_number": u.officer_number,
             "clearance": u.clearance, "disabled": u.disabled_at is not None}
 
 
@@ -64,6 +64,7 @@ def _add_users(sub: Any) -> None:
                      help=_("a role; repeat for several"))
     add.add_argument("--unit", help=_("the user's unit (department)"))
     add.add_argument("--officer-number", help=_("警号: links ingested recordings to this user"))
+    add.add_argument("--display-name", help=_("the person's name as written, e.g. 王小明 (the login name stays ASCII)"))
     add.add_argument("--clearance", default="normal", choices=[lv.value for lv in Level])
     add.add_argument("--password-stdin", action="store_true")
     add.add_argument("--no-password", action="store_true", help=_("token-only user"))
@@ -77,10 +78,10 @@ def _run_users_add(args: argparse.Namespace) -> int:
     if client:
         data = client.json("POST", "/users", json={
             "name": args.name, "role": args.role, "unit": args.unit, "officer_number": args.officer_number,
-            "clearance": args.clearance, "password": password})
+            "clearance": args.clearance, "password": password, "display_name": args.display_name})
     else:
         new = NewUser(args.name, tuple(Role(r) for r in args.role), args.unit, args.officer_number,
-                      Level(args.clearance))
+                      Level(args.clearance), args.display_name)
         data = _user_json(people.add_user(open_(args), local_owner(), new, password, "cli"))
     print(_("added user %s (%s)") % (data["name"], ", ".join(data["roles"])))
     return 0
@@ -94,8 +95,10 @@ def _run_users_list(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     for u in rows:
-        print(f"{u['name']:<16} {','.join(u['roles']):<24} {u.get('unit') or '-':<16} "
-              f"{u.get('officer_number') or '-':<10} {u['clearance']:<12}" + (" DISABLED" if u["disabled"] else ""))
+        disabled = u["disabled"] if "disabled" in u else u.get("disabled_at") is not None
+        print(f"{u['name']:<16} {u.get('display_name') or '-':<12} {','.join(u['roles']):<24} "
+              f"{u.get('unit') or '-':<16} {u.get('officer_number') or '-':<10} {u['clearance']:<12}"
+              + (" DISABLED" if disabled else ""))
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from vaultd import access, audit
 from vaultd.access import Action, Level, Principal, Role
 from vaultd.audit import Event
 from vaultd.catalog import people as db
-from vaultd.catalog.people import UserRow
+from vaultd.catalog.people import Directory, UserRow, display_label
 from vaultd.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -82,6 +83,36 @@ def refuse_unless(actor: Principal, action: Action, via: str, details: dict[str,
     return decision.rule
 
 
+def check_login_name(name: str) -> None:
+    """The one check of login names: ASCII letters, digits and '_.@-', 1-64 long.
+
+    People's own names (王小明) go in the display name; a login name is typed
+    at every sign-in and ends up in paths, logs and URLs."""
+    if _NAME.match(name):
+        return
+    if not name.isascii():
+        raise UsageError(_("login name %s is not ASCII") % ascii(name),
+                         hint=_("login names use only a-z, A-Z, 0-9, '_', '.', '@' and '-'; "
+                                "put the person's own name in --display-name"))
+    raise UsageError(_("login name %s is not allowed") % ascii(name),
+                     hint=_("use 1-64 letters, digits, '_', '.', '@' or '-'"))
+
+
+def check_display_name(text: str | None) -> str | None:
+    """A display name as given (Unicode kept without loss, NFC as typed), or None
+    when empty; refused when it holds control, format or bidi characters."""
+    if text is None or not text.strip():
+        return None
+    if len(text) > 64:
+        raise UsageError(_("the display name is longer than 64 characters"))
+    bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")]
+    if bad:
+        raise UsageError(_("the display name holds control or formatting characters (%s)")
+                         % ", ".join(f"U+{ord(c):04X}" for c in bad[:5]),
+                         hint=_("type the name as it is written, e.g. 王小明"))
+    return text.strip()
+
+
 @dataclass(frozen=True)
 class NewUser:
     name: str
@@ -89,13 +120,13 @@ class NewUser:
     unit: str | None = None
     officer_number: str | None = None
     clearance: Level = Level.NORMAL
+    display_name: str | None = None
 
 
 def add_user(vault: Vault, actor: Principal, new: NewUser, password: str | None, via: str) -> UserRow:
     require(vault, actor, Action.MANAGE_USERS, via, _("add users"))
-    if not _NAME.match(new.name):
-        raise UsageError(_("user name %r is not allowed") % new.name,
-                         hint=_("use 1-64 letters, digits, '_', '.', '@' or '-'"))
+    check_login_name(new.name)
+    display_name = check_display_name(new.display_name)
     if not new.roles:
         raise UsageError(_("a user needs at least one role"),
                          hint=_("--role officer|supervisor|leader|legal|auditor|admin"))
@@ -109,10 +140,10 @@ def add_user(vault: Vault, actor: Principal, new: NewUser, password: str | None,
             raise UsageError(_("officer number %s already belongs to another user") % new.officer_number)
         db.add_user(conn, name=new.name, roles=[r.value for r in new.roles], unit=new.unit,
                     officer_number=new.officer_number, clearance=new.clearance.value,
-                    password_hash=digest, at=utcnow())
+                    password_hash=digest, at=utcnow(), display_name=display_name)
         audit.append(conn, Event("user.add", actor_of(actor, via), {
-            "name": new.name, "roles": [r.value for r in new.roles], "unit": new.unit,
-            "officer_number": new.officer_number, "clearance": new.clearance.value}))
+            "name": new.name, "display_name": display_name, "roles": [r.value for r in new.roles],
+            "unit": new.unit, "officer_number": new.officer_number, "clearance": new.clearance.value}))
         row = db.user_by_name(conn, new.name)
     assert row is not None
     return row
@@ -245,4 +276,12 @@ def assign_device(vault: Vault, actor: Principal, serial: str, officer_number: s
             "device_serial": serial, "officer_number": officer_number}))
 
 
-__all__ = ["AccessDeniedError", "IssuedToken", "NewUser", "add_user", "authenticate", "login"]
+def directory(vault: Vault) -> Directory:
+    """Who is who: labels by login name and by 警号, for lists and documents
+    (``directory(vault).name('wang')`` -> '王小明 (警号 012345, 一大队)')."""
+    with vault.engine.connect() as conn:
+        return db.directory(conn)
+
+
+__all__ = ["AccessDeniedError", "Directory", "IssuedToken", "NewUser", "add_user", "authenticate",
+           "directory", "display_label", "login"]

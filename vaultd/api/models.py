@@ -84,11 +84,14 @@ class UserIn(_In):
     unit: Short | None = None
     officer_number: Short | None = None
     clearance: Level = Level.NORMAL
-    password: Secret
+    password: Secret | None = Field(None, description="none: a token-only service user")
+    display_name: Short | None = None
 
 
 class UserOut(BaseModel):
     name: str
+    display_name: str | None = None
+    label: str = Field("", description="how lists and documents name the person: display name, 警号, unit")
     roles: list[str]
     unit: str | None
     officer_number: str | None

@@ -38,7 +38,7 @@ def token_json(token: people.IssuedToken, tz: ZoneInfo) -> dict[str, Any]:
 
 def user_json(u: UserRow, tz: ZoneInfo) -> dict[str, Any]:
     """A user without their password hash."""
-    return {"name": u.name, "roles": list(u.roles), "unit": u.unit, "officer_number": u.officer_number,
+    return {"name": u.name, "display_name": u.display_name, "label": u.label, "roles": list(u.roles), "unit": u.unit, "officer_number": u.officer_number,
             "clearance": u.clearance, "created_at": views.iso(u.created_at, tz),
             "disabled_at": views.iso(u.disabled_at, tz)}
 
@@ -59,7 +59,7 @@ def login(request: Request, vault: VaultDep, body: LoginIn) -> dict[str, Any]:
 @admin.post("/users", status_code=201, response_model=UserOut, summary="Add a user (admin)")
 def add_user(vault: VaultDep, actor: PrincipalDep, body: UserIn) -> dict[str, Any]:
     new = people.NewUser(body.name, tuple(body.role), unit=body.unit, officer_number=body.officer_number,
-                         clearance=body.clearance)
+                         clearance=body.clearance, display_name=body.display_name)
     return user_json(people.add_user(vault, actor, new, body.password, VIA), zone(vault))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from vaultd.catalog.schema import api_tokens, auth_failures, device_assignments, users
+from vaultd.i18n import _
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,59 @@ class UserRow:
     password_hash: str | None
     created_at: datetime
     disabled_at: datetime | None
+    display_name: str | None = None
+    pending_roles: tuple[str, ...] = ()  # given, not yet approved: not in force
+    pending_by: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How documents and lists name this person: '王小明 (警号 012345, 一大队)'."""
+        return display_label(self.name, self.display_name, self.officer_number, self.unit)
+
+
+def display_label(name: str, display_name: str | None = None, officer_number: str | None = None,
+                  unit: str | None = None) -> str:
+    """A person as people read it: the display name (else the login name), then
+    警号 and unit where known: '王小明 (警号 012345, 一大队)', 'li (一大队)', 'sun'."""
+    parts = ([_("警号 %s") % officer_number] if officer_number else []) + ([unit] if unit else [])
+    shown = display_name or name
+    return f"{shown} ({', '.join(parts)})" if parts else shown
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Who is who, for documents and lists that hold login names or 警号.
+
+    ``name('wang')`` and ``officer('012345')`` give the person's label, or the
+    value itself when no user has it (a recording's officer may have no account)."""
+    by_name: dict[str, str]
+    by_officer: dict[str, str]
+    display_names: dict[str, str]  # login name -> display name (the login name when none)
+
+    def name(self, login: str | None) -> str:
+        if not login:
+            return "-"
+        return self.by_name.get(login, login)
+
+    def officer(self, officer_number: str | None) -> str:
+        if not officer_number:
+            return "-"
+        return self.by_officer.get(officer_number, officer_number)
+
+
+def directory(conn: Connection) -> Directory:
+    """Every user's label, by login name and by 警号 (one query; no secrets)."""
+    q = select(users.c.name, users.c.display_name, users.c.officer_number, users.c.unit)
+    by_name: dict[str, str] = {}
+    by_officer: dict[str, str] = {}
+    shown: dict[str, str] = {}
+    for name, display_name, number, unit in conn.execute(q):
+        label = display_label(name, display_name, number, unit)
+        by_name[name] = label
+        shown[name] = display_name or name
+        if number:
+            by_officer[number] = label
+    return Directory(by_name, by_officer, shown)
 
 
 def _user(row: Any) -> UserRow:
@@ -30,15 +84,17 @@ def _user(row: Any) -> UserRow:
     return UserRow(id=m["id"], name=m["name"], roles=tuple(json.loads(m["roles"])), unit=m["unit"],
                    officer_number=m["officer_number"], clearance=m["clearance"],
                    password_hash=m["password_hash"], created_at=m["created_at"],
-                   disabled_at=m["disabled_at"])
+                   disabled_at=m["disabled_at"], display_name=m["display_name"],
+                   pending_roles=tuple(json.loads(m["pending_roles"] or "[]")),
+                   pending_by=m["pending_by"])
 
 
 def add_user(conn: Connection, *, name: str, roles: list[str], unit: str | None,
              officer_number: str | None, clearance: str, password_hash: str | None,
-             at: datetime) -> int:
+             at: datetime, display_name: str | None = None) -> int:
     result = conn.execute(insert(users).values(
         name=name, roles=json.dumps(roles), unit=unit, officer_number=officer_number,
-        clearance=clearance, password_hash=password_hash, created_at=at))
+        clearance=clearance, password_hash=password_hash, created_at=at, display_name=display_name))
     pk = result.inserted_primary_key
     assert pk is not None
     return int(pk[0])

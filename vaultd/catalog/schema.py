@@ -209,6 +209,9 @@ users = Table(
     Column("password_hash", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("disabled_at", UTCDateTime),
+    Column("display_name", String(128)),  # as people write it (e.g. 王小明); the name is the ASCII login
+    Column("pending_roles", Text),  # JSON list of roles given but not yet approved (leader, supervisor)
+    Column("pending_by", String(160)),  # who gave them: the approver must be someone else
 )
 
 api_tokens = Table(
@@ -220,6 +223,7 @@ api_tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    Column("origin", String(16)),  # login (a password sign-in) or service (an admin, for a service user)
 )
 
 auth_failures = Table(
@@ -228,7 +232,20 @@ auth_failures = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(64), nullable=False, index=True),
     Column("at", UTCDateTime, nullable=False),
-    Column("source", String(128), nullable=False),
+    Column("source", String(128), nullable=False, index=True),  # the client's address, without port
+)
+
+#: Failed logins and bad tokens from one source within a minute after the first
+#: (which has its own audit entry): counted here, written as one entry later.
+auth_noise = Table(
+    "auth_noise",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("suppressed", Integer, nullable=False),
+    Column("names", Text, nullable=False),  # JSON: the first few names tried
 )
 
 device_assignments = Table(
