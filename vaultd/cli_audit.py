@@ -10,7 +10,7 @@ from typing import Any
 from vaultd import audit, auditcheck, logview, note, tlogfmt
 from vaultd.people import local_owner
 from vaultd.audit import AuditFilter, Event
-from vaultd.clicommon import cmd, open_, parse_time, print_json, remote, write_out, zone
+from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, time_filter, write_out
 from vaultd.errors import LogTamperedError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Actor
@@ -24,7 +24,7 @@ def add_commands(sub: Any) -> None:
     lst.add_argument("--recording", help=_("only entries about this recording id"))
     lst.add_argument("--actor", help=_("only this actor, e.g. local:alice or alice"))
     lst.add_argument("--type", help=_("only this type, or a prefix like 'ingest.*'"))
-    lst.add_argument("--since", help=_("only entries at or after this time (ISO 8601)"))
+    lst.add_argument("--since", metavar="WHEN", help=filter_help(lower=True))
     lst.add_argument("--limit", type=int, default=1000)
     cp = cmd(asub, "checkpoint", _run_checkpoint, _("print the latest signed checkpoint (C2SP tlog-checkpoint)"))
     cp.add_argument("--out", type=Path, help=_("also write it to this file, to check the log against later"))
@@ -60,9 +60,8 @@ def _entries(args: argparse.Namespace) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = client.json("GET", "/audit/entries", params=params)["items"]
         return items
     vault = open_(args)
-    tz = zone(vault)
     flt = AuditFilter(recording_id=args.recording, actor=args.actor, type=args.type,
-                      since=parse_time(args.since, tz, "--since") if args.since else None,
+                      since=time_filter(vault, args.since, "--since"),
                       limit=args.limit)
     return [{"index": e.index, **e.doc} for e in logview.list_entries(vault, local_owner(), flt, "cli")]
 

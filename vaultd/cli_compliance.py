@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from vaultd import compliance, gaps, scrub, spotcheck, stats
-from vaultd.clicommon import cmd, open_, parse_time, print_json, remote, zone
+from vaultd.clicommon import cmd, filter_help, open_, parse_time, print_json, remote, time_filter, zone
 from vaultd.errors import IntegrityError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Actor
@@ -32,33 +32,23 @@ def add_commands(sub: Any) -> None:
 
 
 def _period(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="since", metavar="D", help=_("from this date or time (station zone)"))
-    p.add_argument("--to", dest="until", metavar="D", help=_("to this date (inclusive) or time (exclusive)"))
+    p.add_argument("--from", dest="since", metavar="WHEN", help=filter_help(lower=True))
+    p.add_argument("--to", dest="until", metavar="WHEN", help=filter_help(lower=False))
 
 
-def _times(vault: Vault | None, args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
-    tz = zone(vault) if vault else ZoneInfo("Asia/Shanghai")
-    since = parse_time(args.since, tz, "--from") if args.since else None
-    until = parse_time(args.until, tz, "--to") if args.until else None
-    if until is not None and len(args.until) == 10:  # a date: the whole day
-        until += timedelta(days=1)
-    return since, until
+def _times(vault: Vault, args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    return (time_filter(vault, args.since, "--from"), time_filter(vault, args.until, "--to", end=True))
 
 
 def _params(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
-    """Query parameters for the API: times without a zone are the station's there."""
-    since = until = None
-    if getattr(args, "since", None):
-        since = _naive(args.since, "--from").isoformat()
-    if getattr(args, "until", None):
-        end = _naive(args.until, "--to")
-        until = (end + timedelta(days=1) if len(args.until) == 10 else end).isoformat()
-    out = {"unit": getattr(args, "unit", None), "since": since, "until": until, **more}
+    """Query parameters for the API: the time filters as typed (the API reads them with the same parser)."""
+    out = {"unit": getattr(args, "unit", None), "since": getattr(args, "since", None),
+           "until": getattr(args, "until", None), **more}
     return {k: v for k, v in out.items() if v is not None}
 
 
 def _naive(text: str, option: str) -> datetime:
-    """The time as written (a date: its midnight); without a zone when none was given."""
+    """A point in time as written (a date: its midnight), without a zone when none was given (for the API)."""
     t = parse_time(text, ZoneInfo("UTC"), option)  # validates, with a clear error
     try:
         return datetime.fromisoformat(text)

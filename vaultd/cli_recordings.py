@@ -8,7 +8,7 @@ from typing import Any
 
 from vaultd import cli_audit, cli_previews, evidence, views
 from vaultd.catalog.recordings import RecordingFilter
-from vaultd.clicommon import cmd, open_, parse_time, print_json, remote, zone
+from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, time_filter, zone
 from vaultd.i18n import _
 from vaultd.people import local_owner
 
@@ -20,8 +20,8 @@ def add_commands(sub: Any) -> None:
     lst.add_argument("--json", action="store_true")
     lst.add_argument("--device", help=_("only this device serial"))
     lst.add_argument("--officer", help=_("only this officer number"))
-    lst.add_argument("--since", help=_("recorded at or after (ISO 8601; station zone if no offset)"))
-    lst.add_argument("--until", help=_("recorded before (ISO 8601)"))
+    lst.add_argument("--since", metavar="WHEN", help=_("recorded %s") % filter_help(lower=True))
+    lst.add_argument("--until", metavar="WHEN", help=_("recorded %s") % filter_help(lower=False))
     lst.add_argument("--limit", type=int, default=None, help=_("at most this many"))
     show = cmd(rs, "show", _run_show, _("show one recording's metadata and where it was seen"))
     show.add_argument("id", help=_("recording id, or a sha256 prefix of 8+ hex digits"))
@@ -56,8 +56,8 @@ def _run_list(args: argparse.Namespace) -> int:
         tz = zone(vault)
         flt = RecordingFilter(
             device_serial=args.device, officer_id=args.officer, limit=args.limit,
-            since=parse_time(args.since, tz, "--since") if args.since else None,
-            until=parse_time(args.until, tz, "--until") if args.until else None)
+            since=time_filter(vault, args.since, "--since"),
+            until=time_filter(vault, args.until, "--until", end=True))
         items = [views.recording_json(r, tz) for r in evidence.list_recordings(vault, local_owner(), flt)]
     if args.json:
         print_json(items)

@@ -7,11 +7,12 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from vaultd import timefmt
 from vaultd.errors import UsageError
 from vaultd.home import resolve_home
 from vaultd.i18n import _
@@ -96,14 +97,23 @@ def zone(vault: Vault) -> ZoneInfo:
 
 
 def parse_time(text: str, tz: ZoneInfo, option: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            t = datetime.combine(date.fromisoformat(text), datetime.min.time())
-        except ValueError:
-            raise UsageError(_("%s: %r is not an ISO 8601 date or time") % (option, text),
-                             hint=_("e.g. 2026-11-21 or 2026-11-21T08:30:00+08:00")) from None
-    return t.replace(tzinfo=tz) if t.tzinfo is None else t
+    """A point in time a person typed (a date or a date-time); see ``timefmt.parse_when``."""
+    from vaultd.vault import utcnow
+
+    return timefmt.parse_when(text, tz, utcnow(), option, relative=False)
 
 
+def time_filter(vault: Vault, text: str | None, option: str, *, end: bool = False) -> datetime | None:
+    """A ``--since``/``--until``/``--from``/``--to`` value, in UTC (None when not given).
+
+    ``end`` for an upper bound: a day given as a date (or today, yesterday) is included whole.
+    """
+    from vaultd.vault import utcnow
+
+    return timefmt.parse_optional(text, zone(vault), utcnow(), option, end=end)
+
+
+def filter_help(lower: bool) -> str:
+    """The help text of a time filter option, naming the accepted forms."""
+    what = _("at or after") if lower else _("before (a date: through its end)")
+    return "%s: %s" % (what, timefmt.forms())

@@ -10,14 +10,14 @@ from datetime import datetime, timezone
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from vaultd import people
+from vaultd import people, timefmt
 from vaultd.access import Principal
 from vaultd.errors import AuthenticationError, UsageError
 from vaultd.i18n import _
-from vaultd.vault import Vault
+from vaultd.vault import Vault, utcnow
 
 VIA = "api"
 _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/login or POST /api/v1/tokens")
@@ -56,6 +56,18 @@ def aware(t: datetime | None, tz: ZoneInfo, what: str) -> datetime | None:
     except (OverflowError, ValueError):
         raise UsageError(_("%s is out of range") % what) from None
 
+
+def when(text: str | None, vault: Vault, what: str, *, end: bool = False) -> datetime | None:
+    """A time filter from the query or a body (today, yesterday, 7d, a date, a date-time), in UTC.
+
+    The same parser as the CLI's ``--since``/``--until``; a bad value is a 400 naming it and the forms.
+    """
+    return timefmt.parse_optional(text, zone(vault), utcnow(), what, end=end)
+
+
+_FILTER_HELP = "today, yesterday, Nd (last N days, e.g. 7d), a date or a date-time (station zone unless an offset)"
+Since = Annotated[str | None, Query(max_length=64, description="at or after: " + _FILTER_HELP)]
+Until = Annotated[str | None, Query(max_length=64, description="before (a day: through its end): " + _FILTER_HELP)]
 
 VaultDep = Annotated[Vault, Depends(get_vault)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -6,14 +6,13 @@ but, like everything here except login and health, they need a token.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 
 from vaultd import logview, tlogfmt
-from vaultd.api.deps import VIA, PrincipalDep, VaultDep, aware, get_principal, zone
+from vaultd.api.deps import VIA, PrincipalDep, Since, VaultDep, get_principal, when
 from vaultd.api.errors import VaultRoute
 from vaultd.api.models import AuditPage
 from vaultd.audit import AuditFilter
@@ -31,11 +30,11 @@ def list_entries(
                                             description="e.g. user:wang, or just wang")] = None,
     type_: Annotated[str | None, Query(alias="type", max_length=200,
                                        description="exact type, or a prefix like 'access.*'")] = None,
-    since: Annotated[datetime | None, Query(description="at or after (station zone if none)")] = None,
+    since: Since = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> dict[str, Any]:
     flt = AuditFilter(recording_id=recording, actor=actor_name, type=type_,
-                      since=aware(since, zone(vault), "since"), limit=limit)
+                      since=when(since, vault, "since"), limit=limit)
     entries = logview.list_entries(vault, actor, flt, VIA)
     return {"items": [{"index": e.index, **e.doc} for e in entries]}
 

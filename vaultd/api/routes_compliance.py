@@ -9,10 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from vaultd import compliance, gaps, scrub, spotcheck, stats
-from vaultd.api.deps import VIA, PrincipalDep, VaultDep, aware, zone
+from vaultd.api.deps import VIA, PrincipalDep, Since, Until, VaultDep, aware, when, zone
 from vaultd.api.errors import VaultRoute
 from vaultd.api.models import Long, Short
 from vaultd.i18n import _
@@ -23,8 +23,6 @@ router = APIRouter(tags=["compliance"], route_class=VaultRoute)
 RecId = Annotated[str, Path(min_length=1, max_length=200, description="recording id")]
 CheckId = Annotated[str, Path(min_length=1, max_length=64, description="spot check id")]
 Unit = Annotated[str | None, Query(max_length=128, description="one unit (default: all the caller may see)")]
-Since = Annotated[datetime | None, Query(description="recorded at or after (station zone if none)")]
-Until = Annotated[datetime | None, Query(description="recorded before (station zone if none)")]
 
 
 class _Body(BaseModel):
@@ -54,8 +52,8 @@ class ReturnIn(_Body):
 class DrawIn(_Body):
     percent: float
     unit: Short | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Annotated[str | None, Field(max_length=64)] = None
+    until: Annotated[str | None, Field(max_length=64)] = None
     seed: Short | None = None
 
 
@@ -69,8 +67,8 @@ class FindingIn(_Body):
 @router.get("/compliance/report", summary="On-time rate, late, unlabelled and interruptions per unit and officer")
 def report(vault: VaultDep, actor: PrincipalDep, unit: Unit = None, since: Since = None,
            until: Until = None) -> dict[str, Any]:
-    tz = zone(vault)
-    return compliance.report(vault, actor, since=aware(since, tz, "since"), until=aware(until, tz, "until"),
+    return compliance.report(vault, actor, since=when(since, vault, "since"),
+                             until=when(until, vault, "until", end=True),
                              unit=unit, via=VIA).as_json()
 
 
@@ -83,9 +81,8 @@ def late_reason(vault: VaultDep, actor: PrincipalDep, rec_id: RecId, body: Reaso
 def list_gaps(vault: VaultDep, actor: PrincipalDep, unit: Unit = None, since: Since = None, until: Until = None,
               device: Annotated[str | None, Query(max_length=200)] = None,
               unnoted: bool = False) -> list[dict[str, Any]]:
-    tz = zone(vault)
-    return [g.as_json() for g in gaps.list_gaps(vault, actor, device_serial=device, since=aware(since, tz, "since"),
-                                                 until=aware(until, tz, "until"), unit=unit,
+    return [g.as_json() for g in gaps.list_gaps(vault, actor, device_serial=device, since=when(since, vault, "since"),
+                                                 until=when(until, vault, "until", end=True), unit=unit,
                                                  unnoted_only=unnoted, via=VIA)]
 
 
@@ -128,9 +125,8 @@ def list_checks(vault: VaultDep, actor: PrincipalDep) -> list[dict[str, Any]]:
 
 @router.post("/spotchecks", summary="Draw a reproducible random sample (legal office)")
 def draw(vault: VaultDep, actor: PrincipalDep, body: DrawIn) -> dict[str, Any]:
-    tz = zone(vault)
-    return spotcheck.draw(vault, actor, body.percent, unit=body.unit, since=aware(body.since, tz, "since"),
-                          until=aware(body.until, tz, "until"), seed=body.seed, via=VIA).as_json()
+    return spotcheck.draw(vault, actor, body.percent, unit=body.unit, since=when(body.since, vault, "since"),
+                          until=when(body.until, vault, "until", end=True), seed=body.seed, via=VIA).as_json()
 
 
 @router.get("/spotchecks/{check_id}", summary="A spot check, its findings and hints")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -11,7 +10,7 @@ from fastapi.responses import PlainTextResponse, Response
 from vaultd import evidence, logview, views
 from vaultd.access import Principal
 from vaultd.api import errors, ranges
-from vaultd.api.deps import VIA, PrincipalDep, VaultDep, aware, source_of, zone
+from vaultd.api.deps import VIA, PrincipalDep, Since, Until, VaultDep, source_of, when, zone
 from vaultd.api.download import OriginalResponse
 from vaultd.api.errors import VaultRoute
 from vaultd.api.models import ErrorOut, Long, RecordingDetailOut, RecordingPage
@@ -31,15 +30,15 @@ def list_recordings(
     vault: VaultDep, actor: PrincipalDep,
     device: Annotated[str | None, Query(max_length=200, description="device serial")] = None,
     officer: Annotated[str | None, Query(max_length=200, description="officer number")] = None,
-    since: Annotated[datetime | None, Query(description="recorded at or after (station zone if none)")] = None,
-    until: Annotated[datetime | None, Query(description="recorded before (station zone if none)")] = None,
+    since: Since = None,
+    until: Until = None,
     media_type: MediaType | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict[str, Any]:
     tz = zone(vault)
-    flt = RecordingFilter(device_serial=device, officer_id=officer, since=aware(since, tz, "since"),
-                          until=aware(until, tz, "until"), media_type=media_type, limit=limit, offset=offset)
+    flt = RecordingFilter(device_serial=device, officer_id=officer, since=when(since, vault, "since"),
+                          until=when(until, vault, "until", end=True), media_type=media_type, limit=limit, offset=offset)
     recs = evidence.list_recordings(vault, actor, flt, VIA)
     return {"items": [views.recording_json(r, tz) for r in recs], "limit": limit, "offset": offset}
 

@@ -1,0 +1,113 @@
+"""One parser for every time filter (CLI and API), and times shown in the station's zone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+
+from vaultd import people, timefmt
+from vaultd.access import Role
+from vaultd.api.app import create_app
+from vaultd.errors import UsageError
+from vaultd.vault import Vault
+
+SH = ZoneInfo("Asia/Shanghai")
+UTC = timezone.utc
+# 2026-12-07 01:30 in Shanghai (the day before in UTC)
+NOW = datetime(2026, 12, 6, 17, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("text", "end", "want"), [
+    ("today", False, datetime(2026, 12, 6, 16, 0, tzinfo=UTC)),
+    ("today", True, datetime(2026, 12, 7, 16, 0, tzinfo=UTC)),
+    ("Yesterday", False, datetime(2026, 12, 5, 16, 0, tzinfo=UTC)),
+    ("yesterday", True, datetime(2026, 12, 6, 16, 0, tzinfo=UTC)),
+    ("7d", False, NOW - timedelta(days=7)),
+    ("0d", True, NOW),
+    ("2026-11-21", False, datetime(2026, 11, 20, 16, 0, tzinfo=UTC)),
+    ("2026-11-21", True, datetime(2026, 11, 21, 16, 0, tzinfo=UTC)),
+    ("2026-11-21T08:30", False, datetime(2026, 11, 21, 0, 30, tzinfo=UTC)),
+    ("2026-11-21 08:30:15", True, datetime(2026, 11, 21, 0, 30, 15, tzinfo=UTC)),
+    ("2026-11-21T08:30:00+00:00", False, datetime(2026, 11, 21, 8, 30, tzinfo=UTC)),
+    ("2026-11-21T08:30:00Z", False, datetime(2026, 11, 21, 8, 30, tzinfo=UTC)),
+])
+def test_parse_when_forms(text: str, end: bool, want: datetime) -> None:
+    got = timefmt.parse_when(text, SH, NOW, "--since", end=end)
+    assert got == want and got.tzinfo is not None
+
+
+@pytest.mark.parametrize("text", [
+    "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "9999-12-31",  # out of range (end: +1 day)
+    "2026-02-30", "tomorrowish", "7 days", "-7d", "99999999d", "2026-11-21T25:00", "", "\x1b[2J",
+])
+def test_parse_when_refuses_with_the_value_and_the_forms(text: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        timefmt.parse_when(text, SH, NOW, "--until", end=True)
+    assert "--until" in exc.value.message and "\x1b" not in exc.value.message
+    assert exc.value.hint is not None and "today" in exc.value.hint and "7d" in exc.value.hint
+
+
+def test_format_local_names_the_zone() -> None:
+    t = datetime(2026, 12, 7, 6, 5, 9, tzinfo=UTC)
+    assert timefmt.format_local(t, SH) == "2026-12-07 14:05 (Asia/Shanghai)"
+    assert timefmt.format_local(t, SH, seconds=True) == "2026-12-07 14:05:09 (Asia/Shanghai)"
+    assert timefmt.format_local(None, SH) == "-"
+    assert timefmt.format_iso_local("2026-12-07T06:05:09+00:00", SH) == "2026-12-07 14:05:09"
+    assert "Asia/Shanghai" in timefmt.zone_note(SH) and "+08:00" in timefmt.zone_note(SH)
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vaultd.cli", "--home", str(home), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+BAD = "9999-12-31T23:59:59-23:59"
+
+
+@pytest.mark.parametrize("argv", [
+    ("recordings", "list", "--since", BAD), ("recordings", "list", "--until", BAD),
+    ("audit", "list", "--since", BAD),
+    ("compliance", "report", "--from", BAD), ("compliance", "report", "--to", "9999-12-31"),
+    ("gaps", "list", "--from", BAD), ("spotcheck", "draw", "--percent", "10", "--to", BAD),
+    ("recordings", "list", "--since", "someday"),
+])
+def test_cli_bad_time_is_a_clear_error_not_a_traceback(home: Path, argv: tuple[str, ...]) -> None:
+    r = _cli(home, *argv)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "not a time vaultd understands" in r.stderr
+    assert "today" in r.stderr and "7d" in r.stderr  # the accepted forms
+
+
+def test_cli_accepts_today_and_7d(home: Path) -> None:
+    for argv in (("recordings", "list", "--since", "today"), ("recordings", "list", "--since", "7d",
+                                                             "--until", "yesterday"),
+                 ("audit", "list", "--since", "today"), ("compliance", "report", "--from", "7d", "--to", "today")):
+        r = _cli(home, *argv)
+        assert r.returncode == 0, (argv, r.stderr)
+
+
+def test_api_filters_use_the_same_parser(vault: Vault) -> None:
+    owner = people.local_owner()
+    people.add_user(vault, owner, people.NewUser("zhou", (Role.LEGAL,), None, None), None, "cli")
+    people.add_user(vault, owner, people.NewUser("aud", (Role.AUDITOR,), None, None), None, "cli")
+    h = {name: {"Authorization": f"Bearer {people.create_token(vault, owner, name, 1, 'cli').secret}"}
+         for name in ("zhou", "aud")}
+    with TestClient(create_app(vault)) as client:
+        for path, who in (("/api/v1/recordings", "zhou"), ("/api/v1/compliance/report", "zhou"),
+                          ("/api/v1/gaps", "zhou"), ("/api/v1/audit/entries", "aud")):
+            r = client.get(path, headers=h[who], params={"since": "today"})
+            assert r.status_code == 200, (path, r.text)
+            r = client.get(path, headers=h[who], params={"since": "7d"})
+            assert r.status_code == 200, (path, r.text)
+            r = client.get(path, headers=h[who], params={"since": BAD})
+            assert r.status_code == 400, (path, r.text)
+            body = r.text
+            assert BAD in body and "today" in body and "7d" in body
+        r = client.post("/api/v1/spotchecks", headers=h["zhou"], json={"percent": 10, "since": "yesterday"})
+        assert r.status_code == 200, r.text

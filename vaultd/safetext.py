@@ -1,0 +1,81 @@
+"""Text from people and devices, made safe to show (terminal, log, HTML, PDF).
+
+vaultd stores what was sent, byte for byte; it is the showing that must not
+let a login name or a purpose move the cursor, erase a line, start a forged
+line ("audit.verify ok") or reverse the text after it (U+202E). Every printer
+of stored text goes through :func:`escape` (or :func:`escape_html` for HTML),
+so a control or bidi character shows as a visible ``\\x1b`` / ``\\u202e``.
+
+Names and ids (user names, unit names, case numbers, device serials, officer
+numbers, notice numbers) are refused outright when they hold such a
+character: :func:`check_name`.
+"""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+
+from vaultd.errors import UsageError
+from vaultd.i18n import _
+
+#: the explicit bidirectional controls (embeddings, overrides, isolates, marks)
+BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+#: control (Cc), format (Cf: bidi, zero-width, BOM), line/paragraph separators, surrogates
+_UNSAFE_CATEGORIES = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs"))
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def is_unsafe(ch: str) -> bool:
+    """A character that must never reach a terminal, a log line or a document raw."""
+    return ch in BIDI or unicodedata.category(ch) in _UNSAFE_CATEGORIES
+
+
+def _visible(ch: str) -> str:
+    if ch in _NAMED:
+        return _NAMED[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape(text: object, *, multiline: bool = False) -> str:
+    """``text`` with every control and bidi character shown as an escape.
+
+    ``multiline`` keeps line feeds (a description on a document) but still
+    escapes a carriage return and every other control. Anything not a string
+    is shown with ``str`` first (numbers, None), then escaped.
+    """
+    s = text if isinstance(text, str) else str(text)
+    if s.isprintable():  # the common case at once (isprintable is False for Cc, Cf, Zl, Zp, Cs)
+        return s
+    return "".join(_visible(ch) if is_unsafe(ch) and not (multiline and ch == "\n") else ch for ch in s)
+
+
+def escape_html(text: object, *, multiline: bool = False) -> str:
+    """:func:`escape`, then HTML-escaped (quotes too), for pages and cover sheets."""
+    return html.escape(escape(text, multiline=multiline), quote=True)
+
+
+def check_name(value: str, what: str) -> str:
+    """``value`` as given, or a UsageError naming ``what`` when it holds a control or bidi character.
+
+    ``what`` is the thing named, as a person reads it (e.g. "user name",
+    "case number"). Leading or trailing spaces and an empty value are refused too.
+    """
+    bad = [ch for ch in value if is_unsafe(ch)]
+    if bad:
+        shown = ", ".join(dict.fromkeys(_visible(ch) for ch in bad))
+        raise UsageError(_("%s %s contains a control or bidi character (%s)") % (what, escape(value), shown),
+                         hint=_("names and ids are plain text: remove the control characters "
+                                "(line breaks, tabs, escape codes, direction marks)"))
+    if not value.strip():
+        raise UsageError(_("%s is empty") % what, hint=_("give a %s") % what)
+    if value != value.strip():
+        raise UsageError(_("%s %r has leading or trailing spaces") % (what, value),
+                         hint=_("give the %s without spaces around it") % what)
+    return value
+
+
+def check_optional(value: str | None, what: str) -> str | None:
+    """:func:`check_name` for a value that may be absent."""
+    return None if value is None else check_name(value, what)
