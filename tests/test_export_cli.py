@@ -101,8 +101,21 @@ def test_ingest_request_approve_export_verify(server: tuple[Path, str], tmp_path
     assert unpinned.returncode == 1 and "SIGNER NOT PINNED" in unpinned.stdout
     assert subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=pkg).returncode == 0
 
+    # a second export into the same folder: `EXP-*` now matches two folders and two images, so
+    # scripts (and the README) take the package's path from --print-path (issue 17 point 6)
+    request_id = ok(*sup, *ask, "--recording", ids[1]).strip()
+    grant = ok(*leader, "access", "approve", request_id).strip().splitlines()[0]
+    printed = ok(*h, "export", "create", "--recording", ids[1], "--grant", grant, "--out", str(out), "--iso",
+                 "--disc", "dvd", "--print-path")
+    assert len(printed.splitlines()) == 1, printed
+    second = Path(printed.strip())
+    assert second.is_dir() and second != pkg and second.parent == out
+    assert Path(f"{second}.iso").is_file() and len(list(out.glob("EXP-*"))) == 4
+    passed = run("verify", f"{second}.iso", "--ca", str(ca), "--log-key", log_key, env=elsewhere)
+    assert passed.returncode == 0 and "PASS" in passed.stdout, passed.stdout + passed.stderr
+
     entries = json.loads(ok(*h, "audit", "list", "--type", "export.*", "--json"))
-    assert [e["type"] for e in entries].count("export.created") == 1
+    assert [e["type"] for e in entries].count("export.created") == 2
     denied = json.loads(ok(*h, "audit", "list", "--type", "access.denied", "--json"))
     assert any(e["details"].get("action") == "export" and e["details"]["rule"] == "no-grant" for e in denied)
 

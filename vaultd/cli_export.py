@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +37,11 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--with-previews", action="store_true", help=_("also include previews (clearly separated)"))
     c.add_argument("--as-token", metavar="TOKEN",
                    help=_("act as the user holding this API token instead of the station's owner"))
-    c.add_argument("--json", action="store_true")
+    out = c.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true")
+    out.add_argument("--print-path", action="store_true",
+                     help=_("print only each package's folder, one per line (for scripts: "
+                            "PKG=$(vaultd export create ... --print-path)); a disc image is the folder + .iso"))
     lst = cmd(esub, "list", _run_list, _("exports made: what left, to whom, when"))
     lst.add_argument("--json", action="store_true")
     show = cmd(esub, "show", _run_show, _("one export's record, with its packages' tagmanifest hashes"))
@@ -78,6 +83,10 @@ def _run_create(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.export.as_dict())
         return 0
+    if args.print_path:
+        for path in result.packages:
+            print(path)
+        return 0
     row = result.export
     print(_("export %s: %d recordings, %d bytes, for %s (approved by %s)")
           % (row.id, len(row.recording_ids), row.payload_bytes, row.requester, row.approver))
@@ -86,7 +95,7 @@ def _run_create(args: argparse.Namespace) -> int:
         if "iso" in pkg:
             print(_("  disc image %s (%s, %d bytes)") % (pkg["iso"], pkg["volume_label"], pkg["iso_bytes"]))
     print(_("verify it: vaultd export ca --out agency-ca.pem && vaultd verify %s --ca agency-ca.pem "
-            "--log-key \"$(vaultd keys show --log)\"") % result.packages[0])
+            "--log-key \"$(vaultd keys show --log)\"") % shlex.quote(str(result.packages[0])))
     return 0
 
 
@@ -125,13 +134,16 @@ def _run_show(args: argparse.Namespace) -> int:
 
 def _run_ca(args: argparse.Namespace) -> int:
     from vaultd import export
+    from vaultd.cover import colon_fingerprint
 
     _local_only(args, "export ca")
     pem, fingerprint = export.agency_ca(open_(args))
     if args.out:
         write_out(args.out, pem)
     sys.stdout.write(pem.decode("ascii"))
-    print(_("SHA-256 fingerprint: %s") % fingerprint)
+    print(_("SHA-256 fingerprint: %s") % colon_fingerprint(fingerprint))
+    print(_("(publish it apart from the discs; 'openssl x509 -noout -fingerprint -sha256 -in FILE' "
+            "prints the same for the file a court holds)"))
     return 0
 
 

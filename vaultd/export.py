@@ -306,7 +306,7 @@ class _Job:
                 w.add_bytes(rel, data)
             w.add_tag("cover.html", cover.render_html(sheet))
             w.add_tag("cover.pdf", pdf.result())
-        w.add_tag("VERIFY.txt", cover.verify_text(self.export_id, ca_fp, log_key, steps))
+        w.add_tag("VERIFY.txt", cover.verify_text(self.export_id, cfg.export.agency, ca_fp, log_key, steps))
         w.add_tag("agency-ca.pem", ca.public_bytes(serialization.Encoding.PEM))
         tag = w.finish(self._info(part, k, n, chain.checkpoint_size))
         sig = signing.sign_detached(tag, self.ident)
@@ -387,7 +387,7 @@ class _Job:
         ]
 
     def _cover(self, part: list[Recording], files: list[cover.CoverFile], k: int, n: int,
-               steps: tuple[str, ...]) -> cover.Cover:
+               steps: tuple[cover.VerifyStep, ...]) -> cover.Cover:
         return cover.Cover(
             export_id=self.export_id, agency=self.vault.config.export.agency, case_number=self.req.case_number or "",
             purpose=self.grant.purpose, requester=self.grant.grantee, approver=self.grant.approved_by,
