@@ -113,10 +113,10 @@ TABLE = [
     c("supervisor-no-unit", Case(person("ma", Role.SUPERVISOR), A.VIEW_METADATA, REC_ANON), False, "role"),
     c("legal-any", Case(ZHOU, A.VIEW_PREVIEW, REC_U2), True, "legal"),
     c("auditor-metadata", Case(WU, A.VIEW_METADATA, REC_U2), True, "auditor-metadata"),
-    c("auditor-no-preview", Case(WU, A.VIEW_PREVIEW, REC_U2), False, "role"),
+    c("auditor-no-preview", Case(WU, A.VIEW_PREVIEW, REC_U2), False, "no-media-rights"),
     c("leader-no-view", Case(SUN, A.VIEW_METADATA, REC_A), False, "role"),
     c("admin-no-metadata", Case(ZHENG, A.VIEW_METADATA, REC_A), False, "role"),
-    c("admin-no-preview", Case(ZHENG, A.VIEW_PREVIEW, REC_A), False, "role"),
+    c("admin-no-preview", Case(ZHENG, A.VIEW_PREVIEW, REC_A), False, "no-media-rights"),
     c("grant-gives-view", Case(LI, A.VIEW_PREVIEW, REC_A, grants=(grant("g2", K.EXPORT, LI, REC_A),)),
       True, "grant:g2"),
     c("expired-grant-no-view", Case(LI, A.VIEW_METADATA, REC_A,
@@ -131,7 +131,7 @@ TABLE = [
     c("officer-own-original-no-grant", Case(WANG, A.READ_ORIGINAL, REC_A), False, "no-grant"),
     c("legal-original-no-grant", Case(ZHOU, A.READ_ORIGINAL, REC_A), False, "no-grant"),
     c("supervisor-copy-no-grant", Case(ZHAO, A.COPY, REC_A), False, "no-grant"),
-    c("admin-export-no-grant", Case(ZHENG, A.EXPORT, REC_A), False, "no-grant"),
+    c("admin-export-no-grant", Case(ZHENG, A.EXPORT, REC_A), False, "no-media-rights"),
     c("grant-view-original", Case(LI, A.READ_ORIGINAL, REC_A,
                                   grants=(grant("g5", K.VIEW_ORIGINAL, LI, REC_A),)), True, "grant:g5"),
     c("copy-grant-reads", Case(LI, A.READ_ORIGINAL, REC_A, grants=(grant("g6", K.COPY, LI, REC_A),)),
@@ -179,9 +179,9 @@ TABLE = [
     c("supervisor-asks-export", Case(ZHAO, A.REQUEST, req=req(K.EXPORT, ZHAO, REC_A, REC_B)), True, "supervisor"),
     c("supervisor-asks-other-unit", Case(QIAN, A.REQUEST, req=req(K.COPY, QIAN, REC_A)), False, "not-visible"),
     c("legal-asks-export", Case(ZHOU, A.REQUEST, req=req(K.EXPORT, ZHOU, REC_U2)), True, "legal"),
-    c("auditor-asks", Case(WU, A.REQUEST, req=req(K.VIEW_ORIGINAL, WU, REC_A)), False, "role"),
+    c("auditor-asks", Case(WU, A.REQUEST, req=req(K.VIEW_ORIGINAL, WU, REC_A)), False, "no-media-rights"),
     c("leader-asks", Case(SUN, A.REQUEST, req=req(K.COPY, SUN, REC_A)), False, "role"),
-    c("admin-asks", Case(ZHENG, A.REQUEST, req=req(K.VIEW_ORIGINAL, ZHENG, REC_A)), False, "role"),
+    c("admin-asks", Case(ZHENG, A.REQUEST, req=req(K.VIEW_ORIGINAL, ZHENG, REC_A)), False, "no-media-rights"),
     c("external-with-notice", Case(FENG, A.REQUEST, req=req(K.EXTERNAL, FENG, REC_U2, notice="调证[2024]7号")),
       True, "external-retrieval"),
     c("external-no-notice", Case(FENG, A.REQUEST, req=req(K.EXTERNAL, FENG, REC_U2)),
@@ -271,6 +271,9 @@ TABLE = [
     c("officer-no-manage-trips", Case(WANG, A.MANAGE_TRIPS), False, "role"),
     c("officer-explain", Case(WANG, A.EXPLAIN), True, "officer"),
     c("legal-no-explain", Case(ZHOU, A.EXPLAIN), False, "role"),
+    # -- a recording's own confidentiality level (#16; the full table: tests/security/test_role_table.py)
+    c("supervisor-may-set-levels", Case(ZHAO, A.SET_CONFIDENTIALITY), True, "supervisor"),
+    c("officer-no-levels", Case(WANG, A.SET_CONFIDENTIALITY), False, "role"),
 ]
 
 

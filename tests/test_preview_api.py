@@ -90,7 +90,7 @@ def test_refusals_are_the_same_as_for_the_recording_and_audited(web: Web) -> Non
     Worker(web.vault, maker=FakeMaker()).run_once() or None
     assert web.get("li", f"/recordings/{vid}/preview").status_code == 404  # not his: not even seen
     r = web.get("wu", f"/recordings/{vid}/preview/main")  # the auditor sees metadata, not pictures
-    assert r.status_code == 403 and r.json()["error"]["rule"] == "role"
+    assert r.status_code == 403 and r.json()["error"]["rule"] == "no-media-rights"
     denied = [(e["actor"]["name"], e["details"]["action"]) for e in logged(web.vault, "access.denied")]
     assert ("li", "view-metadata") in denied and ("wu", "view-preview") in denied
     assert web.get("wang", f"/recordings/{vid}/preview/..%2Fstore").status_code in (404, 422)

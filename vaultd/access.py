@@ -12,31 +12,45 @@ action             allowed when                                     rule (allowe
 any                actor.disabled: denied                           disabled
 any                actor.local_owner (the ``--home`` Unix owner)    local-owner
 any (R9)           the recording, or one in the request, ranks      clearance (denied)
-                   above actor.clearance
+                   above actor.clearance; so does the ``level`` a
+                   SET_CONFIDENTIALITY would give. A recording's
+                   level is the highest of its own and its cases'
+                   (``RecordingRef.level``)
 VIEW_METADATA,     officer: own recording (officer numbers equal,   own-recording
 VIEW_PREVIEW       both set); supervisor: recording of their unit   unit-supervisor
                    (both set); legal: all; auditor: metadata only;  legal, auditor-metadata
                    an active grant to the actor naming it (any      grant:<id>
-                   kind); leader, admin, others: no                 role
-READ_ORIGINAL,     never by role: a grant to the actor, naming the  grant:<id> / no-grant,
-COPY, EXPORT       recording, unexpired (now < expires_at), uses    grant-other-user,
+                   kind), but never a preview for an auditor or     no-media-rights
+                   admin; leader, admin, others: no                 role
+READ_ORIGINAL,     never an auditor or admin, whatever the grant    no-media-rights
+COPY, EXPORT       says (separation of duties); otherwise never by
+                   role: a grant to the actor, naming the           grant:<id> / no-grant,
+                   recording, unexpired (now < expires_at), uses    grant-other-user,
                    left > 0, of a kind that covers the action:      grant-other-recording,
                    READ_ORIGINAL <- view-original, copy, external,  grant-other-kind,
                    party-copy; COPY <- copy, external, party-copy;  grant-expired,
                    EXPORT <- export (the closest miss is named)     grant-used-up
-REQUEST            at least one recording;                          - / no-recordings
-                   external-retrieval: any user, with a notice      external-retrieval /
-                   number (调取证据通知书);                         notice-number-required
+REQUEST            at least one recording; never an auditor or      - / no-recordings,
+                   admin (no media rights);                         no-media-rights
+                   external-retrieval: any other user, with a       external-retrieval /
+                   notice number (调取证据通知书);                  notice-number-required
                    others: officer -> view-original, copy,          officer, supervisor, legal
                    party-copy; supervisor -> also export; legal     / role
                    -> all; party-copy only of normal ones (R5);     party-copy-confidential
                    the actor must see every recording in it         not-visible
 APPROVE, DENY      never one's own; only pending requests;          own-request, not-pending
-                   external-retrieval and party-copy: a leader      leader / leader-only
+(R5)               external-retrieval and party-copy: a leader      leader / leader-only
                    (APPROVE only: external needs the notice         notice-number-required,
                    number, party-copy only normal recordings);      party-copy-confidential
-                   view-original, copy, export: a supervisor of     unit-supervisor, leader /
-                   the requester's unit, or a leader                other-unit, role
+                   view-original, copy, export whose recordings     unit-supervisor, leader /
+                   all belong to the requester's unit: a
+                   supervisor of that unit, or a leader;            other-unit
+                   one touching any recording of another unit (or
+                   of none): a retrieval by another department,
+                   a leader only;                                   other-department
+                   neither supervisor nor leader: no. So a          role
+                   supervisor never decides on a recording outside
+                   their unit, nobody on one above their clearance
 READ_AUDIT         auditor, legal, leader                           the role's value / role
 SPOT_CHECK         auditor, legal                                   the role's value / role
 MANAGE_USERS,      admin                                            admin / role
@@ -48,9 +62,11 @@ LABEL              officer: own recording; supervisor: their unit;  own-recordin
 CLASSIFY           officer, supervisor, legal, leader (a shorter    the role's value / role
                    class is only a request until approved)
 CLASS_APPROVE,     never the ``owner`` (who asked / who set it);    own-request, own-hold /
-HOLD_RELEASE       class: supervisor, leader; hold: supervisor,     the role's value / role
-                   legal, leader
-HOLD_SET           supervisor, legal, leader                        the role's value / role
+HOLD_RELEASE       class: supervisor, leader; hold: supervisor,     the role's value / role,
+                   legal, leader; with a recording named, a         other-unit
+                   supervisor only for one of their unit
+HOLD_SET           supervisor, legal, leader; with a recording      the role's value / role,
+                   named, a supervisor only for one of their unit   other-unit
 RETENTION_VIEW     supervisor, legal, leader, auditor, admin        the role's value / role
 PURGE_PREPARE,     admin, legal, leader                             the role's value / role
 PURGE_RUN
@@ -61,10 +77,19 @@ READ_UNIT_REPORTS  supervisor (the service keeps them to their      the role's v
 MANAGE_TRIPS       supervisor, leader, admin                        the role's value / role
 EXPLAIN            officer, supervisor, leader (the service also    the role's value / role
                    needs the recording visible to the actor)
+SET_CONFIDEN-      without a recording: supervisor, legal, leader;  the role's value / role,
+TIALITY (R9)       raising a recording's own level: a supervisor    other-unit,
+                   of its unit, legal, leader; lowering it: legal,
+                   leader only (a supervisor: declassify)           declassify
 =================  ===============================================  ===========================
 
 A ``Grant`` exists only once its request was approved. Only READ_ORIGINAL,
 COPY and EXPORT spend a use of it; viewing through a grant does not.
+
+``reachable()`` says whether a recording exists at all for a user (else a
+service answers "not found"): they see it, or they are a leader and it is
+within their clearance (a leader oversees every unit but sees no recording by
+role). Holds and confidentiality levels are set on reachable recordings only.
 """
 
 from __future__ import annotations
@@ -137,6 +162,7 @@ class Action(str, Enum):
     READ_UNIT_REPORTS = "read-unit-reports"  # ... of the actor's own unit
     MANAGE_TRIPS = "manage-trips"  # record off-site trips (R1 exception)
     EXPLAIN = "explain"  # late reasons, interruption notes, on recordings one sees
+    SET_CONFIDENTIALITY = "set-confidentiality"  # a recording's own R9 level (#16)
 
 
 @dataclass(frozen=True)
@@ -154,10 +180,27 @@ class Principal:
 
 @dataclass(frozen=True)
 class RecordingRef:
+    """A recording as access control sees it: whose, which unit, how confidential.
+
+    ``confidentiality`` is the recording's own level; ``case_levels`` those of
+    the cases it is linked to. What counts is ``level``, the highest of them
+    (R9 through cases: a recording in a secret case is secret).
+    """
+
     id: str
     officer_number: str | None
     unit: str | None
     confidentiality: Level = Level.NORMAL
+    case_levels: tuple[Level, ...] = ()
+
+    @property
+    def level(self) -> Level:
+        return effective_level(self.confidentiality, self.case_levels)
+
+
+def effective_level(own: Level, case_levels: Iterable[Level] = ()) -> Level:
+    """R9: the highest of a recording's own level and those of its cases."""
+    return max((own, *case_levels), key=Level.rank)
 
 
 @dataclass(frozen=True)
@@ -204,6 +247,7 @@ class _Ctx:
     grants: Sequence[Grant]
     now: datetime
     owner: str | None = None
+    level: Level | None = None
 
 
 def _allow(rule: str, grant_id: str | None = None) -> Decision:
@@ -287,6 +331,8 @@ def _view(ctx: _Ctx, rec: RecordingRef, preview: bool) -> Decision:
         return _allow("legal")
     if Role.AUDITOR in actor.roles and not preview:
         return _allow("auditor-metadata")
+    if preview and _no_media(actor):
+        return _deny("no-media-rights")
     by_grant = _by_grant(ctx, rec, _ALL_KINDS)
     return by_grant if by_grant.allowed else _deny("role")
 
@@ -296,8 +342,24 @@ def _view_action(ctx: _Ctx) -> Decision:
     return _view(ctx, ctx.recording, preview=ctx.action is Action.VIEW_PREVIEW)
 
 
+# separation of duties: who audits the vault or administers it never handles its media,
+# whatever role they also hold and whatever a grant says
+_NO_MEDIA = frozenset({Role.AUDITOR, Role.ADMIN})
+
+
+def _no_media(actor: Principal) -> bool:
+    return bool(actor.roles & _NO_MEDIA) and not actor.local_owner
+
+
+def has_media_rights(actor: Principal) -> bool:
+    """False for an auditor or admin (whatever else they are): they never get media (#16)."""
+    return not _no_media(actor)
+
+
 def _media_action(ctx: _Ctx) -> Decision:
     assert ctx.recording is not None
+    if _no_media(ctx.actor):
+        return _deny("no-media-rights")
     return _by_grant(ctx, ctx.recording, _COVERS[ctx.action])
 
 
@@ -311,7 +373,7 @@ _REQUEST_KINDS: Mapping[Role, frozenset[RequestKind]] = {
 
 
 def _above_normal(request: RequestRef) -> bool:
-    return any(r.confidentiality is not Level.NORMAL for r in request.recordings)
+    return any(r.level is not Level.NORMAL for r in request.recordings)
 
 
 def _request_action(ctx: _Ctx) -> Decision:
@@ -319,6 +381,8 @@ def _request_action(ctx: _Ctx) -> Decision:
     assert req is not None
     if not req.recordings:
         return _deny("no-recordings")
+    if _no_media(ctx.actor):
+        return _deny("no-media-rights")
     if req.kind is RequestKind.EXTERNAL:
         return _allow("external-retrieval") if _has_notice(req) else _deny("notice-number-required")
     role = _first_role(ctx.actor, (r for r in _REQUEST_KINDS if req.kind in _REQUEST_KINDS[r]))
@@ -352,11 +416,25 @@ def _review_action(ctx: _Ctx) -> Decision:
         return _deny("not-pending")
     if req.kind in (RequestKind.EXTERNAL, RequestKind.PARTY_COPY):
         return _leader_decision(ctx, req)
-    if Role.SUPERVISOR in actor.roles and _same(actor.unit, req.requester_unit):
+    inside = within_requester_unit(req)
+    if Role.SUPERVISOR in actor.roles and inside and _same(actor.unit, req.requester_unit):
         return _allow("unit-supervisor")
     if Role.LEADER in actor.roles:
         return _allow("leader")
-    return _deny("other-unit" if Role.SUPERVISOR in actor.roles else "role")
+    if Role.SUPERVISOR not in actor.roles:
+        return _deny("role")
+    return _deny("other-unit" if inside else "other-department")
+
+
+def within_requester_unit(req: RequestRef) -> bool:
+    """R5: every recording of the request belongs to the requester's unit; otherwise
+    it is a retrieval by another department, which only a leader approves."""
+    return bool(req.recordings) and all(_same(r.unit, req.requester_unit) for r in req.recordings)
+
+
+def concerns_unit(req: RequestRef, unit: str | None) -> bool:
+    """Whether the request touches a recording of ``unit`` (its supervisors hear of it)."""
+    return any(_same(r.unit, unit) for r in req.recordings)
 
 
 _BY_ROLE_ONLY: Mapping[Action, tuple[Role, ...]] = {
@@ -368,7 +446,6 @@ _BY_ROLE_ONLY: Mapping[Action, tuple[Role, ...]] = {
     Action.CASE_MANAGE: (Role.OFFICER, Role.SUPERVISOR, Role.LEGAL, Role.LEADER),
     Action.CASE_CLOSE: (Role.SUPERVISOR, Role.LEGAL, Role.LEADER),
     Action.CLASSIFY: (Role.OFFICER, Role.SUPERVISOR, Role.LEGAL, Role.LEADER),
-    Action.HOLD_SET: (Role.SUPERVISOR, Role.LEGAL, Role.LEADER),
     Action.RETENTION_VIEW: (Role.SUPERVISOR, Role.LEGAL, Role.LEADER, Role.AUDITOR, Role.ADMIN),
     Action.PURGE_PREPARE: (Role.ADMIN, Role.LEGAL, Role.LEADER),
     Action.PURGE_APPROVE: (Role.LEGAL, Role.LEADER),
@@ -390,12 +467,38 @@ def _role_action(ctx: _Ctx) -> Decision:
     return _deny("role") if role is None else _allow(role.value)
 
 
+def _by_role_on_recording(ctx: _Ctx, roles: tuple[Role, ...]) -> Decision:
+    """The first of ``roles`` the actor holds; with a recording named, a supervisor
+    counts only for a recording of their own unit (rule ``other-unit`` otherwise)."""
+    rec, actor = ctx.recording, ctx.actor
+    fits = [r for r in roles if not (r is Role.SUPERVISOR and rec is not None and not _same(rec.unit, actor.unit))]
+    role = _first_role(actor, fits)
+    if role is not None:
+        return _allow(role.value)
+    return _deny("other-unit" if Role.SUPERVISOR in roles and Role.SUPERVISOR in actor.roles else "role")
+
+
 def _second_person_action(ctx: _Ctx) -> Decision:
     roles, own_rule = _SECOND_PERSON[ctx.action]
     if ctx.owner is None or ctx.owner == ctx.actor.name:
         return _deny(own_rule)
-    role = _first_role(ctx.actor, roles)
-    return _deny("role") if role is None else _allow(role.value)
+    return _by_role_on_recording(ctx, roles)
+
+
+def _hold_set_action(ctx: _Ctx) -> Decision:
+    return _by_role_on_recording(ctx, (Role.SUPERVISOR, Role.LEGAL, Role.LEADER))
+
+
+def _confidentiality_action(ctx: _Ctx) -> Decision:
+    """R9: raising a recording's own level protects it (supervisor of its unit, legal,
+    leader); lowering it opens it to more people (legal or leader only)."""
+    rec, new = ctx.recording, ctx.level
+    if rec is not None and new is not None and new.rank() < rec.confidentiality.rank():
+        decision = _by_role_on_recording(ctx, (Role.LEGAL, Role.LEADER))
+        if not decision.allowed and Role.SUPERVISOR in ctx.actor.roles:
+            return _deny("declassify")
+        return decision
+    return _by_role_on_recording(ctx, (Role.SUPERVISOR, Role.LEGAL, Role.LEADER))
 
 
 def _label_action(ctx: _Ctx) -> Decision:
@@ -420,6 +523,8 @@ _RULES: Mapping[Action, Callable[[_Ctx], Decision]] = {
     **{a: _role_action for a in _BY_ROLE_ONLY},
     **{a: _second_person_action for a in _SECOND_PERSON},
     Action.LABEL: _label_action,
+    Action.HOLD_SET: _hold_set_action,
+    Action.SET_CONFIDENTIALITY: _confidentiality_action,
 }
 _NEEDS_RECORDING = frozenset(
     {Action.VIEW_METADATA, Action.VIEW_PREVIEW, Action.READ_ORIGINAL, Action.COPY, Action.EXPORT,
@@ -428,7 +533,8 @@ _NEEDS_RECORDING = frozenset(
 _NEEDS_REQUEST = frozenset({Action.REQUEST, Action.APPROVE, Action.DENY})
 
 
-def _check_call(action: Action, recording: RecordingRef | None, request: RequestRef | None, now: datetime) -> None:
+def _check_call(action: Action, recording: RecordingRef | None, request: RequestRef | None, now: datetime,
+                level: Level | None) -> None:
     """A wrong call is a bug in the caller, not a denial: raise ValueError."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -436,6 +542,8 @@ def _check_call(action: Action, recording: RecordingRef | None, request: Request
         raise ValueError(f"{action.value} needs a recording")
     if action in _NEEDS_REQUEST and request is None:
         raise ValueError(f"{action.value} needs a request")
+    if level is not None and (action is not Action.SET_CONFIDENTIALITY or recording is None):
+        raise ValueError("a level is only set on a recording (set-confidentiality)")
 
 
 def decide(
@@ -447,23 +555,43 @@ def decide(
     grants: Sequence[Grant] = (),
     now: datetime,
     owner: str | None = None,
+    level: Level | None = None,
 ) -> Decision:
     """May ``actor`` do ``action`` on ``recording`` / ``request`` at ``now``?
 
     Pure: reads nothing but its arguments. See the module docstring for
     the rule table. ``owner`` names who asked for or set the thing a
-    second-person action (CLASS_APPROVE, HOLD_RELEASE) acts on. Raises ValueError when the call itself is wrong (a
-    naive ``now``, a missing target the action needs).
+    second-person action (CLASS_APPROVE, HOLD_RELEASE) acts on; ``level`` the
+    level a SET_CONFIDENTIALITY would give the recording. Raises ValueError
+    when the call itself is wrong (a naive ``now``, a missing target the action
+    needs).
     """
-    _check_call(action, recording, request, now)
+    _check_call(action, recording, request, now, level)
     if actor.disabled:
         return _deny("disabled")
     if actor.local_owner:
         return _allow("local-owner")
     targets = ((recording,) if recording else ()) + (request.recordings if request else ())
-    if any(r.confidentiality.rank() > actor.clearance.rank() for r in targets):
+    if any(r.level.rank() > actor.clearance.rank() for r in targets):
         return _deny("clearance")
-    return _RULES[action](_Ctx(actor, action, recording, request, grants, now, owner))
+    if level is not None and level.rank() > actor.clearance.rank():
+        return _deny("clearance")
+    return _RULES[action](_Ctx(actor, action, recording, request, grants, now, owner, level))
+
+
+def reachable(
+    actor: Principal,
+    recording: RecordingRef,
+    *,
+    grants: Sequence[Grant] = (),
+    now: datetime | None = None,
+) -> bool:
+    """Whether ``actor`` may name ``recording`` at all: they see it, or they lead
+    the agency and it is within their clearance (see the module docstring)."""
+    if visible(actor, recording, grants=grants, now=now):
+        return True
+    return (Role.LEADER in actor.roles and not actor.disabled
+            and recording.level.rank() <= actor.clearance.rank())
 
 
 def visible(

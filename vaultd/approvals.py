@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import Connection
 
 from vaultd import access, audit
-from vaultd.access import Action, Level, Principal, RecordingRef, RequestKind, RequestRef
+from vaultd.access import Action, Level, Principal, RecordingRef, RequestKind, RequestRef, Role
 from vaultd.audit import Event, EvidenceRef
 from vaultd.catalog import approvals as db
 from vaultd.catalog import cases as cases_db
@@ -99,6 +100,8 @@ def request_access(vault: Vault, actor: Principal, kind: RequestKind, refs: Sequ
     request_id = "q" + secrets.token_hex(5)
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         user_id = _user_id(conn, actor)
+        if not access.has_media_rights(actor):  # before naming anything: no media, whatever is asked for
+            raise _deny(actor, via, Action.REQUEST, "no-media-rights", {"kind": kind.value})
         if case:
             refs = list(dict.fromkeys([*refs, *_case_recordings(conn, vault, actor, kind, case, via)]))
         if kind is RequestKind.EXTERNAL:
@@ -131,12 +134,33 @@ def _request_ref(conn: Connection, row: RequestRow) -> RequestRef:
                       row.notice_number, row.status)
 
 
-def pending(vault: Vault, actor: Principal, via: str) -> list[RequestRow]:
-    """Pending requests the actor may decide, and the actor's own."""
+@dataclass(frozen=True)
+class Pending:
+    """A pending request as one person sees it: may they decide it, and if not, why (the rule)."""
+
+    request: RequestRow
+    may_decide: bool
+    rule: str
+
+
+def pending(vault: Vault, actor: Principal, via: str) -> list[Pending]:
+    """Pending requests the actor may decide, the actor's own, and, for a supervisor,
+    those touching a recording of their unit (R5: another department asking for the
+    unit's recordings is decided by a leader, but the unit hears of it)."""
+    now = utcnow()
+    out = []
     with vault.engine.connect() as conn:
-        rows = db.requests_with_status(conn, "pending")
-        return [r for r in rows if r.requester == actor.name or access.decide(
-            actor, Action.APPROVE, request=_request_ref(conn, r), now=utcnow()).allowed]
+        for row in db.requests_with_status(conn, "pending"):
+            ref = _request_ref(conn, row)
+            decision = access.decide(actor, Action.APPROVE, request=ref, now=now)
+            if decision.allowed or row.requester == actor.name or _unit_hears(actor, ref):
+                out.append(Pending(row, decision.allowed, decision.rule))
+    return out
+
+
+def _unit_hears(actor: Principal, ref: RequestRef) -> bool:
+    return (Role.SUPERVISOR in actor.roles and not actor.disabled and access.concerns_unit(ref, actor.unit)
+            and all(r.level.rank() <= actor.clearance.rank() for r in ref.recordings))
 
 
 def _load_request(conn: Connection, request_id: str) -> RequestRow:

@@ -186,8 +186,15 @@ def _run_request(args: argparse.Namespace) -> int:
 def _run_pending(args: argparse.Namespace) -> int:
     for r in _api(args).json("GET", "/access/pending")["items"]:
         print(f"{r['id']}  {r['kind']:<18} {r['requester']:<12} {','.join(r['recordings'])}  {r['purpose']}"
-              + (f"  notice {r['notice_number']}" if r.get("notice_number") else ""))
+              + (f"  notice {r['notice_number']}" if r.get("notice_number") else "") + _not_yours(r))
     return 0
+
+
+def _not_yours(r: dict[str, Any]) -> str:
+    """Why a listed request is not the caller's to decide (their own; another unit's, which a leader decides)."""
+    if r.get("may_decide") is not False:
+        return ""
+    return "  [" + _("not yours to decide: %s") % r.get("rule") + "]"
 
 
 def _run_approve(args: argparse.Namespace) -> int:

@@ -213,6 +213,9 @@ class RequestOut(BaseModel):
     decided_by: str | None
     decided_at: datetime | None
     decision_reason: str | None
+    may_decide: bool | None = Field(None, description="in the pending list: may the caller approve or deny it")
+    rule: str | None = Field(None, description="in the pending list: the rule that says so, e.g. "
+                                               "other-department (a leader decides)")
 
 
 class RequestList(BaseModel):

@@ -56,7 +56,8 @@ def request_access(vault: VaultDep, actor: PrincipalDep, body: RequestIn) -> dic
             summary="Pending requests the caller may decide, and the caller's own")
 def pending(vault: VaultDep, actor: PrincipalDep) -> dict[str, Any]:
     tz = zone(vault)
-    return {"items": [request_json(r, tz) for r in approvals.pending(vault, actor, VIA)]}
+    return {"items": [{**request_json(p.request, tz), "may_decide": p.may_decide,
+                       "rule": p.rule} for p in approvals.pending(vault, actor, VIA)]}
 
 
 @router.post("/requests/{request_id}/approve", response_model=GrantOut, summary="Approve: makes a grant")
