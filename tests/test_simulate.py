@@ -107,6 +107,25 @@ def test_identity_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_identity_file_appears_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dock folder counts a camera as docked when its identity file appears: written in
+    place, a watcher could read it empty (``./run demo`` once failed so: JSONDecodeError). It
+    is written under another name and renamed into place, and nothing is left beside it."""
+    written: list[str] = []
+    real_write_text = Path.write_text
+
+    def spy(self: Path, *args: object, **kwargs: object) -> int:
+        written.append(self.name)
+        return real_write_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", spy)
+    cam = camera(tmp_path, clips=1)
+    assert IDENTITY_FILE not in written
+    assert json.loads((cam.root / IDENTITY_FILE).read_bytes())["serial"] == cam.serial
+    assert not [p.name for p in cam.root.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow
 def test_damaged_clips_are_cut_both_ways(tmp_path: Path) -> None:
     cam = camera(tmp_path, clips=4, damaged=2)
     damaged = [f for f in cam.files if f.damaged]

@@ -375,7 +375,11 @@ def _write_identity(setup: _Setup, unit: str, clock_offset_s: float) -> None:
         "vendor": "vaultd-sim",
     }
     text = json.dumps(identity, ensure_ascii=False, indent=2) + "\n"
-    (setup.root / IDENTITY_FILE).write_text(text, encoding="utf-8")
+    # written under a hidden name, then renamed: a dock folder watcher that sees the
+    # identity file appear must never read it empty or half written
+    tmp = setup.root / f".{IDENTITY_FILE}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, setup.root / IDENTITY_FILE)
 
 
 def _describe(root: Path, written: _Written) -> SimulatedFile:
