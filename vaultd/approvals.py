@@ -4,7 +4,7 @@ for which recordings, until when, how many uses. Every step is audited."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,7 +26,17 @@ from vaultd.vault import Vault, utcnow
 
 
 def ref_of(rec: Recording) -> RecordingRef:
-    return RecordingRef(rec.id, rec.officer_id, rec.unit, Level(rec.confidentiality))
+    """The recording as access control sees it, its cases' levels included (R9)."""
+    cases = (_level(rec.case_confidentiality),) if rec.case_confidentiality else ()
+    return RecordingRef(rec.id, rec.officer_id, rec.unit, _level(rec.confidentiality), cases)
+
+
+def _level(value: str) -> Level:
+    """A stored level; an unknown one counts as the highest (never opens anything)."""
+    try:
+        return Level(value)
+    except ValueError:
+        return Level.SECRET
 
 
 def grant_of(g: GrantRow) -> access.Grant:
@@ -34,18 +44,30 @@ def grant_of(g: GrantRow) -> access.Grant:
                         g.uses_left, g.purpose)
 
 
-def visible_recording(conn: Connection, vault: Vault, actor: Principal, ref: str, via: str) -> Recording:
+def visible_recording(conn: Connection, vault: Vault, actor: Principal, ref: str, via: str,
+                      details: Mapping[str, object] | None = None) -> Recording:
     """The recording if the actor may see it; otherwise the same 'not found' as a
-    missing one (never reveal that it exists), with the refusal logged."""
+    missing one (never reveal that it exists), with the refusal logged (with ``details``)."""
+    return _recording_for(conn, actor, ref, via, access.visible, details)
+
+
+def reachable_recording(conn: Connection, vault: Vault, actor: Principal, ref: str, via: str) -> Recording:
+    """Like ``visible_recording``, for what a leader may do on any recording within
+    clearance though seeing none by role (holds, confidentiality levels)."""
+    return _recording_for(conn, actor, ref, via, access.reachable, None)
+
+
+def _recording_for(conn: Connection, actor: Principal, ref: str, via: str, may: Callable[..., bool],
+                   details: Mapping[str, object] | None) -> Recording:
     rec = rec_db.get(conn, ref)
     grants = [grant_of(g) for g in _grants_for(conn, actor)]
-    if access.visible(actor, ref_of(rec), grants=grants, now=utcnow()):
+    if may(actor, ref_of(rec), grants=grants, now=utcnow()):
         return rec
     decision = access.decide(actor, Action.VIEW_METADATA, recording=ref_of(rec), grants=grants, now=utcnow())
     raise audit.refusal(
         NotFoundError(_("no recording %s") % ref, hint=_("'vaultd recordings list' shows the ids")),
         Event("access.denied", actor_of(actor, via), {
-            "action": Action.VIEW_METADATA.value, "rule": decision.rule}, EvidenceRef.of(rec)))
+            "action": Action.VIEW_METADATA.value, "rule": decision.rule, **(details or {})}, EvidenceRef.of(rec)))
 
 
 def _grants_for(conn: Connection, actor: Principal) -> list[GrantRow]:

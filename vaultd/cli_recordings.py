@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vaultd import cli_audit, cli_previews, evidence, views
+from vaultd.access import Level
 from vaultd.catalog.recordings import RecordingFilter
 from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, time_filter, zone
 from vaultd.i18n import _
@@ -31,6 +32,11 @@ def add_commands(sub: Any) -> None:
     get.add_argument("--out", type=Path, required=True, help=_("new file to write (never overwritten)"))
     get.add_argument("--reason", required=True, help=_("why the original is read (kept in the audit log)"))
     get.add_argument("--grant", help=_("the approved grant that allows it (not needed on the station)"))
+    lvl = cmd(rs, "confidentiality", _run_confidentiality,
+              _("set a recording's own confidentiality level (R9; its cases may keep it higher)"))
+    lvl.add_argument("id", help=_("recording id, or a sha256 prefix"))
+    lvl.add_argument("level", choices=[lv.value for lv in Level])
+    lvl.add_argument("--reason", required=True, help=_("why (kept in the audit log)"))
     cli_audit.add_receipt(rs)
     cli_previews.add_recording_commands(rs)  # recordings preview (#7)
 
@@ -85,6 +91,20 @@ def _run_show(args: argparse.Namespace) -> int:
             print(f"{key:<{width}}  {value}")
     for s in data.get("sightings", []):
         print(_("seen      %s on %s at %s (%s)") % (s["seen_at"], s["device_serial"], s["source_path"], s["outcome"]))
+    return 0
+
+
+def _run_confidentiality(args: argparse.Namespace) -> int:
+    client = remote(args)
+    if client:
+        data = client.json("POST", f"/recordings/{args.id}/confidentiality",
+                           json={"level": args.level, "reason": args.reason})
+    else:
+        vault = open_(args)
+        rec = evidence.set_confidentiality(vault, local_owner(), args.id, Level(args.level), args.reason)
+        data = views.recording_json(rec, zone(vault))
+    print(_("%s: own level %s, applies %s") % (data["id"], data["own_confidentiality"], data["confidentiality"])
+          + (_(" (its cases: %s)") % data["case_confidentiality"] if data.get("case_confidentiality") else ""))
     return 0
 
 

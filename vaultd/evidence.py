@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from vaultd import access, audit
 from vaultd.access import Action, Level, Principal, Role
-from vaultd.approvals import grant_of, ref_of, take_grant, visible_recording
+from vaultd.approvals import grant_of, reachable_recording, ref_of, take_grant, visible_recording
 from vaultd.audit import Event, EvidenceRef
 from vaultd.catalog import approvals as appr_db
 from vaultd.catalog import people as people_db
@@ -23,7 +23,7 @@ from vaultd.catalog import recordings as rec_db
 from vaultd.catalog import retention as ret_db
 from vaultd.catalog import sessions as ses_db
 from vaultd.catalog.recordings import RecordingFilter, Scope
-from vaultd.errors import HashMismatchError, NotFoundError, StorageError, UsageError
+from vaultd.errors import AccessDeniedError, HashMismatchError, NotFoundError, StorageError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Recording
 from vaultd.people import actor_of
@@ -73,6 +73,42 @@ def show_recording(vault: Vault, actor: Principal, ref: str, via: str = "cli") -
         detail = RecordingDetail(rec, ses_db.sightings_of(conn, rec.id), _purged(conn, rec))
         audit.append(conn, Event("recording.show", actor_of(actor, via), {}, EvidenceRef.of(rec)))
     return detail
+
+
+def set_confidentiality(vault: Vault, actor: Principal, ref: str, level: Level, reason: str,
+                        via: str = "cli") -> Recording:
+    """Set a recording's own R9 level (raise: its unit's supervisor, legal, leader; lower:
+    legal, leader; never above one's clearance). Its cases may keep what applies higher.
+    Audited with the old and new level and the reason; refusals too."""
+    if not reason.strip():
+        raise UsageError(_("a reason is required to change a recording's confidentiality"),
+                         hint=_("say why with --reason"))
+    now = utcnow()
+    with audit.logging_refusals(vault), vault.engine.begin() as conn:
+        _refuse_level(actor, via, access.decide(actor, Action.SET_CONFIDENTIALITY, now=now), None)
+        rec = reachable_recording(conn, vault, actor, ref, via)
+        decision = access.decide(actor, Action.SET_CONFIDENTIALITY, recording=ref_of(rec), level=level, now=now)
+        _refuse_level(actor, via, decision, rec)
+        if rec.confidentiality == level.value:
+            raise UsageError(_("recording %s is %s already") % (rec.id, level.value))
+        rec_db.set_confidentiality(conn, rec.id, level.value)
+        out = rec_db.get(conn, rec.id)
+        audit.append(conn, Event("recording.confidentiality", actor_of(actor, via), {
+            "old": rec.confidentiality, "new": level.value, "cases": rec.case_confidentiality,
+            "effective": out.effective_confidentiality, "reason": reason, "rule": decision.rule},
+            EvidenceRef.of(rec)), now)
+    return out
+
+
+def _refuse_level(actor: Principal, via: str, decision: access.Decision, rec: Recording | None) -> None:
+    if decision.allowed:
+        return
+    raise audit.refusal(
+        AccessDeniedError(_("%s may not set the confidentiality of %s (rule: %s)")
+                          % (actor.name, rec.id if rec else _("recordings"), decision.rule), rule=decision.rule),
+        Event("access.denied", actor_of(actor, via), {"action": Action.SET_CONFIDENTIALITY.value,
+                                                      "rule": decision.rule},
+              EvidenceRef.of(rec) if rec else None))
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,9 @@ class SafeName:
     oddities: tuple[str, ...] = ()
 
 
+LEVELS = ("normal", "confidential", "secret")  # R9 confidentiality, lowest first
+
+
 @dataclass(frozen=True)
 class Recording:
     """One original in the vault, as the catalog describes it."""
@@ -129,7 +132,14 @@ class Recording:
     ingest_session: str
     extra: dict[str, object] = field(default_factory=dict)
     unit: str | None = None  # the accountable officer's unit when ingested
-    confidentiality: str = "normal"  # R9: normal | confidential | secret
+    confidentiality: str = "normal"  # R9: normal | confidential | secret (the recording's own level)
+    case_confidentiality: str | None = None  # R9: the highest level of the cases it is linked to, if any
+
+    @property
+    def effective_confidentiality(self) -> str:
+        """R9: the highest of its own level and its cases' (what access control applies)."""
+        levels = [self.confidentiality, *([self.case_confidentiality] if self.case_confidentiality else [])]
+        return max(levels, key=lambda lv: LEVELS.index(lv) if lv in LEVELS else len(LEVELS))
 
 
 class Progress(Protocol):

@@ -46,7 +46,9 @@ def recording_json(rec: Recording, tz: ZoneInfo) -> dict[str, Any]:
         "maker": rec.maker,
         "ingest_session": rec.ingest_session,
         "unit": rec.unit,
-        "confidentiality": rec.confidentiality,
+        "confidentiality": rec.effective_confidentiality,  # R9: what applies (its cases included)
+        "own_confidentiality": rec.confidentiality,
+        "case_confidentiality": rec.case_confidentiality,
         "extra": rec.extra,
     }
 

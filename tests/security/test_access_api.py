@@ -201,3 +201,60 @@ def test_a_grant_gives_no_media_to_auditor_or_admin(world: World, who: str) -> N
     assert logged(world.vault, "access.denied", actor=who, rule="no-media-rights", evidence=rec.id)
     with world.vault.engine.connect() as conn:
         assert conn.execute(select(grants.c.uses_left).where(grants.c.id == "gold")).scalar_one() == 5
+
+
+# -- 5. R9 through cases, and a recording's own level --------------------------------------
+
+def test_a_confidential_case_makes_its_recordings_confidential(world: World) -> None:
+    rec = world.u1[0]
+    gid = world.post("zhao", f"/access/requests/{world.ask('wang', 'view-original', rec, uses=5).json()['id']}"
+                             "/approve").json()["id"]
+    assert world.original("wang", rec, gid).status_code == 200
+    number = "案2026-密"
+    assert world.post("zhou", "/cases", {"number": number, "title": "涉密", "confidentiality": "confidential"}
+                      ).status_code == 201
+    assert world.post("zhou", "/case/link", {"case": number, "recordings": [rec.id]}).status_code == 200
+    shown = world.get("zhou", f"/recordings/{rec.id}").json()
+    assert (shown["confidentiality"], shown["own_confidentiality"], shown["case_confidentiality"]) == (
+        "confidential", "normal", "confidential")
+    for who in ("wang", "zhao"):  # normal clearance: the recording is gone for them, grant or not
+        for path in (f"/recordings/{rec.id}", f"/recordings/{rec.sha256[:12]}", f"/recordings/{rec.id}/label",
+                     f"/recordings/{rec.id}/preview"):
+            not_found(world.get(who, path))
+        assert rec.id not in [r["id"] for r in world.get(who, "/recordings", params={"limit": 2}).json()["items"]]
+    not_found(world.original("wang", rec, gid))
+    assert logged(world.vault, "access.denied", actor="wang", rule="clearance", evidence=rec.id)
+    assert world.get("zhao", "/recordings").json()["items"]  # the unit's other recordings stay
+
+
+def test_setting_a_recordings_own_level(world: World) -> None:
+    rec = world.u1[1] if len(world.u1) > 1 else world.u1[0]
+    body = {"level": "confidential", "reason": "涉及个人隐私"}
+    refused(world.post("wang", f"/recordings/{rec.id}/confidentiality", body), 403, "role")
+    refused(world.post("zhao", f"/recordings/{rec.id}/confidentiality", body), 403, "clearance")
+    not_found(world.post("qian", f"/recordings/{rec.id}/confidentiality", body))  # not qian's unit
+    r = world.post("zhou", f"/recordings/{rec.id}/confidentiality", {**body, "reason": " "})
+    assert r.status_code in (400, 422)
+    r = world.post("zhou", f"/recordings/{rec.id}/confidentiality", body)
+    assert r.status_code == 200 and r.json()["confidentiality"] == "confidential", r.text
+    entry = logged(world.vault, "recording.confidentiality", evidence=rec.id)
+    assert [(e["actor"]["name"], e["details"]["old"], e["details"]["new"], e["details"]["reason"])
+            for e in entry] == [("zhou", "normal", "confidential", "涉及个人隐私")]
+    not_found(world.get("wang", f"/recordings/{rec.id}"))
+    not_found(world.get("zhao", f"/recordings/{rec.id}"))
+    not_found(world.post("zhao", f"/recordings/{rec.id}/confidentiality", {**body, "level": "normal"}))
+    r = world.post("sun", f"/recordings/{rec.id}/confidentiality", {"level": "normal", "reason": "已解密"})
+    assert r.status_code == 200 and r.json()["confidentiality"] == "normal"  # a leader may lower it
+    assert world.get("wang", f"/recordings/{rec.id}").status_code == 200
+
+
+def test_confidentiality_from_the_command_line(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from vaultd.cli import main
+
+    rec = world.u2[0]
+    home = str(world.vault.layout.root)
+    assert main(["--home", home, "recordings", "confidentiality", rec.id, "secret", "--reason", "商业秘密"]) == 0
+    assert f"{rec.id}: own level secret, applies secret" in capsys.readouterr().out
+    assert main(["--home", home, "recordings", "confidentiality", rec.id, "secret", "--reason", "x"]) == 2
+    assert "secret already" in capsys.readouterr().err
+    not_found(world.get("qian", f"/recordings/{rec.id}"))

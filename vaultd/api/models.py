@@ -154,8 +154,17 @@ class RecordingOut(BaseModel):
     maker: str | None
     ingest_session: str
     unit: str | None
-    confidentiality: Level
+    confidentiality: Level = Field(description="R9: the level that applies, the highest of its own and its cases'")
+    own_confidentiality: Level = Field(description="the recording's own level (recordings confidentiality)")
+    case_confidentiality: Level | None = Field(None, description="the highest level of its cases, if any")
     extra: dict[str, Any]
+
+
+class ConfidentialityIn(_In):
+    """R9: a recording's own level, and why it changes (kept in the audit log)."""
+
+    level: Level
+    reason: Annotated[str, Field(min_length=1, max_length=4000), _Utf8]
 
 
 class SightingOut(BaseModel):

@@ -13,7 +13,7 @@ from vaultd.api import errors, ranges
 from vaultd.api.deps import VIA, PrincipalDep, Since, Until, VaultDep, source_of, when, zone
 from vaultd.api.download import OriginalResponse
 from vaultd.api.errors import VaultRoute
-from vaultd.api.models import ErrorOut, Long, RecordingDetailOut, RecordingPage
+from vaultd.api.models import ConfidentialityIn, ErrorOut, Long, RecordingDetailOut, RecordingOut, RecordingPage
 from vaultd.catalog.recordings import RecordingFilter
 from vaultd.i18n import _
 from vaultd.model import MediaType, Recording
@@ -54,6 +54,17 @@ def show_recording(vault: VaultDep, actor: PrincipalDep, rec_id: RecordingId) ->
         "wiped_at": views.iso(s["wiped_at"], tz)} for s in detail.sightings]
     data["purged"] = detail.purged
     return data
+
+
+@router.post("/recordings/{rec_id}/confidentiality", response_model=RecordingOut,
+             summary="Set a recording's own confidentiality level (R9), with a reason; audited",
+             description="Raising it: the supervisor of its unit, legal, a leader; lowering it: legal or a "
+                         "leader. Never above the caller's clearance. Its cases may keep the level that "
+                         "applies (confidentiality) higher than its own (own_confidentiality).")
+def set_confidentiality(vault: VaultDep, actor: PrincipalDep, rec_id: RecordingId,
+                        body: ConfidentialityIn) -> dict[str, Any]:
+    rec = evidence.set_confidentiality(vault, actor, rec_id, body.level, body.reason, VIA)
+    return views.recording_json(rec, zone(vault))
 
 
 @router.get(

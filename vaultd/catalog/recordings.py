@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, false, func, or_, select, true
+from sqlalchemy import Connection, Row, and_, bindparam, case, exists, false, func, or_, select, true, update
 
-from vaultd.catalog.schema import recordings
+from vaultd.catalog.schema import case_recordings, cases, recordings
 from vaultd.errors import NotFoundError, UsageError
 from vaultd.i18n import _
-from vaultd.model import MediaType, Recording, TimeSource
+from vaultd.model import LEVELS, MediaType, Recording, TimeSource
 
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -71,13 +71,28 @@ def ids_by_sha(conn: Connection, shas: Sequence[str]) -> dict[str, str]:
     return {r.sha256: r.id for r in conn.execute(q)}
 
 
+# R9 through cases: the highest level of the cases a recording is linked to (an unknown
+# level counts as the highest), read with the recording; None when it is in no case
+_CASE_RANK = (
+    select(func.max(case(*((cases.c.confidentiality == lv, i) for i, lv in enumerate(LEVELS)),
+                         else_=len(LEVELS) - 1)))
+    .select_from(case_recordings.join(cases, cases.c.id == case_recordings.c.case_id))
+    .where(case_recordings.c.recording_id == recordings.c.id)
+    .scalar_subquery().label("case_rank")
+)
+
+
+def _select() -> Any:
+    return select(recordings, _CASE_RANK)
+
+
 def get(conn: Connection, ref: str) -> Recording:
     """By id, or by a unique sha256 prefix of at least 8 hex digits."""
     ref = ref.strip().lower()
-    row = conn.execute(select(recordings).where(recordings.c.id == ref)).first()
+    row = conn.execute(_select().where(recordings.c.id == ref)).first()
     if row is None and len(ref) >= 8 and all(c in "0123456789abcdef" for c in ref):
         rows = conn.execute(
-            select(recordings).where(recordings.c.sha256.startswith(ref)).limit(2)
+            _select().where(recordings.c.sha256.startswith(ref)).limit(2)
         ).all()
         if len(rows) > 1:
             raise UsageError(
@@ -94,7 +109,7 @@ def get(conn: Connection, ref: str) -> Recording:
 
 
 def search(conn: Connection, flt: RecordingFilter) -> list[Recording]:
-    q = select(recordings)
+    q = _select()
     if flt.scope is not None:
         q = q.where(_scope_clause(flt.scope))
     if flt.device_serial:
@@ -124,7 +139,15 @@ def _scope_clause(scope: Scope) -> Any:
         mine.append(c.unit == scope.unit)
     if scope.granted_ids:
         mine.append(c.id.in_(scope.granted_ids))
-    return and_(c.confidentiality.in_(scope.levels), or_(*mine))
+    in_a_higher_case = exists().where(case_recordings.c.recording_id == c.id,
+                                      cases.c.id == case_recordings.c.case_id,
+                                      cases.c.confidentiality.not_in(scope.levels))
+    return and_(c.confidentiality.in_(scope.levels), ~in_a_higher_case, or_(*mine))
+
+
+def set_confidentiality(conn: Connection, recording_id: str, level: str) -> None:
+    """A recording's own R9 level (its cases may raise what applies: ``Recording.effective_confidentiality``)."""
+    conn.execute(update(recordings).where(recordings.c.id == recording_id).values(confidentiality=level))
 
 
 def count(conn: Connection) -> int:
@@ -211,6 +234,7 @@ def _from_row(row: Row[Any]) -> Recording:
         extra=json.loads(m["extra"]),
         unit=m["unit"],
         confidentiality=m["confidentiality"],
+        case_confidentiality=None if m.get("case_rank") is None else LEVELS[min(int(m["case_rank"]), len(LEVELS) - 1)],
     )
 
 
