@@ -55,6 +55,11 @@ class Layout:
         return self.root / "keys"
 
     @property
+    def init_lock(self) -> Path:
+        """Held by ``init`` while it creates what is missing (several may run at once)."""
+        return self.root / "init.lock"
+
+    @property
     def marker(self) -> Path:
         return self.root / "VAULTD_HOME"
 

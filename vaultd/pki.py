@@ -4,7 +4,8 @@
 and a signing certificate issued by it (code-signing-like: digitalSignature,
 10 years) for the embedded default. An agency with its own PKI names its
 certificate, chain and key in ``[export]`` instead (see ``signing_identity``).
-Keys are written 0600 and never overwritten.
+Keys are written 0600 and never overwritten, each published whole and exactly
+once under the keys lock (see :mod:`vaultd.keys`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vaultd.errors import ConfigError, StorageError
-from vaultd.files import write_durably
+from vaultd.files import write_once
 from vaultd.i18n import _
 
 CA_KEY = "agency-ca-key.pem"
@@ -49,9 +50,9 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def make_ca(common: str, agency: str, now: dt.datetime, years: int = 20) -> tuple[ec.EllipticCurvePrivateKey,
-                                                                                  x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
+def make_ca(common: str, agency: str, now: dt.datetime, years: int = 20,
+            key: ec.EllipticCurvePrivateKey | None = None) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = key or ec.generate_private_key(ec.SECP256R1())
     name = _name(common, agency)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -67,8 +68,9 @@ def make_ca(common: str, agency: str, now: dt.datetime, years: int = 20) -> tupl
 
 
 def issue_signing(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, common: str, agency: str,
-                  now: dt.datetime, years: int = 10) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
+                  now: dt.datetime, years: int = 10,
+                  key: ec.EllipticCurvePrivateKey | None = None) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = key or ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder().subject_name(_name(common, agency)).issuer_name(ca_cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365 * years))
@@ -85,25 +87,38 @@ def issue_signing(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate,
 
 
 def ensure_pki(keys_dir: Path, vault_id: str, now: dt.datetime) -> list[str]:
-    """Create the embedded agency CA and signing certificate if missing; return what was created."""
+    """Create the embedded agency CA and signing certificate if missing; return what was created.
+
+    The caller holds the keys lock exclusively (:func:`vaultd.keys.ensure_keys`). Each
+    key is published before its certificate, so a certificate on disk always has its
+    key; a key left without its certificate (an init cut short) gets one. Should
+    another process publish a file first all the same, its file is the one used."""
     created: list[str] = []
     try:
         ca_key_path, ca_path = keys_dir / CA_KEY, keys_dir / CA_CERT
         if not ca_path.exists():
-            ca_key, ca = make_ca(f"vaultd agency CA {vault_id[:12]}", "", now)
-            write_durably(ca_key_path, _pem_key(ca_key), replace=False)
-            write_durably(ca_path, ca.public_bytes(serialization.Encoding.PEM), replace=False)
-            created += [CA_KEY, CA_CERT]
+            ca_key = _key_once(ca_key_path, created)
+            _, ca = make_ca(f"vaultd agency CA {vault_id[:12]}", "", now, key=ca_key)
+            if write_once(ca_path, ca.public_bytes(serialization.Encoding.PEM)):
+                created.append(CA_CERT)
         if not (keys_dir / SIGN_CERT).exists():
             ca_key = _load_key(ca_key_path)
             ca = _load_certs(ca_path)[0]
-            key, cert = issue_signing(ca_key, ca, f"vaultd export signing {vault_id[:12]}", "", now)
-            write_durably(keys_dir / SIGN_KEY, _pem_key(key), replace=False)
-            write_durably(keys_dir / SIGN_CERT, cert.public_bytes(serialization.Encoding.PEM), replace=False)
-            created += [SIGN_KEY, SIGN_CERT]
+            key = _key_once(keys_dir / SIGN_KEY, created)
+            _, cert = issue_signing(ca_key, ca, f"vaultd export signing {vault_id[:12]}", "", now, key=key)
+            if write_once(keys_dir / SIGN_CERT, cert.public_bytes(serialization.Encoding.PEM)):
+                created.append(SIGN_CERT)
     except OSError as exc:
         raise StorageError(_("cannot write the export keys in %s: %s") % (keys_dir, exc.strerror)) from exc
     return created
+
+
+def _key_once(path: Path, created: list[str]) -> ec.EllipticCurvePrivateKey:
+    """The P-256 key at ``path``, made and published now if there is none."""
+    if not path.exists():
+        if write_once(path, _pem_key(ec.generate_private_key(ec.SECP256R1()))):
+            created.append(path.name)
+    return _load_key(path)
 
 
 def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
@@ -140,9 +155,16 @@ def signing_identity(keys_dir: Path, cert_file: str = "", key_file: str = "",
         chain = _load_certs(Path(chain_file)) if chain_file else certs[1:]
         cert = certs[0]
     else:
-        key = _load_key(keys_dir / SIGN_KEY)
-        cert = _load_certs(keys_dir / SIGN_CERT)[0]
-        chain = _load_certs(keys_dir / CA_CERT)
+        from vaultd.keys import keys_locked  # (keys imports this module where it makes keys)
+
+        with keys_locked(keys_dir, exclusive=False):  # never a key without its certificate, mid-init
+            if not (keys_dir / SIGN_CERT).exists():
+                raise ConfigError(_("this vault has no export signing certificate yet (%s)") % (keys_dir / SIGN_CERT),
+                                  hint=_("run 'vaultd init' (safe to repeat): it creates the agency CA and the "
+                                         "signing certificate, or set [export] signing_cert and signing_key"))
+            key = _load_key(keys_dir / SIGN_KEY)
+            cert = _load_certs(keys_dir / SIGN_CERT)[0]
+            chain = _load_certs(keys_dir / CA_CERT)
     if cert.public_key() != key.public_key():
         raise ConfigError(_("the signing key does not belong to the signing certificate"))
     return SigningIdentity(key, cert, tuple(chain))

@@ -10,10 +10,11 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from vaultd import config as config_mod
-from vaultd import keys
+from vaultd import files, keys
 from vaultd.catalog import db
 from vaultd.catalog.schema import vault_meta
 from vaultd.config import Config
+from vaultd.errors import StorageError
 from vaultd.home import Layout
 from vaultd.i18n import _
 from vaultd.store import Store
@@ -79,14 +80,29 @@ class InitResult:
 
 
 def init_vault(home: Path, config_path: Path | None = None) -> InitResult:
-    """Create the home, its keys and the catalog. Idempotent."""
+    """Create the home, its keys and the catalog. Idempotent, and safe when several
+    processes run it at once: one creates, the others wait and find it made."""
     layout = Layout(home)
     created: list[str] = []
-    if not layout.root.exists():
-        created.append(_("home folder"))
+    try:
+        layout.root.mkdir(mode=0o700, parents=True)
+        created.append(_("home folder"))  # by this process: several may race to make it
+    except FileExistsError:
+        pass
+    except OSError:
+        pass  # create_dirs says what is wrong
     layout.create_dirs()
     cfg = load_config(layout, config_path)
-    created += keys.ensure_keys(layout.keys_dir)
+    try:
+        with files.locked(layout.init_lock, exclusive=True):
+            created += _init_locked(layout, cfg)
+    except OSError as exc:
+        raise StorageError(_("cannot initialise the vault in %s: %s") % (home, exc.strerror)) from exc
+    return InitResult(home, tuple(created))
+
+
+def _init_locked(layout: Layout, cfg: Config) -> list[str]:
+    created = keys.ensure_keys(layout.keys_dir)
     engine = _engine(layout, cfg)
     try:
         if not db.is_current(engine):
@@ -101,4 +117,4 @@ def init_vault(home: Path, config_path: Path | None = None) -> InitResult:
     if not layout.marker.exists():
         layout.marker.write_text("vaultd home; do not edit files here by hand\n", encoding="utf-8")
         created.append(_("home marker"))
-    return InitResult(home, tuple(created))
+    return created
