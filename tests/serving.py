@@ -24,11 +24,19 @@ def free_port() -> int:
 def vaultd_serve(home: Path, *extra: str, wait_s: float = 30.0) -> Iterator[str]:
     """Start ``vaultd --home HOME serve`` on a free port (plus ``extra`` options);
     yield its base URL once /health answers; stop it afterwards."""
+    with vaultd_server(home, *extra, wait_s=wait_s) as (url, _proc):
+        yield url
+
+
+@contextmanager
+def vaultd_server(home: Path, *extra: str, wait_s: float = 30.0,
+                  stderr: int | None = subprocess.DEVNULL) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As ``vaultd_serve``, yielding the process too (its pid, its stderr when asked for)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "vaultd.cli", "--home", str(home), "serve",
                              "--listen", f"127.0.0.1:{port}", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         end = time.monotonic() + wait_s
         while True:
@@ -40,7 +48,7 @@ def vaultd_serve(home: Path, *extra: str, wait_s: float = 30.0) -> Iterator[str]
             if time.monotonic() > end or proc.poll() is not None:
                 pytest.fail("vaultd serve did not start")
             time.sleep(0.1)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -34,6 +34,9 @@ def add_commands(sub: Any) -> None:
     serve.add_argument("--uds", help=_("also listen on this Unix socket"))
     serve.add_argument("--tls-cert", help=_("TLS certificate (PEM); with --tls-key"))
     serve.add_argument("--tls-key", help=_("TLS private key (PEM)"))
+    serve.add_argument("--insecure-http", action="store_true",
+                       help=_("allow plain HTTP on a non-loopback --listen (tokens and evidence cross the "
+                              "network unencrypted; give --tls-cert and --tls-key instead)"))
 
 
 def _password(args: argparse.Namespace, confirm: bool) -> str:
@@ -261,5 +264,6 @@ def _run_serve(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError(_("give both --tls-cert and --tls-key, or neither"))
     vault = open_vault(resolve_home(args.home), args.config)
-    serve(vault, args.listen, certfile=args.tls_cert, keyfile=args.tls_key, uds=args.uds)
+    serve(vault, args.listen, certfile=args.tls_cert, keyfile=args.tls_key, uds=args.uds,
+          insecure_http=args.insecure_http, announce=lambda text: print(text, file=sys.stderr, flush=True))
     return 0

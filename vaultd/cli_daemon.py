@@ -35,6 +35,9 @@ def add_commands(sub: Any) -> None:
     r.add_argument("--no-previews", action="store_true", help=_("do not make previews in the background"))
     r.add_argument("--listen", help=_("API address host:port (default: [dock] api_listen)"))
     r.add_argument("--socket", help=_("API Unix socket (default: [dock] api_socket, else <home>/api.sock)"))
+    r.add_argument("--insecure-http", action="store_true",
+                   help=_("allow plain HTTP on a non-loopback --listen (tokens and evidence cross the network "
+                          "unencrypted; set [dock] api_tls_cert and api_tls_key instead)"))
     r.add_argument("--max-sessions", type=int, help=_("cameras ingested at once (default: [dock] max_sessions)"))
     r.add_argument("--auto-enroll", action="store_true",
                    help=_("ingest and enroll unknown cameras instead of holding them with an alert"))
@@ -78,7 +81,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
     dmn = build_daemon(vault, dock_folder=args.dock_folder, udev=not args.no_udev,
                               api=not args.no_api, listen=args.listen, socket=args.socket,
                               max_sessions=args.max_sessions, auto_enroll=args.auto_enroll,
-                              devices_file=args.devices, previews=not args.no_previews)
+                              devices_file=args.devices, previews=not args.no_previews,
+                              insecure_http=args.insecure_http)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -80,6 +80,9 @@ class DockConfig:  # the docking daemon (#5)
     stop_grace_s: float = 60.0  # on SIGTERM, wait this long for in-flight sessions, then abandon them
     api_listen: str = "127.0.0.1:8470"  # the daemon serves the API here; empty: not on TCP
     api_socket: str = ""  # also on this Unix socket; empty: <home>/api.sock
+    api_tls_cert: str = ""  # TLS certificate (PEM) for api_listen; with api_tls_key
+    api_tls_key: str = ""  # its private key (PEM)
+    api_insecure_http: bool = False  # allow plain HTTP on a non-loopback api_listen (not recommended)
     checkpoint_interval_s: float = 3600.0  # how often the audit log is sealed (signed checkpoint)
 
 

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def build_daemon(vault: Vault, *, dock_folder: Path | None = None, udev: bool = True, api: bool = True,
                  listen: str | None = None, socket: str | None = None, max_sessions: int | None = None,
                  auto_enroll: bool = False, devices_file: Path | None = None,
-                 previews: bool = True) -> Daemon:
+                 previews: bool = True, insecure_http: bool = False) -> Daemon:
     cfg = vault.config.dock
     registry = registry_mod.load_registry(devicemodels.locate(vault.layout.root, devices_file))
     for name, why in registry.failed:
@@ -44,7 +44,9 @@ def build_daemon(vault: Vault, *, dock_folder: Path | None = None, udev: bool = 
         from vaultd.api.app import ApiThread
 
         uds = socket or cfg.api_socket or str(vault.layout.root / "api.sock")
-        extras.append(ApiThread(vault, listen if listen is not None else cfg.api_listen, uds))
+        extras.append(ApiThread(vault, listen if listen is not None else cfg.api_listen, uds,
+                                certfile=cfg.api_tls_cert or None, keyfile=cfg.api_tls_key or None,
+                                insecure_http=insecure_http or cfg.api_insecure_http))
     options = Options(max_sessions=max_sessions or cfg.max_sessions, auto_enroll=auto_enroll or cfg.auto_enroll,
                       wipe=cfg.wipe, set_clock=cfg.set_clock, stop_grace_s=cfg.stop_grace_s)
     daemon = Daemon(vault, registry, sources, options=options, extras=extras, mounter=mounter)

@@ -11,10 +11,12 @@ import asyncio
 import ipaddress
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 import vaultd
 from vaultd.api import (
@@ -29,6 +31,8 @@ from vaultd.api import (
     routes_people,
     routes_previews,
 )
+from vaultd.api.headers import SecurityHeaders
+from vaultd.api.limits import BodyLimit
 from vaultd.api.zerocopy import ZeroCopyH11Protocol
 from vaultd.errors import ConfigError
 from vaultd.i18n import _
@@ -51,6 +55,12 @@ def create_app(vault: Vault) -> FastAPI:
                    routes_daemon.router):
         app.include_router(router, prefix=PREFIX, responses=errors.responses())
     errors.install(app)
+    inner = app.build_middleware_stack
+
+    def build() -> ASGIApp:  # outside Starlette's own error handler: its 500s get the headers too
+        return SecurityHeaders(BodyLimit(inner(), app.openapi))
+
+    app.build_middleware_stack = build  # type: ignore[method-assign]
     return app
 
 
@@ -72,21 +82,45 @@ def _loopback(host: str) -> bool:
 
 
 def serve(vault: Vault, listen: str = "127.0.0.1:8470", *, certfile: Path | str | None = None,
-          keyfile: Path | str | None = None, uds: str | None = None) -> None:
+          keyfile: Path | str | None = None, uds: str | None = None, insecure_http: bool = False,
+          announce: Callable[[str], None] | None = None) -> None:
     """Run the API under uvicorn until stopped: on ``listen`` (TLS when both files
     are given) and, when ``uds`` is given, on that Unix socket as well, for
-    local clients (``--url unix:/run/vaultd/api.sock``). Logging is left to the caller."""
-    asyncio.run(_serve_all(make_servers(vault, listen, certfile=certfile, keyfile=keyfile, uds=uds)))
+    local clients (``--url unix:/run/vaultd/api.sock``). Once every server
+    listens, ``announce`` gets a line or two for a person (address, home,
+    version). Logging is left to the caller."""
+    servers = make_servers(vault, listen, certfile=certfile, keyfile=keyfile, uds=uds, insecure_http=insecure_http)
+    text = banner(vault, listen, tls=certfile is not None, uds=uds)
+    asyncio.run(_serve_all(servers, (lambda: announce(text)) if announce else None))
+
+
+def banner(vault: Vault, listen: str | None, *, tls: bool, uds: str | None) -> str:
+    """What ``vaultd serve`` says once it listens: where, for which vault, which version."""
+    where = [f"{'https' if tls else 'http'}://{listen}"] if listen else []
+    where += [f"unix:{uds}"] if uds else []
+    return (_("vaultd %s serving the API on %s for the vault at %s")
+            % (vaultd.__version__, _(" and ").join(where), vault.layout.root) + "\n"
+            + _("schema at %s/openapi.json; stop with Ctrl-C or SIGTERM") % where[0])
 
 
 def make_servers(vault: Vault, listen: str | None, *, certfile: Path | str | None = None,
-                 keyfile: Path | str | None = None, uds: str | None = None) -> list[uvicorn.Server]:
-    """The uvicorn servers for ``serve`` and the daemon (``listen`` None or "": no TCP)."""
+                 keyfile: Path | str | None = None, uds: str | None = None,
+                 insecure_http: bool = False) -> list[uvicorn.Server]:
+    """The uvicorn servers for ``serve`` and the daemon (``listen`` None or "": no TCP).
+
+    Plain HTTP is served on a loopback address only, unless ``insecure_http``:
+    elsewhere bearer tokens and evidence would cross the network in clear."""
     if (certfile is None) != (keyfile is None):
         raise ConfigError(_("TLS needs both a certificate and a key file"),
                           hint=_("give both, or neither for plain HTTP on loopback"))
     if not listen and not uds:
         raise ConfigError(_("the API needs a listen address or a Unix socket"))
+    if listen and certfile is None and not insecure_http and not _loopback(parse_listen(listen)[0]):
+        raise ConfigError(
+            _("refusing to serve plain HTTP on %s, which is not a loopback address: bearer tokens and "
+              "evidence would cross the network unencrypted") % listen,
+            hint=_("give a TLS certificate and key (serve: --tls-cert and --tls-key; run: [dock] api_tls_cert "
+                   "and api_tls_key), listen on 127.0.0.1, or accept the risk with --insecure-http"))
     app = create_app(vault)
     common = {"log_config": None, "proxy_headers": False, "server_header": False,
               "timeout_graceful_shutdown": 30,
@@ -105,8 +139,16 @@ def make_servers(vault: Vault, listen: str | None, *, certfile: Path | str | Non
     return servers
 
 
-async def _serve_all(servers: list[uvicorn.Server]) -> None:
-    await asyncio.gather(*(server.serve() for server in servers))
+async def _serve_all(servers: list[uvicorn.Server], on_started: Callable[[], None] | None = None) -> None:
+    async def announce() -> None:
+        while not all(server.started for server in servers):
+            if any(server.should_exit for server in servers):
+                return
+            await asyncio.sleep(0.05)
+        if on_started is not None:
+            on_started()
+
+    await asyncio.gather(announce(), *(server.serve() for server in servers))
 
 
 class ApiThread:
@@ -114,9 +156,11 @@ class ApiThread:
 
     name = "api"
 
-    def __init__(self, vault: Vault, listen: str | None, uds: str | None) -> None:
+    def __init__(self, vault: Vault, listen: str | None, uds: str | None, *,
+                 certfile: str | None = None, keyfile: str | None = None, insecure_http: bool = False) -> None:
         self.listen, self.uds = listen, uds
-        self.servers = make_servers(vault, listen, uds=uds)
+        self.servers = make_servers(vault, listen, uds=uds, certfile=certfile, keyfile=keyfile,
+                                    insecure_http=insecure_http)
         self.thread: threading.Thread | None = None
         self.error: str | None = None
 

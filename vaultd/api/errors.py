@@ -35,7 +35,8 @@ from vaultd.i18n import _
 
 log = logging.getLogger(__name__)
 _GENERIC = _("the vault could not complete the request; its log has the details")
-_HTTP_CODES = {400: "bad_input", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable", 415: "unsupported_media_type"}
+_HTTP_CODES = {400: "bad_input", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+               413: "body_too_large", 415: "unsupported_media_type"}
 
 
 def status_of(exc: VaultError) -> int:
@@ -84,7 +85,8 @@ def validation_error(request: Request, exc: Exception) -> Response:
 def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+    return error_response(exc.status_code, code, str(exc.detail), hint=getattr(exc, "hint", None),
+                          headers=dict(exc.headers or {}))
 
 
 class VaultRoute(APIRoute):
@@ -109,6 +111,7 @@ _DESCRIBED = {
     400: "bad input", 401: "no token, or an unknown, expired or revoked one",
     403: "refused by an access rule (named in error.rule)",
     404: "no such thing, or not visible to the caller", 422: "the request does not match the schema",
+    413: "the body is larger than the endpoint takes (body_too_large)",
     429: "too many failed logins; try again later", 500: "internal or integrity error"}
 
 
@@ -119,7 +122,7 @@ def only(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def responses() -> dict[int | str, dict[str, Any]]:
     """The error answers every authenticated operation may give."""
-    return only(400, 401, 403, 404, 422, 500)
+    return only(400, 401, 403, 404, 413, 422, 500)
 
 
 def install(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path
 from vaultd import approvals, views
 from vaultd.api.deps import VIA, PrincipalDep, VaultDep, zone
 from vaultd.api.errors import VaultRoute
+from vaultd.api.limits import LIST_BODY_BYTES, body_cap
 from vaultd.api.models import (
     DenyIn,
     GrantList,
@@ -44,7 +45,8 @@ def grant_json(row: GrantRow, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-@router.post("/requests", status_code=201, response_model=RequestOut, summary="Ask for access to recordings")
+@router.post("/requests", status_code=201, response_model=RequestOut, summary="Ask for access to recordings",
+             openapi_extra=body_cap(LIST_BODY_BYTES))
 def request_access(vault: VaultDep, actor: PrincipalDep, body: RequestIn) -> dict[str, Any]:
     row = approvals.request_access(vault, actor, body.kind, body.recordings, body.purpose,
                                    notice=body.notice, expires_days=body.expires_days, uses=body.uses,

@@ -13,6 +13,7 @@ from vaultd import views_cases as vc
 from vaultd.access import Level
 from vaultd.api.deps import VIA, PrincipalDep, VaultDep, aware, zone
 from vaultd.api.errors import VaultRoute
+from vaultd.api.limits import LIST_BODY_BYTES, body_cap
 from vaultd.api.models import Long, Name, Short, _In
 from vaultd.holds import HoldReason
 from vaultd.vault import utcnow
@@ -91,7 +92,7 @@ def show_case(vault: VaultDep, actor: PrincipalDep, number: CaseNumber) -> dict[
     return cases.show(vault, actor, number, VIA).as_json()
 
 
-@router.post("/case/link", summary="Link recordings to an open case")
+@router.post("/case/link", summary="Link recordings to an open case", openapi_extra=body_cap(LIST_BODY_BYTES))
 def link_case(vault: VaultDep, actor: PrincipalDep, body: LinkIn) -> dict[str, Any]:
     return {"case": body.case, "linked": cases.link(vault, actor, body.case, body.recordings, VIA)}
 
