@@ -61,10 +61,11 @@ def put_recording(vault: Vault, *, serial: str = "CAM1", officer: str | None = "
 
 
 def label(vault: Vault, rec_id: str, at: datetime) -> None:
-    """Mark a recording labelled (R2 fields filled) at ``at``."""
+    """Mark a recording labelled (R2 fields, what it proves and a description filled) at ``at``."""
     with vault.engine.begin() as conn:
         conn.execute(insert(labels).values(recording_id=rec_id, case_number="2026-001", party="张三",
-                                           handler="李四", labelled_at=at, updated_at=at,
+                                           handler="李四", proves="违法事实", description="现场记录",
+                                           labelled_at=at, updated_at=at,
                                            updated_by="local:test"))
 
 

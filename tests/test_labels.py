@@ -12,7 +12,7 @@ pytest.register_assert_rewrite("retention_world")  # before its import: it is al
 from retention_world import World, logged
 from vaultd import labels, workdays
 from vaultd.errors import AccessDeniedError, NotFoundError, UsageError
-from vaultd.labels import Label, is_labelled, labelling_deadline, missing_for_case
+from vaultd.labels import Label, is_labelled, labelling_deadline, missing, missing_for_case
 from vaultd.model import MediaType
 from vaultd.workdays import add_working_days
 
@@ -54,14 +54,18 @@ def test_unknown_year_falls_back_to_monday_to_friday(caplog: pytest.LogCaptureFi
     assert labelling_deadline(at("2031-06-06T09:00"), 2)  # never raises
 
 
-def test_is_labelled_needs_the_three_r2_fields() -> None:
-    assert not is_labelled(None)
-    assert not is_labelled(Label("r1", case_number="A", party="张三", handler="  "))
-    assert is_labelled(Label("r1", case_number="A", party="张三", handler="李四"))
+def test_one_definition_of_labelled() -> None:
+    """Labelled (label show, compliance, statistics) is what case close needs: R2 fields, proves, audio text."""
+    assert not is_labelled(None, MediaType.VIDEO)
+    assert not is_labelled(Label("r1", case_number="A", party="张三", handler="  ", proves="x"), MediaType.VIDEO)
+    r2_only = Label("r1", case_number="A", party="张三", handler="李四")
+    assert not is_labelled(r2_only, MediaType.VIDEO) and missing(r2_only, MediaType.VIDEO) == ["proves"]
     full = Label("r1", case_number="A", party="张三", handler="李四", proves="占道经营的事实")
-    assert missing_for_case(full, MediaType.VIDEO) == []
-    assert missing_for_case(full, MediaType.AUDIO) == ["description"]
-
+    assert is_labelled(full, MediaType.VIDEO) and missing_for_case(full, MediaType.VIDEO) == []
+    assert not is_labelled(full, MediaType.AUDIO) and missing_for_case(full, MediaType.AUDIO) == ["description"]
+    for media in MediaType:
+        for lab in (None, r2_only, full, Label("r1", description="x")):
+            assert is_labelled(lab, media) == (missing_for_case(lab, media) == [])
 
 
 def test_label_keeps_unicode_and_audits_old_and_new(w: World) -> None:
@@ -69,9 +73,9 @@ def test_label_keeps_unicode_and_audits_old_and_new(w: World) -> None:
     before = w.vault.store.object_path(rec.sha256).read_bytes()
     lab = labels.set_label(w.vault, w.who["wang"], rec.id, {"case_number": "松城执〔2026〕17号", "party": "张三",
                                                            "handler": "王五"})
-    assert lab.party == "张三" and is_labelled(lab) and lab.labelled_at is not None
+    assert lab.party == "张三" and not is_labelled(lab, rec.media_type) and lab.labelled_at is None  # proves?
     lab2 = labels.set_label(w.vault, w.who["zhao"], rec.id, {"party": "张三丰", "proves": "当事人占道经营"})
-    assert lab2.labelled_at == lab.labelled_at and lab2.case_number == "松城执〔2026〕17号"
+    assert lab2.labelled_at is not None and is_labelled(lab2, rec.media_type) and lab2.case_number == "松城执〔2026〕17号"
     entries = logged(w.vault, "label.set")
     assert entries[-1]["details"]["old"] == {"party": "张三", "proves": None}
     assert entries[-1]["details"]["new"] == {"party": "张三丰", "proves": "当事人占道经营"}
@@ -80,7 +84,7 @@ def test_label_keeps_unicode_and_audits_old_and_new(w: World) -> None:
     assert stored is not None and stored.party == "张三丰"
     assert w.vault.store.object_path(rec.sha256).read_bytes() == before
     cleared = labels.set_label(w.vault, w.who["wang"], rec.id, {"party": ""})
-    assert cleared.party is None and not is_labelled(cleared)
+    assert cleared.party is None and not is_labelled(cleared, rec.media_type)
 
 
 def test_label_refusals(w: World) -> None:

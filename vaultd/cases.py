@@ -24,6 +24,7 @@ from vaultd.catalog import recordings as rec_db
 from vaultd.catalog.cases import CaseRow
 from vaultd.errors import NotFoundError, UsageError
 from vaultd.i18n import _
+from vaultd.safetext import check_name
 from vaultd.labels import missing_for_case
 from vaultd.people import actor_of, refuse_unless
 from vaultd.vault import Vault, utcnow
@@ -74,12 +75,15 @@ def case_json(c: CaseRow) -> dict[str, Any]:
             "file_keep_months": c.file_keep_months}
 
 
-def _text(value: str | None, what: str, required: bool = False) -> str | None:
+def _text(value: str | None, what: str, required: bool = False, name: bool = False) -> str | None:
+    """Free text (a title) as given, or a name or id (``name``: no control or bidi characters)."""
     value = value.strip() if value else None
     if required and not value:
         raise UsageError(_("%s is required") % what)
     if value and (len(value) > MAX_TEXT or "\x00" in value):
         raise UsageError(_("%s is too long or contains a NUL character") % what)
+    if value and name:
+        check_name(value, what)
     return value
 
 
@@ -92,7 +96,7 @@ def load(conn: Connection, actor: Principal, number: str) -> CaseRow:
 
 
 def create(vault: Vault, actor: Principal, new: NewCase, via: str = "cli") -> CaseRow:
-    number = _text(new.number, _("a case number"), required=True)
+    number = _text(new.number, _("case number"), required=True, name=True)
     title = _text(new.title, _("a title"), required=True)
     assert number is not None and title is not None
     if new.file_keep_months is not None and new.file_keep_months < 1:
@@ -102,8 +106,9 @@ def create(vault: Vault, actor: Principal, new: NewCase, via: str = "cli") -> Ca
         refuse_unless(actor, Action.CASE_MANAGE, via, {"case": number})
         if db.case_by_number(conn, number) is not None:
             raise UsageError(_("case %s exists already") % number, hint=_("'vaultd cases show %s'") % number)
-        values = dict(number=number, title=title, unit=_text(new.unit, "unit"), handler=_text(new.handler, "handler"),
-                      party=_text(new.party, "party"), confidentiality=new.confidentiality.value,
+        values = dict(number=number, title=title, unit=_text(new.unit, _("unit name"), name=True),
+                      handler=_text(new.handler, _("handler"), name=True),
+                      party=_text(new.party, _("party"), name=True), confidentiality=new.confidentiality.value,
                       act_ended_at=new.act_ended_at, file_keep_months=new.file_keep_months)
         db.add_case(conn, **values, opened_at=now, opened_by=actor_of(actor, via).label)
         audit.append(conn, Event("case.create", actor_of(actor, via), {

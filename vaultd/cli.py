@@ -17,6 +17,7 @@ from vaultd.errors import IncompleteError, IntegrityError, VaultError
 from vaultd.clicommon import cmd, open_, parse_time, print_json, seal_opened
 from vaultd.home import resolve_home
 from vaultd.i18n import _
+from vaultd.safetext import escape, guarded_stdout
 from vaultd.model import Actor
 
 if TYPE_CHECKING:
@@ -42,13 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         try:
-            return int(args.handler(args))
+            with guarded_stdout():  # names and purposes never drive the terminal (issue 16.6)
+                return int(args.handler(args))
         finally:
             seal_opened()
     except VaultError as exc:
-        print(_("vaultd: error: %s") % exc.message, file=sys.stderr)
+        print(_("vaultd: error: %s") % escape(exc.message, multiline=True), file=sys.stderr)
         if exc.hint:
-            print(_("  hint: %s") % exc.hint, file=sys.stderr)
+            print(_("  hint: %s") % escape(exc.hint, multiline=True), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(_("vaultd: interrupted"), file=sys.stderr)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from vaultd import approvals, cli_daemon, people
+from vaultd import approvals, cli_daemon, people, timefmt
 from vaultd.access import Level, RequestKind, Role
 from vaultd.clicommon import cmd, open_, print_json, remote
 from vaultd.client import ApiClient, save_credentials
@@ -15,6 +17,7 @@ from vaultd.errors import UsageError
 from vaultd.home import resolve_home
 from vaultd.i18n import _
 from vaultd.people import NewUser, local_owner
+from vaultd.safetext import escape
 from vaultd.vault import open_vault
 
 KINDS = [k.value for k in RequestKind]
@@ -186,10 +189,23 @@ def _run_request(args: argparse.Namespace) -> int:
     return 0
 
 
+def pending_line(r: dict[str, Any], tz: ZoneInfo) -> str:
+    """One access request as ``access pending`` prints it; every stored text escaped."""
+    e = escape
+    unit = f" ({e(r['requester_unit'])})" if r.get("requester_unit") else ""
+    return (f"{e(r['id'])}  {timefmt.format_iso_local(r.get('created_at'), tz, seconds=False)}  "
+            f"{e(r['kind']):<18} {e(r['requester'])}{unit}  {e(','.join(r['recordings']))}  {e(r['purpose'])}"
+            + (f"  {_('case')} {e(r['case_number'])}" if r.get("case_number") else "")
+            + (f"  {_('notice')} {e(r['notice_number'])}" if r.get("notice_number") else ""))
+
+
 def _run_pending(args: argparse.Namespace) -> int:
-    for r in _api(args).json("GET", "/access/pending")["items"]:
-        print(f"{r['id']}  {r['kind']:<18} {r['requester']:<12} {','.join(r['recordings'])}  {r['purpose']}"
-              + (f"  notice {r['notice_number']}" if r.get("notice_number") else "") + _not_yours(r))
+    items = _api(args).json("GET", "/access/pending")["items"]
+    tz = timefmt.station_zone()
+    if items:
+        print(timefmt.zone_note(tz))
+    for r in items:
+        print(pending_line(r, tz) + _not_yours(r))
     return 0
 
 
@@ -197,7 +213,7 @@ def _not_yours(r: dict[str, Any]) -> str:
     """Why a listed request is not the caller's to decide (their own; another unit's, which a leader decides)."""
     if r.get("may_decide") is not False:
         return ""
-    return "  [" + _("not yours to decide: %s") % r.get("rule") + "]"
+    return "  [" + _("not yours to decide: %s") % escape(r.get("rule")) + "]"
 
 
 def _run_approve(args: argparse.Namespace) -> int:
@@ -219,9 +235,14 @@ def _run_grants(args: argparse.Namespace) -> int:
     client = remote(args)
     rows = client.json("GET", "/access/grants")["items"] if client else [
         {**g.__dict__, "recordings": g.recording_ids} for g in approvals.my_grants(open_(args), local_owner(), "cli")]
+    tz = timefmt.station_zone()
+    e = escape
     for g in rows:
-        print(f"{g['id']}  {g['kind']:<18} {g['grantee']:<12} {','.join(g['recordings'])}  "
-              f"uses left {g['uses_left']}/{g['uses_total']}  until {g['expires_at']}")
+        until = g["expires_at"]
+        until = timefmt.format_local(until, tz) if isinstance(until, datetime) else timefmt.format_local(
+            datetime.fromisoformat(until), tz)
+        print(f"{e(g['id'])}  {e(g['kind']):<18} {e(g['grantee']):<12} {e(','.join(g['recordings']))}  "
+              + _("uses left %d/%d  until %s") % (g["uses_left"], g["uses_total"], until))
     return 0
 
 

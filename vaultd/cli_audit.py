@@ -6,21 +6,23 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from vaultd import audit, auditcheck, logview, note, tlogfmt
+from vaultd import audit, auditcheck, logview, note, timefmt, tlogfmt
 from vaultd.people import local_owner
 from vaultd.audit import AuditFilter, Event
-from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, time_filter, write_out
+from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, time_filter, write_out, zone
 from vaultd.errors import LogTamperedError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Actor
+from vaultd.safetext import escape
 
 
 def add_commands(sub: Any) -> None:
     a = sub.add_parser("audit", help=_("the tamper-evident audit log: list, verify, checkpoints, proofs"))
     asub = a.add_subparsers(metavar="ACTION", required=True)
     lst = cmd(asub, "list", _run_list, _("show log entries (reading the log is itself logged)"))
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help=_("the entries as JSON (times ISO 8601, UTC)"))
     lst.add_argument("--recording", help=_("only entries about this recording id"))
     lst.add_argument("--actor", help=_("only this actor, e.g. local:alice or alice"))
     lst.add_argument("--type", help=_("only this type, or a prefix like 'ingest.*'"))
@@ -52,32 +54,53 @@ def add_receipt(rsub: Any) -> None:
     rc.add_argument("id", help=_("recording id, or a sha256 prefix"))
 
 
-def _entries(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _entries(args: argparse.Namespace) -> tuple[list[dict[str, Any]], ZoneInfo]:
     client = remote(args)
     if client:
         params = {k: v for k, v in {"recording": args.recording, "actor": args.actor, "type": args.type,
                                     "since": args.since, "limit": args.limit}.items() if v}
         items: list[dict[str, Any]] = client.json("GET", "/audit/entries", params=params)["items"]
-        return items
+        return items, timefmt.station_zone()
     vault = open_(args)
     flt = AuditFilter(recording_id=args.recording, actor=args.actor, type=args.type,
                       since=time_filter(vault, args.since, "--since"),
                       limit=args.limit)
-    return [{"index": e.index, **e.doc} for e in logview.list_entries(vault, local_owner(), flt, "cli")]
+    entries = [{"index": e.index, **e.doc} for e in logview.list_entries(vault, local_owner(), flt, "cli")]
+    return entries, zone(vault)
+
+
+def _flat(value: Any, key: str = "") -> list[tuple[str, str]]:
+    """A detail value as ``key=value`` pairs: nested dicts as ``a.b``, lists joined by commas."""
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in _flat(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(value, list):
+        if all(not isinstance(v, (dict, list)) for v in value):
+            return [(key, ",".join("-" if v is None else str(v) for v in value))]
+        return [pair for i, v in enumerate(value) for pair in _flat(v, f"{key}[{i}]")]
+    shown = "-" if value is None else ("yes" if value is True else "no" if value is False else str(value))
+    return [(key, shown)]
+
+
+def entry_line(d: dict[str, Any], tz: ZoneInfo) -> str:
+    """One audit entry as a person reads it: station time, who, what, on which recording, its details.
+
+    Every stored text is escaped (a login name with ESC or a line break cannot start a line of its own)."""
+    ev = d.get("evidence") or {}
+    actor = d.get("actor") or {}
+    who = escape(f"{actor.get('kind', '?')}:{actor.get('name', '?')}/{actor.get('via', '?')}")
+    details = "  ".join(f"{escape(k)}={escape(v)}" for k, v in _flat(d.get("details") or {}))
+    return (f"{d['index']:>7}  {timefmt.format_iso_local(d.get('time'), tz)}  {who:<20} "
+            f"{escape(d.get('type', '')):<22} {escape(ev.get('id', '')):<13} {details}").rstrip()
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    entries = _entries(args)
+    entries, tz = _entries(args)
     if args.json:
         print_json(entries)
         return 0
+    print(timefmt.zone_note(tz))
     for d in entries:
-        ev = d.get("evidence") or {}
-        actor = d["actor"]
-        what = ev.get("id", "")
-        extra = {k: v for k, v in d["details"].items() if k in ("reason", "source_path", "problem", "ok", "status")}
-        print(f"{d['index']:>7}  {d['time']}  {actor['kind']}:{actor['name']}/{actor['via']:<6} "
-              f"{d['type']:<22} {what:<13} {extra if extra else ''}")
+        print(entry_line(d, tz))
     print(_("%d entries") % len(entries))
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from vaultd import timefmt
+from vaultd.safetext import json_text
 from vaultd.errors import UsageError
 from vaultd.home import resolve_home
 from vaultd.i18n import _
@@ -80,8 +80,8 @@ def remote(args: argparse.Namespace) -> ApiClient | None:
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    """JSON on stdout: readable Unicode, control and bidi characters as ``\\uXXXX`` (the same data)."""
+    sys.stdout.write(json_text(data) + "\n")
 
 
 def write_out(path: Path, data: bytes) -> None:

@@ -27,6 +27,7 @@ from vaultd.catalog.schema import docks as docks_t
 from vaultd.driverapi import ClockReading, PowerState
 from vaultd.errors import NotFoundError, UsageError
 from vaultd.i18n import _
+from vaultd.safetext import check_name
 from vaultd.model import Actor, CameraIdentity
 from vaultd.people import actor_of, require
 from vaultd.vault import Vault, utcnow
@@ -320,6 +321,7 @@ def enroll(vault: Vault, principal: Principal, serial: str, *, device_id: int | 
     serial = serial.strip()
     if not serial:
         raise UsageError(_("a device serial is needed"), hint=_("e.g. vaultd devices enroll 3201001"))
+    check_name(serial, _("device serial"))
     now = utcnow()
     actor = actor_of(principal, via)
     with vault.engine.begin() as conn:

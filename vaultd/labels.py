@@ -7,14 +7,13 @@ Two pure functions for other services (compliance reports, statistics):
   ``working_days``-th Chinese working day after the day it was ingested
   (``[retention] label_working_days``, 2 by default). Unknown calendar years
   count Monday to Friday (see ``vaultd.workdays``).
-* ``is_labelled(label)``: the R2 fields (case number, party, handler) are all
-  filled. ``Label.labelled_at`` is when that first became true, so a label is
-  on time when ``labelled_at <= labelling_deadline(...)``. Rows come from
-  ``vaultd.catalog.labels.labels_of(conn, ids)``.
-
-``complete_for_case(label, media_type)`` is the stricter check a case needs
-before it closes: the R2 fields, what it proves (证明对象), and for audio the
-written description (文字说明).
+* ``missing(label, media_type)`` / ``is_labelled(label, media_type)``: the one
+  definition of "labelled", used by label show, compliance, statistics, exports
+  and case close alike: the R2 fields (case number, party, handler), what it
+  proves (证明对象, R3) and, for audio, the written description (文字说明, R3)
+  are all filled. ``Label.labelled_at`` is when that first became true, so a
+  label is on time when ``labelled_at <= labelling_deadline(...)``. Rows come
+  from ``vaultd.catalog.labels.labels_of(conn, ids)``.
 
 Labels live in their own table: setting one never touches the original's bytes.
 Every change is an audit entry ``label.set`` with the old and new values.
@@ -40,7 +39,7 @@ from vaultd.people import actor_of
 from vaultd.vault import Vault, utcnow
 from vaultd.workdays import CHINA, WorkCalendar, add_working_days
 
-__all__ = ["Label", "TEXT_FIELDS", "is_labelled", "labelling_deadline", "missing_for_case", "set_label"]
+__all__ = ["Label", "TEXT_FIELDS", "is_labelled", "labelling_deadline", "missing", "missing_for_case", "set_label"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 R2_FIELDS = ("case_number", "party", "handler")
 MAX_FIELD_CHARS = 4000
@@ -60,15 +59,23 @@ def _filled(value: str | None) -> bool:
     return bool(value and value.strip())
 
 
-def is_labelled(label: Label | None) -> bool:
-    """R2: case number, party and handler are all filled."""
-    return label is not None and all(_filled(getattr(label, f)) for f in R2_FIELDS)
+def required_fields(media_type: MediaType) -> tuple[str, ...]:
+    """The label fields a recording of this type needs to count as labelled (R2, R3)."""
+    return R2_FIELDS + ("proves",) + (("description",) if media_type is MediaType.AUDIO else ())
 
 
-def missing_for_case(label: Label | None, media_type: MediaType) -> list[str]:
-    """What a recording still lacks before its case may close (R2, R3)."""
-    need = list(R2_FIELDS) + ["proves"] + (["description"] if media_type is MediaType.AUDIO else [])
-    return [f for f in need if label is None or not _filled(getattr(label, f))]
+def missing(label: Label | None, media_type: MediaType) -> list[str]:
+    """The label fields still empty; labelled when none (the one definition, see the module doc)."""
+    return [f for f in required_fields(media_type) if label is None or not _filled(getattr(label, f))]
+
+
+def is_labelled(label: Label | None, media_type: MediaType) -> bool:
+    """Labelled: every field :func:`required_fields` names is filled (the one definition)."""
+    return not missing(label, media_type)
+
+
+#: the name case close has always used; the same definition
+missing_for_case = missing
 
 
 def effective(label: Label | None, rec: Recording) -> dict[str, object]:
@@ -79,7 +86,8 @@ def effective(label: Label | None, rec: Recording) -> dict[str, object]:
     out["maker"] = lab.maker or rec.maker or rec.officer_id
     when = lab.making_time or rec.recorded_start
     out["making_time"] = when.isoformat() if when else None
-    out["labelled"] = is_labelled(label)
+    out["labelled"] = is_labelled(label, rec.media_type)
+    out["label_missing"] = missing(label, rec.media_type)
     out["labelled_at"] = lab.labelled_at.isoformat() if lab.labelled_at else None
     return out
 
@@ -126,7 +134,7 @@ def set_label(vault: Vault, actor: Principal, ref: str, changes: Mapping[str, ob
                       EvidenceRef.of(rec)))
         old = db.get(conn, rec.id) or Label(rec.id)
         new = replace(old, **wanted, updated_at=now, updated_by=actor_of(actor, via).label)  # type: ignore[arg-type]
-        if is_labelled(new) and new.labelled_at is None:
+        if is_labelled(new, rec.media_type) and new.labelled_at is None:
             new = replace(new, labelled_at=now)
         before, after = old.values(), new.values()
         changed = sorted(k for k in after if before[k] != after[k])
@@ -135,5 +143,5 @@ def set_label(vault: Vault, actor: Principal, ref: str, changes: Mapping[str, ob
         db.put(conn, new)
         audit.append(conn, Event("label.set", actor_of(actor, via), {
             "fields": changed, "old": {k: before[k] for k in changed}, "new": {k: after[k] for k in changed},
-            "labelled": is_labelled(new)}, EvidenceRef.of(rec)), now)
+            "labelled": is_labelled(new, rec.media_type)}, EvidenceRef.of(rec)), now)
     return new

@@ -31,6 +31,7 @@ from vaultd.errors import (
     UsageError,
 )
 from vaultd.i18n import _
+from vaultd.safetext import check_name, check_optional
 from vaultd.model import Actor
 from vaultd.vault import Vault, utcnow
 
@@ -127,6 +128,8 @@ def add_user(vault: Vault, actor: Principal, new: NewUser, password: str | None,
     require(vault, actor, Action.MANAGE_USERS, via, _("add users"))
     check_login_name(new.name)
     display_name = check_display_name(new.display_name)
+    check_optional(new.unit, _("unit name"))
+    check_optional(new.officer_number, _("officer number"))
     if not new.roles:
         raise UsageError(_("a user needs at least one role"),
                          hint=_("--role officer|supervisor|leader|legal|auditor|admin"))
@@ -270,6 +273,8 @@ def _password_ok(user: UserRow, password: str) -> bool:
 
 def assign_device(vault: Vault, actor: Principal, serial: str, officer_number: str, via: str) -> None:
     require(vault, actor, Action.MANAGE_DEVICES, via, _("assign devices"))
+    check_name(serial, _("device serial"))
+    check_name(officer_number, _("officer number"))
     with vault.engine.begin() as conn:
         db.assign_device(conn, serial, officer_number, utcnow())
         audit.append(conn, Event("device.assign", actor_of(actor, via), {

@@ -14,7 +14,12 @@ character: :func:`check_name`.
 from __future__ import annotations
 
 import html
+import json
+import sys
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 from vaultd.errors import UsageError
 from vaultd.i18n import _
@@ -35,7 +40,7 @@ def _visible(ch: str) -> str:
     if ch in _NAMED:
         return _NAMED[ch]
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def escape(text: object, *, multiline: bool = False) -> str:
@@ -46,7 +51,7 @@ def escape(text: object, *, multiline: bool = False) -> str:
     is shown with ``str`` first (numbers, None), then escaped.
     """
     s = text if isinstance(text, str) else str(text)
-    if s.isprintable():  # the common case at once (isprintable is False for Cc, Cf, Zl, Zp, Cs)
+    if s.isprintable() or (multiline and s.replace("\n", "").isprintable()):  # the common case at once
         return s
     return "".join(_visible(ch) if is_unsafe(ch) and not (multiline and ch == "\n") else ch for ch in s)
 
@@ -79,3 +84,46 @@ def check_name(value: str, what: str) -> str:
 def check_optional(value: str | None, what: str) -> str | None:
     """:func:`check_name` for a value that may be absent."""
     return None if value is None else check_name(value, what)
+
+
+def json_text(data: Any, *, indent: int | None = 2) -> str:
+    """``data`` as JSON (Unicode kept readable) with every control and bidi character as a ``\\uXXXX`` escape.
+
+    ``json.dumps(ensure_ascii=False)`` escapes C0 controls only; DEL, C1 controls
+    (0x9b starts a terminal sequence), U+2028 and U+202E would reach the terminal raw.
+    The result decodes to exactly the same data.
+    """
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    if text.isprintable() or text.replace("\n", "").isprintable():
+        return text
+    return "".join(json.dumps(ch)[1:-1] if ch != "\n" and is_unsafe(ch) else ch for ch in text)
+
+
+class _Guard:
+    """A text stream that shows control and bidi characters escaped (line feeds and tabs pass).
+
+    The last line of defence for everything a command prints to the terminal;
+    the printers escape their fields themselves (a line feed inside a field is
+    escaped there), and ``.buffer`` stays the raw byte stream for exact bytes."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, s: str) -> int:
+        if not (s.isprintable() or s.replace("\n", "").replace("\t", "").isprintable()):
+            s = "".join(_visible(ch) if is_unsafe(ch) and ch not in "\n\t" else ch for ch in s)
+        return self._inner.write(s)
+
+    def __getattr__(self, name: str) -> Any:  # flush, buffer, isatty, fileno, encoding ...
+        return getattr(self._inner, name)
+
+
+@contextmanager
+def guarded_stdout() -> Iterator[None]:
+    """While inside, ``sys.stdout`` escapes control and bidi characters (see :class:`_Guard`)."""
+    saved = sys.stdout
+    sys.stdout = _Guard(saved)
+    try:
+        yield
+    finally:
+        sys.stdout = saved

@@ -19,7 +19,7 @@ from vaultd.views import iso
 
 def label_json(rec: Recording, label: Label | None, tz: ZoneInfo, working_days: int = 2) -> dict[str, Any]:
     out = {"recording": rec.id, **effective(label, rec)}
-    out["labelled"] = is_labelled(label)
+    out["labelled"] = is_labelled(label, rec.media_type)
     due = labelling_deadline(rec.ingested_at, working_days, tz=tz)
     out["label_due"] = iso(due, tz)
     out["label_late"] = (label.labelled_at > due) if label and label.labelled_at else utcnow() > due
