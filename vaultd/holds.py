@@ -12,10 +12,12 @@ from sqlalchemy import Connection
 
 from vaultd import access, audit
 from vaultd.access import Action, Level, Principal
-from vaultd.approvals import visible_recording
+from vaultd.approvals import grant_of, reachable_recording, ref_of
 from vaultd.audit import Event, EvidenceRef
 from vaultd.cases import load as load_case
+from vaultd.catalog import approvals as appr_db
 from vaultd.catalog import cases as db
+from vaultd.catalog import people as people_db
 from vaultd.catalog import recordings as rec_db
 from vaultd.catalog.cases import HoldRow
 from vaultd.errors import AccessDeniedError, NotFoundError, UsageError
@@ -42,13 +44,17 @@ def _denied(actor: Principal, via: str, action: Action, rule: str, details: dict
         Event("access.denied", actor_of(actor, via), {"action": action.value, "rule": rule, **details}, evidence))
 
 
-def _target(conn: Connection, vault: Vault, actor: Principal, ref: str, via: str) -> Recording:
-    """A hold only protects, so whoever may set one may name any recording within
-    their clearance (a leader sees no recordings by role); above it: 'not found'."""
-    rec = rec_db.get(conn, ref)
-    if actor.local_owner or Level(rec.confidentiality).rank() <= actor.clearance.rank():
-        return rec
-    return visible_recording(conn, vault, actor, ref, via)
+def _target(conn: Connection, vault: Vault, actor: Principal, ref: str, via: str, action: Action,
+            owner: str | None = None) -> Recording:
+    """The recording a hold is set on or released from: one the actor may name
+    (``access.reachable``: they see it, or they are a leader within clearance),
+    else 'not found', by id or by sha256 prefix alike (#16.11); then a supervisor
+    only for a recording of their unit."""
+    rec = reachable_recording(conn, vault, actor, ref, via)
+    decision = access.decide(actor, action, recording=ref_of(rec), now=utcnow(), owner=owner)
+    if not decision.allowed:
+        raise _denied(actor, via, action, decision.rule, {}, EvidenceRef.of(rec))
+    return rec
 
 
 def add(vault: Vault, actor: Principal, *, reason: HoldReason, recording: str | None = None,
@@ -63,7 +69,7 @@ def add(vault: Vault, actor: Principal, *, reason: HoldReason, recording: str | 
         decision = access.decide(actor, Action.HOLD_SET, now=now)
         if not decision.allowed:
             raise _denied(actor, via, Action.HOLD_SET, decision.rule, {"recording": recording, "case": case})
-        rec = _target(conn, vault, actor, recording, via) if recording else None
+        rec = _target(conn, vault, actor, recording, via, Action.HOLD_SET) if recording else None
         case_row = load_case(conn, actor, case) if case else None
         db.add_hold(conn, id=hold_id, recording_id=rec.id if rec else None, case_id=case_row.id if case_row else None,
                     reason=reason.value, note=note, set_by=actor.name, set_at=now)
@@ -80,7 +86,20 @@ def list_(vault: Vault, actor: Principal, *, include_released: bool = False, via
         decision = access.decide(actor, Action.RETENTION_VIEW, now=utcnow())
         if not decision.allowed and not access.decide(actor, Action.HOLD_SET, now=utcnow()).allowed:
             raise _denied(actor, via, Action.RETENTION_VIEW, decision.rule, {})
-        return db.list_holds(conn, active_only=not include_released)
+        return [h for h in db.list_holds(conn, active_only=not include_released) if _listed(conn, actor, h)]
+
+
+def _listed(conn: Connection, actor: Principal, hold: HoldRow) -> bool:
+    """A hold is listed to those who may name what it holds (#16.11): its recording
+    is reachable to them, or its case is within their clearance."""
+    if actor.local_owner:
+        return True
+    if hold.recording_id is not None:
+        user = people_db.user_by_name(conn, actor.name)
+        grants = [grant_of(g) for g in appr_db.grants_of(conn, user.id)] if user else []
+        return access.reachable(actor, ref_of(rec_db.get(conn, hold.recording_id)), grants=grants, now=utcnow())
+    case = db.case_by_id(conn, hold.case_id) if hold.case_id is not None else None
+    return case is not None and Level(case.confidentiality).rank() <= actor.clearance.rank()
 
 
 def release(vault: Vault, actor: Principal, hold_id: str, note: str | None = None, via: str = "cli") -> HoldRow:
@@ -96,6 +115,10 @@ def release(vault: Vault, actor: Principal, hold_id: str, note: str | None = Non
         decision = access.decide(actor, Action.HOLD_RELEASE, now=now, owner=row.set_by)
         if not decision.allowed:
             raise _denied(actor, via, Action.HOLD_RELEASE, decision.rule, {"hold": hold_id, "set_by": row.set_by})
+        if row.recording_id is not None:
+            _target(conn, vault, actor, row.recording_id, via, Action.HOLD_RELEASE, owner=row.set_by)
+        elif not _listed(conn, actor, row):
+            raise NotFoundError(_("no hold %s") % hold_id, hint=_("'vaultd holds list' shows them"))
         if not db.release_hold(conn, hold_id, by=actor.name, at=now, note=note):
             raise UsageError(_("hold %s was released already") % hold_id)
         audit.append(conn, Event("hold.release", actor_of(actor, via), {

@@ -258,3 +258,27 @@ def test_confidentiality_from_the_command_line(world: World, capsys: pytest.Capt
     assert main(["--home", home, "recordings", "confidentiality", rec.id, "secret", "--reason", "x"]) == 2
     assert "secret already" in capsys.readouterr().err
     not_found(world.get("qian", f"/recordings/{rec.id}"))
+
+
+# -- 11. holds across units ------------------------------------------------------------------
+
+def test_holds_follow_the_recordings_visibility(world: World) -> None:
+    rec, theirs = world.u1[0], world.u2[0]
+    hold = {"reason": "complaint", "note": "当事人投诉"}
+    missing = "0" * 12 if not rec.sha256.startswith("0" * 12) else "f" * 12
+    for ref in (rec.id, rec.sha256[:12], rec.sha256, missing):  # by id or sha256 prefix: as if it were missing
+        r = world.post("qian", "/holds", {**hold, "recording": ref})
+        not_found(r)
+        assert r.json()["error"]["message"] == f"no recording {ref}"
+    assert logged(world.vault, "access.denied", actor="qian", evidence=rec.id)
+    made = world.post("zhao", "/holds", {**hold, "recording": rec.sha256[:12]})
+    assert made.status_code == 201, made.text
+    hid = made.json()["id"]
+    assert world.post("sun", "/holds", {**hold, "recording": theirs.id}).status_code == 201  # a leader: any unit
+    listed = {who: [h["recording"] for h in world.get(who, "/holds").json()["items"]]
+              for who in ("zhao", "qian", "sun", "wu", "root", "zhou")}
+    assert listed["zhao"] == [rec.id] and listed["qian"] == [theirs.id]
+    assert sorted(listed["sun"]) == sorted(listed["wu"]) == sorted(listed["zhou"]) == sorted([rec.id, theirs.id])
+    assert listed["root"] == []  # the admin sees no recordings
+    not_found(world.post("qian", f"/holds/{hid}/release", {"note": "x"}))
+    assert world.post("sun", f"/holds/{hid}/release", {"note": "已结案"}).status_code == 200
