@@ -19,6 +19,7 @@ from vaultd.errors import IntegrityError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Actor
 from vaultd.people import local_owner
+from vaultd.safetext import escape
 from vaultd.vault import Vault, utcnow
 
 
@@ -407,12 +408,15 @@ def _run_stats(args: argparse.Namespace) -> int:
         return 0
     print(_("statistics %d, unit %s") % (doc["year"], doc["unit"] or _("all")))
     print(f"  {'':<10} {'':<14} {_('recordings'):>10} {_('hours'):>8} {_('MiB'):>9} {_('on time'):>8}"
-          f" {_('labelled'):>8} {_('exports'):>7} {_('purges'):>6}")
+          f" {_('labelled'):>8} {_('exports'):>7} {_('purges'):>6} {_('packages'):>8}")
     rows = [doc["total"], *doc["months"], *doc["units"], *doc["officers"]]
     for r in rows:
-        print(f"  {r['scope']:<10} {r['key']:<14} {r['recordings']:>10} {r['hours']:>8.1f} "
+        packages = "" if r.get("packages") is None else r["packages"]
+        print(f"  {r['scope']:<10} {escape(r['key']):<14} {r['recordings']:>10} {r['hours']:>8.1f} "
               f"{r['bytes'] / (1 << 20):>9.1f} {_rate(r['on_time_rate']):>8} {_rate(r['labelling_rate']):>8}"
-              f" {'' if r['exports'] is None else r['exports']:>7} {'' if r['purges'] is None else r['purges']:>6}")
+              f" {r['exports']:>7} {r['purges']:>6} {packages:>8}")
+    print(_("exports: recordings exported (one per recording in each package); purges: originals purged; "
+            "packages: export packages made. The total is the sum of the months, of the units and of the officers."))
     return 0
 
 

@@ -3,9 +3,20 @@ recordings, hours, bytes, on-time rate, labelling rate, exports and purges,
 per month (station time), unit and officer.
 
 ``build_stats`` is pure; ``year_stats`` reads the catalog and the audit log
-(exports are ``export.created`` entries, purges ``retention.purge.done``) and
-logs that the statistics were read. Months, units and officers count a
+and logs that the statistics were read. Months, units and officers count a
 recording by when it was recorded (by its ingest when its time is unknown).
+
+What is counted, the same in every row so that totals add up (the total row
+equals the sum of the months, of the units and of the officers):
+
+- ``exports``: recordings exported, one per recording in each export package
+  (``export.recording`` entries), in the month the package was made and in the
+  unit and officer whose recording it was;
+- ``purges``: originals purged at retention expiry (``retention.purge.done``,
+  one per recording), counted the same way;
+- ``packages``: export packages made (``export.created``), on the total and
+  month rows only (a package may hold several units' recordings); None in a
+  report for one unit.
 """
 
 from __future__ import annotations
@@ -46,8 +57,9 @@ class Row:
     late: int = 0
     unknown: int = 0
     labelled: int = 0
-    exports: int | None = None  # total and months: export packages; units and officers: recordings exported
-    purges: int | None = None
+    exports: int = 0  # recordings exported (one per recording per package)
+    purges: int = 0  # originals purged
+    packages: int | None = None  # export packages: total and months of an agency-wide report only
 
     @property
     def hours(self) -> float:
@@ -65,7 +77,8 @@ class Row:
         return {"scope": self.scope, "key": self.key, "recordings": self.recordings, "hours": self.hours,
                 "bytes": self.bytes, "on_time": self.on_time, "late": self.late, "unknown": self.unknown,
                 "on_time_rate": self.on_time_rate, "labelled": self.labelled,
-                "labelling_rate": self.labelling_rate, "exports": self.exports, "purges": self.purges}
+                "labelling_rate": self.labelling_rate, "exports": self.exports, "purges": self.purges,
+                "packages": self.packages}
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,7 @@ class YearStats:
 
     def as_csv(self) -> str:
         cols = ["scope", "key", "recordings", "hours", "bytes", "on_time", "late", "unknown", "on_time_rate",
-                "labelled", "labelling_rate", "exports", "purges"]
+                "labelled", "labelling_rate", "exports", "purges", "packages"]
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
         w.writerow(cols)
@@ -103,25 +116,31 @@ def _month(t: datetime, tz: ZoneInfo) -> str:
 
 
 def build_stats(year: int, facts: Sequence[RecordingFacts], trips: Sequence[TripRow], *, hours: float,
-                exports: Sequence[datetime], purges: Sequence[datetime], tz: ZoneInfo,
-                unit: str | None = None,
+                packages: Sequence[datetime] | None, tz: ZoneInfo, unit: str | None = None,
                 per_recording: Sequence[tuple[str, datetime, str | None, str | None]] = ()) -> YearStats:
-    """The year's statistics (pure). ``exports``/``purges``: when each happened.
-    ``per_recording``: (type, at, unit, officer) of each recording exported
-    (``export.recording``) or purged (``retention.purge.done``), for the unit and
-    officer rows, where exports and purges count recordings."""
-    total = Row("total", str(year), exports=0, purges=0)
-    months = {f"{year}-{m:02d}": Row("month", f"{year}-{m:02d}", exports=0, purges=0) for m in range(1, 13)}
+    """The year's statistics (pure). ``packages``: when each export package was made
+    (None: not counted, a report for one unit). ``per_recording``: (type, at, unit,
+    officer) of each recording exported (``export.recording``) or purged
+    (``retention.purge.done``): the exports and purges of every row."""
+    counted = 0 if packages is not None else None
+    total = Row("total", str(year), packages=counted)
+    months = {f"{year}-{m:02d}": Row("month", f"{year}-{m:02d}", packages=counted) for m in range(1, 13)}
     units: dict[str, Row] = {}
     officers: dict[str, Row] = {}
+
+    def unit_row(key: str | None) -> Row:
+        return units.setdefault(key or "-", Row("unit", key or "-"))
+
+    def officer_row(key: str | None) -> Row:
+        return officers.setdefault(key or "-", Row("officer", key or "-"))
+
     for f in facts:
         when = f.recorded_start or f.ingested_at
         status = timeliness(f, trips, hours).status
         month = months.get(_month(when, tz))
         if month is None:
             continue
-        for row in (total, month, units.setdefault(f.unit or "-", Row("unit", f.unit or "-", exports=0, purges=0)),
-                    officers.setdefault(f.officer_id or "-", Row("officer", f.officer_id or "-", exports=0, purges=0))):
+        for row in (total, month, unit_row(f.unit), officer_row(f.officer_id)):
             row.recordings += 1
             row.seconds += f.duration_s or 0.0
             row.bytes += f.size_bytes
@@ -129,17 +148,18 @@ def build_stats(year: int, facts: Sequence[RecordingFacts], trips: Sequence[Trip
             row.late += status == "late"
             row.unknown += status == "unknown"
             row.labelled += f.labelled_at is not None
-    for type_, _at, rec_unit, officer in per_recording:
+    for type_, at, rec_unit, officer in per_recording:
+        month = months.get(_month(at, tz))
+        if month is None:
+            continue
         attr = "exports" if type_ == EXPORTED_ENTRY else "purges"
-        for row in (units.setdefault(rec_unit or "-", Row("unit", rec_unit or "-", exports=0, purges=0)),
-                    officers.setdefault(officer or "-", Row("officer", officer or "-", exports=0, purges=0))):
-            setattr(row, attr, (getattr(row, attr) or 0) + 1)
-    for times, attr in ((exports, "exports"), (purges, "purges")):
-        for t in times:
-            month = months.get(_month(t, tz))
-            if month is not None:
-                setattr(month, attr, (getattr(month, attr) or 0) + 1)
-                setattr(total, attr, (getattr(total, attr) or 0) + 1)
+        for row in (total, month, unit_row(rec_unit), officer_row(officer)):
+            setattr(row, attr, getattr(row, attr) + 1)
+    for t in packages or ():
+        month = months.get(_month(t, tz))
+        if month is not None and month.packages is not None and total.packages is not None:
+            month.packages += 1
+            total.packages += 1
     return YearStats(year, unit, total, list(months.values()), sorted(units.values(), key=lambda r: r.key),
                      sorted(officers.values(), key=lambda r: r.key))
 
@@ -154,15 +174,11 @@ def year_stats(vault: Vault, actor: Principal, year: int, *, unit: str | None = 
     until = datetime(year + 1, 1, 1, tzinfo=tz)
     with vault.engine.begin() as conn:
         facts = db.facts(conn, since=since, until=until, unit=unit, records_only=True)
-        done = {} if unit else db.audit_times(conn, (EXPORT_ENTRY, PURGE_ENTRY), since, until)
+        packages = None if unit else db.audit_times(conn, (EXPORT_ENTRY,), since, until)[EXPORT_ENTRY]
         per_recording = [e for e in db.evidence_events(conn, (EXPORTED_ENTRY, PURGE_ENTRY), since, until)
                          if unit is None or e[2] == unit]
         stats = build_stats(year, facts, db.all_trips(conn), hours=vault.config.ingest.deadline_hours,
-                            exports=done.get(EXPORT_ENTRY, []), purges=done.get(PURGE_ENTRY, []), tz=tz, unit=unit,
-                            per_recording=per_recording)
+                            packages=packages, tz=tz, unit=unit, per_recording=per_recording)
         audit.append(conn, Event("report.stats", actor_of(actor, via), {
             "year": year, "unit": unit, "recordings": stats.total.recordings}))
-    if unit:  # export packages are agency-wide; the unit's rows count its recordings exported and purged
-        for r in (stats.total, *stats.months):
-            r.exports = r.purges = None
     return stats
