@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vaultd.errors import ConfigError
 from vaultd.i18n import _
+from vaultd.safetext import escape, is_unsafe
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -132,8 +133,22 @@ class PreviewConfig:  # previews (#7)
 
 
 @dataclass(frozen=True)
+class AgencyConfig:  # who the vault belongs to, named once for every document (#17)
+    name: str = ""  # the agency's full name: cover sheets, bag-info Source-Organization, VERIFY.txt, reports
+    units: tuple[tuple[str, str], ...] = ()  # unit id (as users and recordings carry it) -> the unit's name
+
+    def unit_name(self, unit: str | None) -> str | None:
+        """The unit's configured name, else its id as stored (None stays None)."""
+        return dict(self.units).get(unit, unit) if unit else unit
+
+    @property
+    def unit_names(self) -> dict[str, str]:
+        return dict(self.units)
+
+
+@dataclass(frozen=True)
 class ExportConfig:  # signed exports (#8)
-    agency: str = ""
+    agency: str = ""  # superseded by [agency] name, still read when that is empty
     signing_cert: str = ""  # an agency PKI certificate (PEM, chain may follow); empty: the one init made
     signing_key: str = ""  # its ECDSA P-256 private key (PEM); set together with signing_cert
     signing_chain: str = ""  # optional PEM file of issuing certificates, nearest first
@@ -154,14 +169,20 @@ class Config:
     compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    agency: AgencyConfig = field(default_factory=AgencyConfig)
     source: str = _("built-in defaults")
     text: str = ""  # the file's exact text ("" for defaults), for the audit log
+
+    @property
+    def agency_name(self) -> str:
+        """The agency's name for documents: ``[agency] name``, else the older ``[export] agency``."""
+        return self.agency.name or self.export.agency
 
 
 _SECTIONS: dict[str, type] = {
     "ingest": IngestConfig, "time": TimeConfig, "catalog": CatalogConfig, "audit": AuditConfig,
     "dock": DockConfig, "retention": RetentionConfig, "compliance": ComplianceConfig,
-    "preview": PreviewConfig, "export": ExportConfig,
+    "preview": PreviewConfig, "export": ExportConfig, "agency": AgencyConfig,
 }
 
 
@@ -225,6 +246,8 @@ def _coerce(hint: Any, value: Any, source: str, where: str) -> Any:
         ok = isinstance(value, str)
     elif hint == tuple[NamePattern, ...]:
         return _name_patterns(value, source, where)
+    elif hint == tuple[tuple[str, str], ...]:
+        return _units(value, source, where)
     else:  # pragma: no cover - a programming error
         raise TypeError(hint)
     if not ok:
@@ -255,6 +278,30 @@ def _name_patterns(value: Any, source: str, where: str) -> tuple[NamePattern, ..
                 hint=_("allowed named groups: %s") % ", ".join(sorted(NAME_GROUPS)),
             )
         out.append(NamePattern(regex=item["regex"], model=str(item.get("model", "*"))))
+    return tuple(out)
+
+
+def _plain_name(value: Any, source: str, where: str) -> str:
+    """A name printed on documents: text, not empty, no control or bidi characters."""
+    if not isinstance(value, str):
+        raise ConfigError(_("%s: %s must be a string, got %r") % (source, where, value))
+    if any(is_unsafe(ch) for ch in value):
+        raise ConfigError(_("%s: %s contains a control or bidi character: %s") % (source, where, escape(value)),
+                          hint=_("names are plain text on one line"))
+    if not value.strip() or value != value.strip():
+        raise ConfigError(_("%s: %s must not be empty or have spaces around it, got %r") % (source, where, value))
+    return value
+
+
+def _units(value: Any, source: str, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ConfigError(_("%s: %s must be a table of unit id = \"unit name\"") % (source, where),
+                          hint=_('e.g. [agency.units] followed by "一大队" = "第一执法大队"'))
+    out = []
+    for unit, name in value.items():
+        here = f"{where}.{unit}"
+        _plain_name(unit, source, _("unit id in %s") % where)
+        out.append((unit, _plain_name(name, source, here)))
     return tuple(out)
 
 
@@ -302,6 +349,9 @@ def _check(cfg: Config, source: str) -> None:
                 _("%s: time.%s: unknown time zone %r") % (source, key, name),
                 hint=_("use an IANA zone name such as Asia/Shanghai"),
             ) from None
+    for key, text in (("agency.name", cfg.agency.name), ("export.agency", cfg.export.agency)):
+        if text:
+            _plain_name(text, source, key)
     _check_retention(cfg.retention, source)
     _check_preview(cfg.preview, source)
     try:

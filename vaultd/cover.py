@@ -7,12 +7,12 @@ Pure apart from reading the font file.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
 from vaultd.errors import ConfigError
 from vaultd.i18n import _
+from vaultd.safetext import escape, escape_html
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -28,13 +28,14 @@ class CoverFile:
     recording_id: str
     size_bytes: int
     duration_s: float | None
-    recorded: str  # start – end, station time
+    recorded: str  # start – end, station time (the zone is named in the table's header)
     sha256: str
     making_method: str
     making_time: str
     maker: str
     proves: str
     damaged: bool
+    officer: str = "-"  # the officer who held the camera: name, 警号, unit
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,11 @@ class Cover:
     approver: str
     grant_id: str
     made_by: str
-    made_at: str
+    made_at: str  # with its zone named
     disc: str  # "1 / 1"
     files: tuple[CoverFile, ...]
     verify_steps: tuple[VerifyStep, ...]
+    zone: str = "Asia/Shanghai"  # the station's zone, in which every time here is shown
 
 
 def _rows(c: Cover) -> list[tuple[str, str]]:
@@ -83,12 +85,13 @@ def _size(n: int) -> str:
 
 
 def render_html(c: Cover) -> bytes:
-    e = html.escape
+    e = escape_html
     head = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _rows(c))
     files = "".join(
         f"<tr><td>{e(f.path)}<br><small>{e(f.recording_id)}{' · 损坏 damaged' if f.damaged else ''}</small></td>"
         f"<td>{e(_size(f.size_bytes))}</td><td>{e(_duration(f.duration_s))}</td><td>{e(f.recorded)}</td>"
-        f"<td>{e(f.making_method)}<br>{e(f.making_time)}<br>{e(f.maker)}</td><td>{e(f.proves)}</td>"
+        f"<td>{e(f.making_method)}<br>{e(f.making_time)}<br>{e(f.maker)}</td><td>{e(f.officer)}</td>"
+        f"<td>{e(f.proves, multiline=True)}</td>"
         f"<td><code>{e(f.sha256)}</code></td></tr>" for f in c.files)
     steps = "".join(f"<li><p>{e(s.zh)}</p><p>{e(s.en)}</p>"
                     + (f"<pre>{e(chr(10).join('$ ' + x for x in s.commands))}</pre>" if s.commands else "")
@@ -101,8 +104,9 @@ pre{{white-space:pre-wrap}}</style></head><body>
 <h1>电子证据导出说明<br><small>Evidence export cover sheet</small></h1>
 <table>{head}</table>
 <h2>文件清单 Files</h2>
-<table><tr><th>文件 File</th><th>大小 Size</th><th>时长 Duration</th><th>录制时间 Recorded (station time)</th>
-<th>制作方法 / 制作时间 / 制作人<br>Method / time / maker</th><th>证明对象 What it proves</th><th>SHA-256</th></tr>
+<table><tr><th>文件 File</th><th>大小 Size</th><th>时长 Duration</th><th>录制时间 Recorded ({e(c.zone)})</th>
+<th>制作方法 / 制作时间 / 制作人<br>Method / time / maker</th><th>执法人员 Officer</th><th>证明对象 What it proves</th>
+<th>SHA-256</th></tr>
 {files}</table>
 <h2>如何核验 How to verify</h2>
 <p>本光盘无需信任 vaultd 即可用标准工具核验。机关 CA 证书必须从执法机关另行取得，不得使用光盘上的副本。<br>
@@ -140,18 +144,20 @@ def render_pdf(c: Cover, font: Path) -> bytes:
     pdf.multi_cell(w, 9, "电子证据导出说明  Evidence export cover sheet", new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.set_font("cjk", size=9)
     for k, v in _rows(c):
-        pdf.multi_cell(w, 5, f"{k}: {v}", new_x="LMARGIN", new_y="NEXT", align="L")
+        pdf.multi_cell(w, 5, f"{k}: {escape(v)}", new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.ln(3)
     pdf.set_font("cjk", size=12)
     pdf.multi_cell(w, 7, "文件清单 Files", new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.set_font("cjk", size=8)
     for n, f in enumerate(c.files, 1):
         lines = [
-            f"{n}. {f.path}  ({f.recording_id}{', 损坏 damaged' if f.damaged else ''})",
+            f"{n}. {escape(f.path)}  ({f.recording_id}{', 损坏 damaged' if f.damaged else ''})",
             f"   大小 Size: {_size(f.size_bytes)}   时长 Duration: {_duration(f.duration_s)}",
-            f"   录制时间 Recorded: {f.recorded}",
-            f"   制作方法 Method: {f.making_method}   制作时间 Made: {f.making_time}   制作人 Maker: {f.maker}",
-            f"   证明对象 Proves: {f.proves}",
+            f"   录制时间 Recorded ({c.zone}): {f.recorded}",
+            f"   执法人员 Officer: {escape(f.officer)}",
+            f"   制作方法 Method: {escape(f.making_method)}   制作时间 Made: {escape(f.making_time)}   "
+            f"制作人 Maker: {escape(f.maker)}",
+            f"   证明对象 Proves: {escape(f.proves, multiline=True)}",
             f"   SHA-256: {f.sha256}",
         ]
         pdf.multi_cell(w, 4.2, "\n".join(lines), new_x="LMARGIN", new_y="NEXT", align="L")

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection
 
-from vaultd import access, audit, bag, cover, custody, iso, labels, note, pki, signing
+from vaultd import access, audit, bag, cover, custody, iso, labels, note, pki, signing, timefmt
 from vaultd.access import Action, Principal
 from vaultd.approvals import grant_of, ref_of, visible_recording
 from vaultd.audit import Event, EvidenceRef
@@ -51,6 +51,7 @@ from vaultd.errors import AccessDeniedError, ConfigError, HashMismatchError, Not
 from vaultd.i18n import _
 from vaultd.model import Actor, Progress, Recording
 from vaultd.people import actor_of, principal_of, require
+from vaultd.safetext import escape
 from vaultd.vault import Vault, utcnow
 from vaultd.verify import SIGNATURE, TIMESTAMP
 
@@ -205,8 +206,9 @@ def create_export(vault: Vault, actor: Principal, req: ExportRequest, via: str =
                payload_bytes=sum(r.size_bytes for r in recs), entry_index=indexes[-1])
         previous = db.last_checkpoint_size(conn)
         found = labels_db.labels_of(conn, [r.id for r in recs])
+        who = people_db.directory(conn, vault.config.agency.unit_names)
         shown = {r.id: previews_db.get(conn, r.id) for r in recs} if req.with_previews else {}
-    job = _Job(vault, export_id, now, grant, req, maker, ident, found, indexes[-1], previous, shown)
+    job = _Job(vault, export_id, now, grant, req, maker, ident, found, indexes[-1], previous, shown, who)
     return job.run(parts, progress)
 
 
@@ -223,6 +225,19 @@ class _Job:
     entry_index: int
     previous_size: int | None
     previews: dict[str, PreviewRow | None]
+    people: people_db.Directory
+
+    def person(self, login: str | None) -> str:
+        """A person on the documents: display name, 警号 and unit (the unit's configured name)."""
+        return escape(self.people.name(login))
+
+    @property
+    def made_by(self) -> str:
+        if self.maker.kind == "user":
+            return self.person(self.maker.name)
+        if self.maker.kind == "local":
+            return escape(self.maker.name) + "（采集站本机 at the station）"
+        return escape(self.maker.label)
 
     def run(self, parts: list[list[Recording]], progress: Progress | None) -> ExportResult:
         made: list[Path] = []
@@ -282,15 +297,15 @@ class _Job:
     def _package(self, pkg: Path, part: list[Recording], k: int, n: int,
                  progress: Progress | None) -> tuple[bytes, int, int]:
         cfg = self.vault.config
-        tz = ZoneInfo(cfg.time.station_tz)
+        tz = timefmt.station_zone(cfg.time.station_tz)
         names = {r.id: _package_name(r) for r in part}
         marks = {r.id: labels.effective(self.labels.get(r.id), r) for r in part}
         ca = self.ident.chain[-1] if self.ident.chain else self.ident.cert
         ca_fp = hashlib.sha256(ca.public_bytes(serialization.Encoding.DER)).hexdigest()
         log_key = note.verifier_key_string(audit.verifier(self.vault))
         steps = cover.verify_steps(ca_fp, log_key, bool(cfg.export.tsa_url))
-        sheet = self._cover(part, [_cover_file(r, f"data/recordings/{r.id}/{names[r.id]}", marks[r.id], tz)
-                                   for r in part], k, n, steps)
+        sheet = self._cover(part, [_cover_file(r, f"data/recordings/{r.id}/{names[r.id]}", marks[r.id], tz,
+                                               self.people) for r in part], k, n, steps)
         font = cover.find_font(cfg.export.cover_font)
         w = bag.BagWriter(pkg, cfg.ingest.chunk_bytes)
         # the cover comes from the catalog (each copy is checked against the same hashes below),
@@ -306,7 +321,7 @@ class _Job:
                 w.add_bytes(rel, data)
             w.add_tag("cover.html", cover.render_html(sheet))
             w.add_tag("cover.pdf", pdf.result())
-        w.add_tag("VERIFY.txt", cover.verify_text(self.export_id, cfg.export.agency, ca_fp, log_key, steps))
+        w.add_tag("VERIFY.txt", cover.verify_text(self.export_id, escape(cfg.agency_name), ca_fp, log_key, steps))
         w.add_tag("agency-ca.pem", ca.public_bytes(serialization.Encoding.PEM))
         tag = w.finish(self._info(part, k, n, chain.checkpoint_size))
         sig = signing.sign_detached(tag, self.ident)
@@ -363,36 +378,40 @@ class _Job:
         w.add_bytes("data/previews/README.txt", note.encode("utf-8"))
 
     def _info(self, part: list[Recording], k: int, n: int, cp_size: int) -> list[tuple[str, str]]:
+        """bag-info.txt: people by name, 警号 and unit; times in the station's zone with their offset."""
+        tz = timefmt.station_zone(self.vault.config.time.station_tz)
         starts = [r.recorded_start for r in part if r.recorded_start]
         ends = [r.recorded_end for r in part if r.recorded_end]
         return [
-            ("Source-Organization", self.vault.config.export.agency or "-"),
+            ("Source-Organization", escape(self.vault.config.agency_name) or "-"),
             ("External-Identifier", self.export_id),
             ("Bag-Group-Identifier", self.export_id),
             ("Bag-Count", f"{k} of {n}"),
-            ("Bagging-Date", f"{self.now:%Y-%m-%d}"),
-            ("Case-Number", self.req.case_number or "-"),
-            ("Requester", self.grant.grantee),
-            ("Approver", self.grant.approved_by),
+            ("Bagging-Date", f"{self.now.astimezone(tz):%Y-%m-%d}"),
+            ("Case-Number", escape(self.req.case_number or "-")),
+            ("Requester", self.person(self.grant.grantee)),
+            ("Approver", self.person(self.grant.approved_by)),
             ("Grant", self.grant.id),
-            ("Purpose", self.grant.purpose),
-            ("Internal-Sender-Description", self.grant.purpose),
-            ("Made-By", self.maker.label),
-            ("Made-At", self.now.isoformat()),
+            ("Purpose", escape(self.grant.purpose)),
+            ("Internal-Sender-Description", escape(self.grant.purpose)),
+            ("Made-By", self.made_by),
+            ("Made-At", self.now.astimezone(tz).isoformat(timespec="seconds")),
             ("Recordings", str(len(part))),
-            ("Recorded-From", min(starts).isoformat() if starts else "-"),
-            ("Recorded-To", max(ends).isoformat() if ends else "-"),
+            ("Recorded-From", min(starts).astimezone(tz).isoformat() if starts else "-"),
+            ("Recorded-To", max(ends).astimezone(tz).isoformat() if ends else "-"),
             ("Audit-Log-Checkpoint-Size", str(cp_size)),
             ("Audit-Log-Export-Entry", str(self.entry_index)),
         ]
 
     def _cover(self, part: list[Recording], files: list[cover.CoverFile], k: int, n: int,
                steps: tuple[cover.VerifyStep, ...]) -> cover.Cover:
+        tz = timefmt.station_zone(self.vault.config.time.station_tz)
         return cover.Cover(
-            export_id=self.export_id, agency=self.vault.config.export.agency, case_number=self.req.case_number or "",
-            purpose=self.grant.purpose, requester=self.grant.grantee, approver=self.grant.approved_by,
-            grant_id=self.grant.id, made_by=self.maker.label,
-            made_at=self.now.astimezone(ZoneInfo(self.vault.config.time.station_tz)).isoformat(timespec="seconds"),
+            export_id=self.export_id, agency=escape(self.vault.config.agency_name),
+            case_number=escape(self.req.case_number or ""), purpose=escape(self.grant.purpose),
+            requester=self.person(self.grant.grantee), approver=self.person(self.grant.approved_by),
+            grant_id=self.grant.id, made_by=self.made_by,
+            made_at=timefmt.format_local(self.now, tz, seconds=True), zone=timefmt.zone_label(tz),
             disc=f"{k} / {n}", files=tuple(files), verify_steps=steps)
 
 
@@ -421,28 +440,29 @@ def metadata_json(rec: Recording, label: dict[str, object], package_file: str, s
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
 
-def _local_iso(value: object, tz: ZoneInfo) -> str:
-    try:
-        return datetime.fromisoformat(str(value)).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return str(value or "?")
-
-
 def _package_name(rec: Recording) -> str:
     name = bag.safe_name(rec.original_name)
     return "original-" + name if name == "metadata.json" else name
 
 
-def _cover_file(rec: Recording, rel: str, label: dict[str, object], tz: ZoneInfo) -> cover.CoverFile:
+def _cover_file(rec: Recording, rel: str, label: dict[str, object], tz: ZoneInfo,
+                people: people_db.Directory) -> cover.CoverFile:
+    """One file's row on the cover: people by name, 警号 and unit; free text (labels, names)
+    with control and bidi characters escaped."""
     def local(t: datetime | None) -> str:
-        return t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if t else "?"
+        return timefmt.local(t, tz) if t else "?"
+
+    maker = str(label.get("maker") or "?")
+    if rec.officer_id and maker == rec.officer_id:  # the default maker: the officer, by 警号
+        maker = people.officer(maker)
 
     return cover.CoverFile(
-        path=rel, recording_id=rec.id, size_bytes=rec.size_bytes, duration_s=rec.duration_s,
+        path=escape(rel), recording_id=rec.id, size_bytes=rec.size_bytes, duration_s=rec.duration_s,
         recorded=f"{local(rec.recorded_start)} – {local(rec.recorded_end)}", sha256=rec.sha256,
-        making_method=str(label.get("making_method") or rec.making_method),
-        making_time=_local_iso(label.get("making_time"), tz), maker=str(label.get("maker") or "?"),
-        proves=str(label.get("proves") or "（未填写 not entered）"), damaged=rec.damaged)
+        making_method=escape(label.get("making_method") or rec.making_method),
+        making_time=timefmt.format_iso_local(str(label.get("making_time") or ""), tz, missing="?"),
+        maker=escape(maker), officer=escape(people.officer(rec.officer_id)),
+        proves=escape(label.get("proves") or "（未填写 not entered）", multiline=True), damaged=rec.damaged)
 
 
 def agency_ca(vault: Vault) -> tuple[bytes, str]:

@@ -285,7 +285,7 @@ def directory(vault: Vault) -> Directory:
     """Who is who: labels by login name and by 警号, for lists and documents
     (``directory(vault).name('wang')`` -> '王小明 (警号 012345, 一大队)')."""
     with vault.engine.connect() as conn:
-        return db.directory(conn)
+        return db.directory(conn, vault.config.agency.unit_names)
 
 
 __all__ = ["AccessDeniedError", "Directory", "IssuedToken", "NewUser", "add_user", "authenticate",

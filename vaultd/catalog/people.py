@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,14 +65,16 @@ class Directory:
         return self.by_officer.get(officer_number, officer_number)
 
 
-def directory(conn: Connection) -> Directory:
-    """Every user's label, by login name and by 警号 (one query; no secrets)."""
+def directory(conn: Connection, unit_names: Mapping[str, str] | None = None) -> Directory:
+    """Every user's label, by login name and by 警号 (one query; no secrets); a unit
+    is shown by its name in ``unit_names`` (``[agency.units]``), else by its id."""
     q = select(users.c.name, users.c.display_name, users.c.officer_number, users.c.unit)
     by_name: dict[str, str] = {}
     by_officer: dict[str, str] = {}
     shown: dict[str, str] = {}
+    units = unit_names or {}
     for name, display_name, number, unit in conn.execute(q):
-        label = display_label(name, display_name, number, unit)
+        label = display_label(name, display_name, number, units.get(unit, unit) if unit else unit)
         by_name[name] = label
         shown[name] = display_name or name
         if number:
