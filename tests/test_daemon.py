@@ -124,6 +124,8 @@ def test_enrolled_camera_is_ingested_on_dock_with_progress_clock_and_power(
     expected = camera_files(cam)
     assert _count(vault, recordings) == len(expected)
     assert st["files_total"] == len(expected)  # the identity file is not a recording
+    assert st["not_ingested"] == [{"path": "vaultd-camera.json", "outcome": "skipped",
+                                   "reason": "simulated camera identity, not a recording"}]  # and says why
     assert st["bytes_done"] == st["bytes_total"] > 0 and st["first_byte_s"] is not None
     (row,) = devices.list_devices(vault, local_owner())
     assert row.battery_percent == 87 and row.last_docked_at is not None

@@ -174,6 +174,9 @@ def _add_simulate(sub: Any) -> None:
     cam.add_argument("--damaged", type=int, default=0, help=_("clips to truncate as when a battery dies"))
     cam.add_argument("--odd-names", action="store_true",
                      help=_("add files with hostile names (bidi, control characters, backslash, NFD)"))
+    cam.add_argument("--unit", default="示例执法大队",
+                     help=_("the unit the camera says it belongs to (its recordings' unit when the "
+                            "officer is not a user of the vault)"))
 
 
 def _run_simulate_camera(args: argparse.Namespace) -> int:
@@ -185,7 +188,7 @@ def _run_simulate_camera(args: argparse.Namespace) -> int:
     start = parse_time(args.start, tz, "--start") if args.start else None
     cam = simulate_camera(args.dir, serial=args.serial, officer_id=args.officer, clips=args.clips,
                           seconds=args.seconds, start=start, clock_offset_s=args.clock_offset,
-                          damaged=args.damaged, odd_names=args.odd_names)
+                          damaged=args.damaged, odd_names=args.odd_names, unit=args.unit)
     damaged = sum(1 for f in cam.files if f.damaged)
     print(_("simulated camera %s (officer %s) in %s: %d files, %d damaged")
           % (cam.serial, cam.officer_id, cam.root, len(cam.files), damaged))

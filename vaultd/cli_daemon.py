@@ -15,6 +15,7 @@ from vaultd.clicommon import cmd, open_, print_json, remote
 from vaultd.errors import UsageError
 from vaultd.i18n import _
 from vaultd.people import local_owner
+from vaultd.safetext import escape
 
 log = logging.getLogger("vaultd")
 
@@ -131,7 +132,8 @@ def _print_status(doc: dict[str, Any] | None) -> None:
     sessions = doc.get("sessions") or []
     print(_("docked cameras: %d") % len(sessions) + ("" if sessions else _(" (none)")))
     for st in sessions:
-        print("  " + _session_line(st))
+        for line in _session_lines(st):
+            print("  " + line)
     if doc.get("queued_events"):
         print(_("queued dock events: %d") % doc["queued_events"])
     for name, extra in (doc.get("extras") or {}).items():
@@ -144,7 +146,8 @@ def _print_status(doc: dict[str, Any] | None) -> None:
     if recent:
         print(_("recent sessions:"))
         for st in recent[-5:]:
-            print("  " + _session_line(st))
+            for line in _session_lines(st):
+                print("  " + line)
     for err in doc.get("errors") or []:
         print(_("  error at %s on %s: %s") % (err["at"], err["key"], err["error"]))
 
@@ -160,6 +163,27 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+def _outcome_words() -> dict[str, str]:
+    """An ingest outcome as people read it, with its count (``%d``)."""
+    return {"new": _("%d new"), "duplicate": _("%d already in the vault"), "skipped": _("%d skipped"),
+            "deferred": _("%d deferred"), "failed": _("%d failed")}
+
+
+def _session_lines(st: dict[str, Any]) -> list[str]:
+    """One camera's session: a line, then one line per file that did not go into the vault,
+    saying why (a skipped identity file, a symlink, a file that kept changing)."""
+    lines = [_session_line(st)]
+    outcome = {"skipped": _("skipped"), "deferred": _("deferred"), "failed": _("failed")}
+    for f in st.get("not_ingested") or []:
+        lines.append("  " + _("%s %s: %s") % (outcome.get(f["outcome"], f["outcome"]), escape(f["path"]),
+                                              escape(f["reason"]) or _("no reason given")))
+    shown = len(st.get("not_ingested") or [])
+    left = sum(v for k, v in (st.get("counts") or {}).items() if k not in ("new", "duplicate")) - shown
+    if shown and left > 0:
+        lines.append("  " + _("... and %d more: vaultd audit list --type 'ingest.*'") % left)
+    return lines
+
+
 def _session_line(st: dict[str, Any]) -> str:
     who = st.get("serial") or st.get("key")
     bits = [f"{who}", f"[{st.get('state')}]"]
@@ -171,7 +195,9 @@ def _session_line(st: dict[str, Any]) -> str:
                     f"{_mb(st.get('rate_bytes_per_s', 0))}/s"
                     + (f", ETA {st['eta_s']:.0f} s" if st.get("eta_s") is not None else ""))
     elif st.get("counts"):
-        bits.append(", ".join(f"{k} {v}" for k, v in st["counts"].items() if v))
+        words = _outcome_words()
+        bits[-1] += ":"
+        bits.append(", ".join(words.get(k, k + " %d") % v for k, v in st["counts"].items() if v))
     if st.get("detail"):
         bits.append(f"({st['detail']})")
     return " ".join(bits)

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 DAEMON = Actor("service", "vaultd", via="daemon")
 STATUS_FILE = "daemon-status.json"
 IDLE_STATUS_S = 15.0  # an unchanged status is rewritten this often (its time shows the daemon is alive)
+NOT_INGESTED_SHOWN = 20  # files named in the status as not ingested (the counts have them all)
 
 
 class Mounter(Protocol):
@@ -79,6 +80,8 @@ class SessionState:
     finished_at: str | None = None
     undocked: bool = False
     counts: dict[str, int] = field(default_factory=dict)
+    #: what on the camera did not go into the vault, and why: [{path, outcome, reason}], the first few
+    not_ingested: list[dict[str, str]] = field(default_factory=list)
     event_mono: float = field(default_factory=time.monotonic)
 
     def as_json(self) -> dict[str, Any]:
@@ -417,6 +420,8 @@ class Daemon:
             if len(fds) > 1 and self.mounter is not None:
                 _quietly(lambda: self.mounter.remount(key, readonly=True) if self.mounter else None)
         st.session_id, st.counts = report.session_id, report.counts()
+        st.not_ingested = [{"path": r.path, "outcome": r.outcome.value, "reason": r.reason or ""}
+                           for r in report.results if r.outcome.value not in ("new", "duplicate")][:NOT_INGESTED_SHOWN]
         st.files_done = sum(st.counts.values())
         st.state = "complete" if report.complete else "incomplete"
         st.detail = report.error or st.detail
