@@ -132,3 +132,33 @@ def test_the_reference_config_documents_the_agency_keys() -> None:
     assert cfg.agency == config.AgencyConfig()
     text = ref.read_text(encoding="utf-8")
     assert "[agency]" in text and "[agency.units]" in text and "name = " in text
+
+
+def _cli(*args: str) -> str:
+    import contextlib
+    import io
+
+    from vaultd.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(list(args)) == 0, args
+    return out.getvalue()
+
+
+def test_reports_name_the_agency_and_units(world: World) -> None:
+    import json
+
+    h = ("--home", str(world.home))
+    year = str(min(r.recorded_start for r in world.recs if r.recorded_start).year)
+    for command in (("report", "stats", "--year", year), ("compliance", "report")):
+        doc = json.loads(_cli(*h, *command, "--json"))
+        assert doc["agency"] == AGENCY
+        text = _cli(*h, *command)
+        assert text.splitlines()[0] == AGENCY, text
+        units = {r["key"] for r in doc.get("units", doc.get("by_unit", []))}
+        if "一大队" in units:
+            assert doc["unit_names"]["一大队"] == "第一执法大队" and "第一执法大队 (一大队)" in text
+    doc = json.loads(_cli(*h, "report", "stats", "--year", year, "--unit", "一大队", "--json"))
+    assert doc["unit_names"] == {"一大队": "第一执法大队"}
+    assert "unit 第一执法大队 (一大队)" in _cli(*h, "report", "stats", "--year", year, "--unit", "一大队")

@@ -108,9 +108,22 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unit(doc: dict[str, Any], unit: str | None) -> str:
+    """A unit as the report's reader knows it: its configured name, then its id."""
+    name = (doc.get("unit_names") or {}).get(unit)
+    return f"{name} ({unit})" if name and unit else unit or "-"
+
+
+def _print_agency(doc: dict[str, Any]) -> None:
+    if doc.get("agency"):
+        print(doc["agency"])
+
+
 def _print_report(doc: dict[str, Any]) -> None:
     t = doc["total"]
-    print(_("compliance %s .. %s, unit %s") % (_at(doc["since"]), _at(doc["until"]), doc["unit"] or _("all")))
+    _print_agency(doc)
+    print(_("compliance %s .. %s, unit %s") % (_at(doc["since"]), _at(doc["until"]),
+                                               _unit(doc, doc["unit"]) if doc["unit"] else _("all")))
     print(_("  recordings %d: on time %d, late %d, unknown time %d; on-time rate %s")
           % (t["recordings"], t["on_time"], t["late"], t["unknown"], _rate(t["on_time_rate"])))
     print(_("  unlabelled %d (%d past deadline); interruptions %d (%d without a note)")
@@ -118,7 +131,8 @@ def _print_report(doc: dict[str, Any]) -> None:
     for title, key in ((_("per unit"), "by_unit"), (_("per officer"), "by_officer")):
         print(f"{title}:")
         for g in doc[key]:
-            print(f"  {g['key'] or '-':<16} {g['recordings']:>5} {_('on time')} {_rate(g['on_time_rate']):>6}"
+            shown = _unit(doc, g["key"]) if key == "by_unit" else g["key"] or "-"
+            print(f"  {shown:<16} {g['recordings']:>5} {_('on time')} {_rate(g['on_time_rate']):>6}"
                   f"  {_('late')} {g['late']:>3}  {_('unlabelled')} {g['unlabelled']:>3}"
                   f"  {_('interruptions')} {g['interruptions']:>3}")
     if doc["late"]:
@@ -406,13 +420,15 @@ def _run_stats(args: argparse.Namespace) -> int:
     if args.json:
         print_json(doc)
         return 0
-    print(_("statistics %d, unit %s") % (doc["year"], doc["unit"] or _("all")))
+    _print_agency(doc)
+    print(_("statistics %d, unit %s") % (doc["year"], _unit(doc, doc["unit"]) if doc["unit"] else _("all")))
     print(f"  {'':<10} {'':<14} {_('recordings'):>10} {_('hours'):>8} {_('MiB'):>9} {_('on time'):>8}"
           f" {_('labelled'):>8} {_('exports'):>7} {_('purges'):>6} {_('packages'):>8}")
     rows = [doc["total"], *doc["months"], *doc["units"], *doc["officers"]]
     for r in rows:
         packages = "" if r.get("packages") is None else r["packages"]
-        print(f"  {r['scope']:<10} {escape(r['key']):<14} {r['recordings']:>10} {r['hours']:>8.1f} "
+        key = _unit(doc, r["key"]) if r["scope"] == "unit" else r["key"]
+        print(f"  {r['scope']:<10} {escape(key):<14} {r['recordings']:>10} {r['hours']:>8.1f} "
               f"{r['bytes'] / (1 << 20):>9.1f} {_rate(r['on_time_rate']):>8} {_rate(r['labelling_rate']):>8}"
               f" {r['exports']:>7} {r['purges']:>6} {packages:>8}")
     print(_("exports: recordings exported (one per recording in each package); purges: originals purged; "

@@ -144,9 +144,11 @@ class ComplianceReport:
     interruptions: list[Interruption]
     by_unit: list[Group] = field(default_factory=list)
     by_officer: list[Group] = field(default_factory=list)
+    agency: str = ""  # [agency] name: who reports
+    unit_names: tuple[tuple[str, str], ...] = ()  # [agency.units] of the units in the report
 
     def as_json(self) -> dict[str, Any]:
-        return {"since": _iso(self.since), "until": _iso(self.until), "unit": self.unit, "at": self.at.isoformat(),
+        return {"agency": self.agency, "unit_names": dict(self.unit_names), "since": _iso(self.since), "until": _iso(self.until), "unit": self.unit, "at": self.at.isoformat(),
                 "total": self.total.as_json(), "late": [t.as_json() for t in self.late],
                 "unknown": [t.as_json() for t in self.unknown],
                 "unlabelled": [u.as_json() for u in self.unlabelled],
@@ -286,7 +288,9 @@ def report(vault: Vault, actor: Principal, *, since: datetime | None = None, unt
             "since": _iso(since), "until": _iso(until), "unit": unit, "recordings": rep.total.recordings,
             "late": [t.facts.id for t in rep.late], "unlabelled": len(rep.unlabelled),
             "interruptions": len(rep.interruptions)}))
-    return rep
+    shown = {g.key for g in rep.by_unit} | ({unit} if unit else set())
+    return dataclasses.replace(rep, agency=vault.config.agency_name,
+                               unit_names=tuple((u, n) for u, n in vault.config.agency.units if u in shown))
 
 
 def add_trip(vault: Vault, actor: Principal, *, officer_number: str | None, device_serial: str | None,

@@ -22,6 +22,7 @@ equals the sum of the months, of the units and of the officers):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -89,12 +90,15 @@ class YearStats:
     months: list[Row] = field(default_factory=list)
     units: list[Row] = field(default_factory=list)
     officers: list[Row] = field(default_factory=list)
+    agency: str = ""  # [agency] name: who reports
+    unit_names: tuple[tuple[str, str], ...] = ()  # [agency.units] of the units in the rows
 
     def rows(self) -> list[Row]:
         return [self.total, *self.months, *self.units, *self.officers]
 
     def as_json(self) -> dict[str, Any]:
-        return {"year": self.year, "unit": self.unit, "total": self.total.as_json(),
+        return {"agency": self.agency, "unit_names": dict(self.unit_names),
+                "year": self.year, "unit": self.unit, "total": self.total.as_json(),
                 "months": [r.as_json() for r in self.months], "units": [r.as_json() for r in self.units],
                 "officers": [r.as_json() for r in self.officers]}
 
@@ -181,4 +185,6 @@ def year_stats(vault: Vault, actor: Principal, year: int, *, unit: str | None = 
                             packages=packages, tz=tz, unit=unit, per_recording=per_recording)
         audit.append(conn, Event("report.stats", actor_of(actor, via), {
             "year": year, "unit": unit, "recordings": stats.total.recordings}))
-    return stats
+    shown = {r.key for r in stats.units} | ({unit} if unit else set())
+    return dataclasses.replace(stats, agency=vault.config.agency_name,
+                               unit_names=tuple((u, n) for u, n in vault.config.agency.units if u in shown))
