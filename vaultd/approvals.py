@@ -20,7 +20,7 @@ from vaultd.catalog import recordings as rec_db
 from vaultd.catalog.approvals import GrantRow, RequestRow
 from vaultd.errors import AccessDeniedError, NotFoundError, UsageError
 from vaultd.i18n import _
-from vaultd.safetext import check_name, check_optional
+from vaultd.safetext import check_name
 from vaultd.model import Recording
 from vaultd.people import actor_of
 from vaultd.vault import Vault, utcnow
@@ -120,10 +120,10 @@ def request_access(vault: Vault, actor: Principal, kind: RequestKind, refs: Sequ
         raise UsageError(_("--expires-days must be 1..365 and --uses 1..1000"))
     if not refs and not case:
         raise UsageError(_("name at least one recording with --recording, or a case with --case"))
-    check_optional(notice, _("notice number"))
-    check_optional(case, _("case number"))
-    for ref in refs:
-        check_name(ref.strip(), _("recording id"))
+    for value, what in ((notice, _("notice number")), (case, _("case number")),
+                        *((ref, _("recording id")) for ref in refs)):
+        if value and value.strip():  # a blank notice is for the access rule to refuse
+            check_name(value.strip(), what)
     request_id = "q" + secrets.token_hex(5)
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         user_id = _user_id(conn, actor)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from vaultd import cli_audit, cli_previews, evidence, views
+from vaultd import cli_audit, cli_previews, evidence, people, timefmt, views
 from vaultd.access import Level
 from vaultd.catalog.recordings import RecordingFilter
 from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, time_filter, zone
 from vaultd.i18n import _
 from vaultd.people import local_owner
+from vaultd.safetext import escape
 
 
 def add_commands(sub: Any) -> None:
@@ -21,6 +23,8 @@ def add_commands(sub: Any) -> None:
     lst.add_argument("--json", action="store_true")
     lst.add_argument("--device", help=_("only this device serial"))
     lst.add_argument("--officer", help=_("only this officer number"))
+    lst.add_argument("--unit", help=_("only recordings of this unit"))
+    lst.add_argument("--case", help=_("only recordings linked to this case number"))
     lst.add_argument("--since", metavar="WHEN", help=_("recorded %s") % filter_help(lower=True))
     lst.add_argument("--until", metavar="WHEN", help=_("recorded %s") % filter_help(lower=False))
     lst.add_argument("--limit", type=int, default=None, help=_("at most this many"))
@@ -45,7 +49,7 @@ def _list_remote(args: argparse.Namespace) -> list[dict[str, Any]]:
     client = remote(args)
     assert client is not None
     params = {k: v for k, v in {"device": args.device, "officer": args.officer, "since": args.since,
-                                "until": args.until}.items() if v}
+                                "until": args.until, "unit": args.unit, "case": args.case}.items() if v}
     items: list[dict[str, Any]] = []
     while True:
         page = client.json("GET", "/recordings", params={**params, "limit": 1000, "offset": len(items)})
@@ -56,20 +60,24 @@ def _list_remote(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _run_list(args: argparse.Namespace) -> int:
     if remote(args):
-        items = _list_remote(args)
+        items, tz = _list_remote(args), timefmt.station_zone()
     else:
         vault = open_(args)
         tz = zone(vault)
         flt = RecordingFilter(
-            device_serial=args.device, officer_id=args.officer, limit=args.limit,
+            device_serial=args.device, officer_id=args.officer, limit=args.limit, unit=args.unit,
+            case_number=args.case,
             since=time_filter(vault, args.since, "--since"),
             until=time_filter(vault, args.until, "--until", end=True))
-        items = [views.recording_json(r, tz) for r in evidence.list_recordings(vault, local_owner(), flt)]
+        names = people.directory(vault).by_officer
+        items = [views.recording_json(r, tz, names.get(r.officer_id or ""))
+                 for r in evidence.list_recordings(vault, local_owner(), flt)]
     if args.json:
         print_json(items)
     else:
+        print(timefmt.zone_note(tz))
         for d in items:
-            print(views.line_of(d))
+            print(views.line_of(d, tz))
         print(_("%d recordings") % len(items))
     return 0
 
@@ -81,16 +89,25 @@ def _run_show(args: argparse.Namespace) -> int:
     else:
         vault = open_(args)
         detail = evidence.show_recording(vault, local_owner(), args.id)
-        data = views.detail_json(detail.recording, detail.sightings, zone(vault), detail.purged)
+        data = views.detail_json(detail.recording, detail.sightings, zone(vault), detail.purged,
+                                 officer_name=people.directory(vault).by_officer.get(detail.recording.officer_id or ""))
     if args.json:
         print_json(data)
         return 0
+    tz = timefmt.station_zone() if client else zone(vault)
     width = max(len(k) for k in data)
     for key, value in data.items():
-        if key not in ("sightings", "extra"):
-            print(f"{key:<{width}}  {value}")
+        if key in ("sightings", "extra"):
+            continue
+        if isinstance(value, str) and key.endswith(("_start", "_end", "_at", "_deadline")):
+            value = timefmt.format_iso_local(value, tz) + f" ({timefmt.zone_label(tz)})"
+        elif isinstance(value, list):
+            value = ", ".join(escape(v) for v in value) or "-"
+        print(f"{key:<{width}}  {escape('-' if value is None else value)}")
     for s in data.get("sightings", []):
-        print(_("seen      %s on %s at %s (%s)") % (s["seen_at"], s["device_serial"], s["source_path"], s["outcome"]))
+        print(_("seen      %s on %s at %s (%s)") % (
+            timefmt.format_local(datetime.fromisoformat(s["seen_at"]), tz, seconds=True) if s.get("seen_at") else "-",
+            escape(s["device_serial"]), escape(s["source_path"]), escape(s["outcome"])))
     return 0
 
 

@@ -6,14 +6,17 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from vaultd import timefmt
 from vaultd.model import Recording
+from vaultd.safetext import escape
 
 
 def iso(t: datetime | None, tz: ZoneInfo) -> str | None:
     return t.astimezone(tz).isoformat() if t is not None else None
 
 
-def recording_json(rec: Recording, tz: ZoneInfo) -> dict[str, Any]:
+def recording_json(rec: Recording, tz: ZoneInfo, officer_name: str | None = None) -> dict[str, Any]:
+    """A recording for JSON; ``officer_name``: the officer as people read it ('王小明 (警号 012345, 一大队)')."""
     return {
         "id": rec.id,
         "sha256": rec.sha256,
@@ -26,6 +29,7 @@ def recording_json(rec: Recording, tz: ZoneInfo) -> dict[str, Any]:
         "device_serial": rec.device_serial,
         "device_model": rec.device_model,
         "officer_id": rec.officer_id,
+        "officer_name": officer_name,
         "recorded_start": iso(rec.recorded_start, tz),
         "recorded_end": iso(rec.recorded_end, tz),
         "time_source": rec.time_source.value,
@@ -54,9 +58,9 @@ def recording_json(rec: Recording, tz: ZoneInfo) -> dict[str, Any]:
 
 
 def detail_json(rec: Recording, sightings: list[dict[str, Any]], tz: ZoneInfo,
-                purged: dict[str, Any] | None = None) -> dict[str, Any]:
+                purged: dict[str, Any] | None = None, officer_name: str | None = None) -> dict[str, Any]:
     """A recording with where and when it was seen on cameras (and its purge, once purged)."""
-    data = recording_json(rec, tz)
+    data = recording_json(rec, tz, officer_name)
     if purged is not None:
         data["purged"] = purged
     data["sightings"] = [{
@@ -66,14 +70,15 @@ def detail_json(rec: Recording, sightings: list[dict[str, Any]], tz: ZoneInfo,
     return data
 
 
-def line_of(d: dict[str, Any]) -> str:
-    """One line for a recording's JSON (the same for local and API results)."""
-    start = (d.get("recorded_start") or "-")[:19].replace("T", " ")
+def line_of(d: dict[str, Any], tz: ZoneInfo) -> str:
+    """One line for a recording's JSON (the same for local and API results): station time, escaped text."""
+    start = timefmt.format_iso_local(d.get("recorded_start"), tz)
     dur = f"{d['duration_s']:7.1f}s" if d.get("duration_s") is not None else "       -"
     flags = [f for f, on in (("DAMAGED", d.get("damaged")), ("LATE", d.get("on_time") is False),
                              ("IMP", d.get("important")), ("ODD-NAME", d.get("name_oddities")),
                              (str(d.get("confidentiality", "")).upper(),
                               d.get("confidentiality") not in (None, "normal"))) if on]
+    officer = d.get("officer_name") or d.get("officer_id") or "-"
     return (f"{d['id']}  {d['media_type']:<5}  {start}  {dur}  {d['size_bytes']:>12,}  "
-            f"{d.get('device_serial') or '-':<10} {d.get('officer_id') or '-':<8} {d['original_name']}"
+            f"{escape(d.get('device_serial') or '-'):<10} {escape(officer):<8} {escape(d['original_name'])}"
             + (f"  [{' '.join(flags)}]" if flags else ""))

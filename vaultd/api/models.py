@@ -134,6 +134,7 @@ class RecordingOut(BaseModel):
     device_serial: str | None
     device_model: str | None
     officer_id: str | None
+    officer_name: str | None = Field(None, description="the officer as people read it: '王小明 (警号 012345, 一大队)'")
     recorded_start: datetime | None
     recorded_end: datetime | None
     time_source: str

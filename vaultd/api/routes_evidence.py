@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from vaultd import evidence, logview, views
+from vaultd import evidence, logview, people, views
 from vaultd.access import Principal
 from vaultd.api import errors, ranges
 from vaultd.api.deps import VIA, PrincipalDep, Since, Until, VaultDep, source_of, when, zone
@@ -30,6 +30,8 @@ def list_recordings(
     vault: VaultDep, actor: PrincipalDep,
     device: Annotated[str | None, Query(max_length=200, description="device serial")] = None,
     officer: Annotated[str | None, Query(max_length=200, description="officer number")] = None,
+    unit: Annotated[str | None, Query(max_length=200, description="the recordings' unit")] = None,
+    case: Annotated[str | None, Query(max_length=200, description="linked to this case number")] = None,
     since: Since = None,
     until: Until = None,
     media_type: MediaType | None = None,
@@ -38,16 +40,20 @@ def list_recordings(
 ) -> dict[str, Any]:
     tz = zone(vault)
     flt = RecordingFilter(device_serial=device, officer_id=officer, since=when(since, vault, "since"),
-                          until=when(until, vault, "until", end=True), media_type=media_type, limit=limit, offset=offset)
+                          until=when(until, vault, "until", end=True), media_type=media_type, limit=limit,
+                          offset=offset, unit=unit, case_number=case)
     recs = evidence.list_recordings(vault, actor, flt, VIA)
-    return {"items": [views.recording_json(r, tz) for r in recs], "limit": limit, "offset": offset}
+    names = people.directory(vault).by_officer
+    return {"items": [views.recording_json(r, tz, names.get(r.officer_id or "")) for r in recs],
+            "limit": limit, "offset": offset}
 
 
 @router.get("/recordings/{rec_id}", response_model=RecordingDetailOut, summary="One recording and its sightings")
 def show_recording(vault: VaultDep, actor: PrincipalDep, rec_id: RecordingId) -> dict[str, Any]:
     tz = zone(vault)
     detail = evidence.show_recording(vault, actor, rec_id, VIA)
-    data = views.recording_json(detail.recording, tz)
+    data = views.recording_json(detail.recording, tz,
+                                people.directory(vault).by_officer.get(detail.recording.officer_id or ""))
     data["sightings"] = [{
         "session": s["session_id"], "device_serial": s["device_serial"], "source_path": s["source_path"],
         "seen_at": views.iso(s["seen_at"], tz), "outcome": s["outcome"],

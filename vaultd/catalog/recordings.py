@@ -46,6 +46,8 @@ class RecordingFilter:
     media_type: MediaType | None = None
     limit: int | None = None
     offset: int = 0
+    unit: str | None = None  # the recording's unit
+    case_number: str | None = None  # linked to this case
 
 
 _INSERT = recordings.insert()
@@ -122,6 +124,13 @@ def search(conn: Connection, flt: RecordingFilter) -> list[Recording]:
         q = q.where(recordings.c.recorded_start < flt.until)
     if flt.media_type:
         q = q.where(recordings.c.media_type == flt.media_type.value)
+    if flt.unit:
+        q = q.where(recordings.c.unit == flt.unit)
+    if flt.case_number:
+        q = q.where(recordings.c.id.in_(
+            select(case_recordings.c.recording_id)
+            .join(cases, cases.c.id == case_recordings.c.case_id)
+            .where(cases.c.number == flt.case_number.strip())))
     q = q.order_by(recordings.c.recorded_start, recordings.c.id).offset(flt.offset)
     if flt.limit is not None:
         q = q.limit(flt.limit)
