@@ -162,3 +162,18 @@ def test_reports_name_the_agency_and_units(world: World) -> None:
     doc = json.loads(_cli(*h, "report", "stats", "--year", year, "--unit", "一大队", "--json"))
     assert doc["unit_names"] == {"一大队": "第一执法大队"}
     assert "unit 第一执法大队 (一大队)" in _cli(*h, "report", "stats", "--year", year, "--unit", "一大队")
+
+
+def test_export_list_and_show_name_people_in_station_time(world: World, pkg: Path) -> None:
+    import json
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    h = ("--home", str(world.home))
+    export_id = pkg.name
+    row = next(r for r in json.loads(_cli(*h, "export", "list", "--json")) if r["id"] == export_id)
+    local = datetime.fromisoformat(row["created_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    listed = next(line for line in _cli(*h, "export", "list").splitlines() if line.startswith(export_id))
+    assert "赵敏 (警号 300123, 法制科) / 钱局长" in listed and f"{local:%Y-%m-%d %H:%M}" in listed
+    shown = _cli(*h, "export", "show", export_id)
+    assert "赵敏 (警号 300123, 法制科)" in shown and f"{local:%Y-%m-%d %H:%M:%S} (Asia/Shanghai)" in shown

@@ -9,12 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vaultd import iso
+from vaultd import iso, timefmt
 from vaultd.clicommon import cmd, open_, print_json, remote, write_out
 from vaultd.errors import IntegrityError, UsageError
 from vaultd.i18n import _
 from vaultd.iso import DISCS
-from vaultd.people import authenticate, local_owner
+from vaultd.people import authenticate, directory, local_owner
 from vaultd.progress import BytesBar, wanted
 
 # export and verify (cryptography, asn1crypto, httpx) are imported where used: most commands need neither
@@ -88,8 +88,9 @@ def _run_create(args: argparse.Namespace) -> int:
             print(path)
         return 0
     row = result.export
+    who = directory(vault)
     print(_("export %s: %d recordings, %d bytes, for %s (approved by %s)")
-          % (row.id, len(row.recording_ids), row.payload_bytes, row.requester, row.approver))
+          % (row.id, len(row.recording_ids), row.payload_bytes, who.name(row.requester), who.name(row.approver)))
     for pkg in row.packages:
         print(_("  package %s  tagmanifest-sha256 %s") % (pkg["path"], pkg["tagmanifest_sha256"]))
         if "iso" in pkg:
@@ -103,14 +104,17 @@ def _run_list(args: argparse.Namespace) -> int:
     from vaultd import export
 
     _local_only(args, "export list")
-    rows = export.list_exports(open_(args), local_owner())
+    vault = open_(args)
+    rows = export.list_exports(vault, local_owner())
     if args.json:
         print_json([r.as_dict() for r in rows])
         return 0
+    who, tz = directory(vault), timefmt.station_zone(vault.config.time.station_tz)
     for r in rows:
-        print(f"{r.id:<22} {r.status:<9} {r.created_at:%Y-%m-%d %H:%M}  {len(r.recording_ids):>4} rec  "
-              f"{r.requester:<12} {r.approver:<12} {r.case_number or '-'}")
-    print(_("%d exports") % len(rows))
+        print(f"{r.id:<22} {r.status:<9} {timefmt.local(r.created_at, tz, seconds=False)}  "
+              f"{len(r.recording_ids):>4} rec  {who.name(r.requester)} / {who.name(r.approver)}  "
+              f"{r.case_number or '-'}")
+    print(_("%d exports") % len(rows) + " " + timefmt.zone_note(tz))
     return 0
 
 
@@ -118,11 +122,16 @@ def _run_show(args: argparse.Namespace) -> int:
     from vaultd import export
 
     _local_only(args, "export show")
-    row = export.show_export(open_(args), local_owner(), args.id)
+    vault = open_(args)
+    row = export.show_export(vault, local_owner(), args.id)
     if args.json:
         print_json(row.as_dict())
         return 0
+    who, tz = directory(vault), timefmt.station_zone(vault.config.time.station_tz)
     d = row.as_dict()
+    d.update(requester=who.name(row.requester), approver=who.name(row.approver),
+             created_at=timefmt.format_local(row.created_at, tz, seconds=True),
+             finished_at=timefmt.format_local(row.finished_at, tz, seconds=True) if row.finished_at else None)
     for key in ("id", "status", "created_at", "finished_at", "maker", "grant_id", "requester", "approver",
                 "purpose", "case_number", "out_path", "payload_bytes", "checkpoint_size", "entry_index", "problem"):
         print(f"{key:<16} {d[key] if d[key] is not None else '-'}")
