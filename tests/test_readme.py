@@ -20,6 +20,7 @@ two test runs, or a demo on the same machine, cannot collide.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -203,3 +204,99 @@ def test_a_failing_command_fails_the_run_and_names_its_line(tmp_path: Path) -> N
 def test_blocks_that_pass_pass(tmp_path: Path) -> None:
     readme = "# t\n\n```sh\n./run demo\n./run tests\n```\n\n```sh\nB=$(echo x | head -1)\necho \"b=$B\"\n```\n"
     assert "b=x" in run_readme(readme, tmp_path, demo=False).stdout
+
+
+# -- the synopses ----------------------------------------------------------------------------------
+
+def _segments(entry: str) -> list[str]:
+    """``entry`` split at the ``|`` that separate commands (not those inside ``[...]`` or ``(...)``)."""
+    out, depth, cur = [], 0, ""
+    for i, ch in enumerate(entry):
+        depth += ch in "[(" and 1 or 0
+        depth -= ch in "])" and 1 or 0
+        if ch == "|" and depth == 0 and entry[i - 1:i] == " " and entry[i + 1:i + 2] == " ":
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    return [*out, cur.strip()]
+
+
+def _entries(block: Block) -> list[tuple[int, str]]:
+    """A synopsis block's commands with their README lines: a line starting with whitespace
+    continues the one before; a comment (`` # ``) ends a line."""
+    entries: list[tuple[int, str]] = []
+    for n, line in enumerate(block.lines, start=block.line):
+        text = re.split(r"\s#\s", line, maxsplit=1)[0].rstrip()
+        if line[:1].isspace() and entries:
+            entries[-1] = (entries[-1][0], entries[-1][1] + " " + text.strip())
+        elif text:
+            entries.append((n, text))
+    return entries
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _resolve(root: argparse.ArgumentParser, words: list[str]) -> tuple[list[str], argparse.ArgumentParser]:
+    """The longest run of ``words`` that names (sub)commands, and the parser it ends at."""
+    path, parser = [], root
+    for w in words:
+        sub = _subcommands(parser)
+        if w not in sub:
+            break
+        path.append(w)
+        parser = sub[w]
+    return path, parser
+
+
+def synopsis_problems(readme: str) -> list[str]:
+    """Each synopsis command that vaultd does not have, and each option its command does not take."""
+    from vaultd.cli import build_parser
+
+    root = build_parser()
+    problems = []
+    for block in (b for b in readme_blocks(readme) if b.lang == "text"):
+        for at, entry in _entries(block):
+            if not entry.startswith("vaultd "):
+                continue
+            before: list[str] = []
+            for seg in _segments(entry):
+                words = seg.split()
+                if words[0] == "vaultd":
+                    path, parser = _resolve(root, words[1:])
+                    if not path and words[1:] and not words[1].startswith("-"):
+                        problems.append(f"README.md line {at}: no command 'vaultd {words[1]}'")
+                        continue
+                else:  # an alternative to the command before: "... | approve ID", "... | batch approve ID"
+                    for keep in range(len(before), -1, -1):
+                        path, parser = _resolve(root, before[:keep] + words)
+                        if len(path) > keep:
+                            break
+                    else:
+                        problems.append(f"README.md line {at}: '{seg}' is no command after "
+                                        f"'vaultd {' '.join(before)}'")
+                        continue
+                before = path
+                known = set(parser._option_string_actions) | set(root._option_string_actions)
+                for word in words:
+                    opt = word.strip("[]().,")
+                    if re.fullmatch(r"--[a-z][a-z0-9-]*", opt) and opt not in known:
+                        problems.append(f"README.md line {at}: 'vaultd {' '.join(path)}' has no {opt}")
+    return problems
+
+
+def test_every_synopsis_names_commands_and_options_vaultd_has() -> None:
+    assert synopsis_problems(README.read_text(encoding="utf-8")) == []
+
+
+def test_a_stale_synopsis_is_found() -> None:
+    stale = "```text\nvaultd users add NAME --rank R | list | frobnicate\nvaultd nosuch thing\n```\n"
+    assert synopsis_problems(stale) == [
+        "README.md line 2: 'vaultd users add' has no --rank",
+        "README.md line 2: 'frobnicate' is no command after 'vaultd users list'",
+        "README.md line 3: no command 'vaultd nosuch'"]
