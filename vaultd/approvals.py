@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import Connection
@@ -146,13 +146,24 @@ def request_access(vault: Vault, actor: Principal, kind: RequestKind, refs: Sequ
         db.add_request(conn, request_id=request_id, kind=kind.value, requester_id=user_id,
                        requester_unit=actor.unit, purpose=purpose, notice_number=notice, case_number=case,
                        recording_ids=ids, expires_days=expires_days, uses=uses, at=utcnow())
-        audit.append(conn, Event("access.request", actor_of(actor, via), {
+        audit.append_many(conn, per_recording(conn, Event("access.request", actor_of(actor, via), {
             "request": request_id, "kind": kind.value, "recordings": ids,
             "purpose": purpose, "notice_number": notice, "expires_days": expires_days, "uses": uses,
-            **({"case": case} if case else {})}))
+            **({"case": case} if case else {})}), ids))
         row = db.get_request(conn, request_id)
     assert row is not None
     return row
+
+
+def per_recording(conn: Connection, event: Event, ids: Sequence[str]) -> list[Event]:
+    """The same entry once per recording it concerns, so that 'audit list --recording ID'
+    (and an export's custody chain) shows who asked, who approved, who denied (#16.12).
+    Ids that name no recording (an external retrieval's, as given) stay in the details;
+    with none left, one entry without evidence."""
+    known = rec_db.ids_exist(conn, list(ids)) if ids else set()
+    events = [replace(event, evidence=EvidenceRef.of(rec_db.get(conn, i)))
+              for i in dict.fromkeys(ids) if i in known]
+    return events or [event]
 
 
 def _request_ref(conn: Connection, row: RequestRow) -> RequestRef:
@@ -213,9 +224,9 @@ def approve(vault: Vault, actor: Principal, request_id: str, via: str) -> GrantR
         grant_id = "g" + secrets.token_hex(5)
         db.add_grant(conn, grant_id=grant_id, request=row, grantee_id=requester.id, approved_by=approver_id,
                      expires_at=now + timedelta(days=row.expires_days), at=now)
-        audit.append(conn, Event("access.approve", actor_of(actor, via), {
+        audit.append_many(conn, per_recording(conn, Event("access.approve", actor_of(actor, via), {
             "request": request_id, "grant": grant_id, "rule": decision.rule, "kind": row.kind,
-            "grantee": row.requester, "recordings": list(row.recording_ids)}), now)
+            "grantee": row.requester, "recordings": list(row.recording_ids)}), row.recording_ids), now)
         grant = db.get_grant(conn, grant_id)
     assert grant is not None
     return grant
@@ -233,8 +244,9 @@ def deny(vault: Vault, actor: Principal, request_id: str, reason: str, via: str)
         if not db.decide_request(conn, request_id, status="denied", decided_by=approver_id,
                                  at=utcnow(), reason=reason):
             raise UsageError(_("request %s is no longer pending") % request_id)
-        audit.append(conn, Event("access.deny", actor_of(actor, via), {
-            "request": request_id, "reason": reason}))
+        audit.append_many(conn, per_recording(conn, Event("access.deny", actor_of(actor, via), {
+            "request": request_id, "reason": reason, "rule": decision.rule, "requester": row.requester,
+            "recordings": list(row.recording_ids)}), row.recording_ids))
         out = db.get_request(conn, request_id)
     assert out is not None
     return out
@@ -248,9 +260,10 @@ def my_grants(vault: Vault, actor: Principal, via: str) -> list[GrantRow]:
 
 
 def take_grant(conn: Connection, actor: Principal, grant_id: str | None, rec: Recording,
-               action: Action, via: str) -> str | None:
+               action: Action, via: str, *, reason: str | None = None) -> str | None:
     """Check and use one use of a grant for ``action`` on ``rec`` (in the caller's
-    transaction). Returns the grant id used; the local owner needs none."""
+    transaction). Returns the grant id used; the local owner needs none. A refusal
+    is logged with the ``reason`` the user gave (#16.12)."""
     if actor.local_owner:
         return None
     row = db.get_grant(conn, grant_id) if grant_id else None
@@ -264,7 +277,8 @@ def take_grant(conn: Connection, actor: Principal, grant_id: str | None, rec: Re
                               hint=_("ask for access: 'vaultd access request --kind view-original "
                                      "--recording %s --purpose ...'") % rec.id),
             Event("access.denied", actor_of(actor, via), {
-                "action": action.value, "rule": rule, "grant": grant_id}, EvidenceRef.of(rec)))
+                "action": action.value, "rule": rule, "grant": grant_id,
+                **({"reason": reason} if reason is not None else {})}, EvidenceRef.of(rec)))
     audit.append(conn, Event("grant.use", actor_of(actor, via), {
         "grant": row.id, "action": action.value, "uses_left": row.uses_left - 1}, EvidenceRef.of(rec)))
     return row.id

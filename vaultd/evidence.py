@@ -125,9 +125,9 @@ def authorise_original(vault: Vault, actor: Principal, ref: str, reason: str, gr
         raise UsageError(_("a reason is required to read an original"),
                          hint=_("say why with --reason, e.g. --reason '案件 2026-017 review'"))
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
-        rec = visible_recording(conn, vault, actor, ref, via)
+        rec = visible_recording(conn, vault, actor, ref, via, {"reason": reason, "grant": grant_id})
         _refuse_purged(conn, rec)
-        used = take_grant(conn, actor, grant_id, rec, Action.READ_ORIGINAL, via)
+        used = take_grant(conn, actor, grant_id, rec, Action.READ_ORIGINAL, via, reason=reason)
     return rec, used
 
 

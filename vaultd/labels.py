@@ -113,9 +113,13 @@ def _clean(changes: Mapping[str, object]) -> dict[str, object]:
 
 
 def get_label(vault: Vault, actor: Principal, ref: str, via: str = "cli") -> tuple[Recording, Label | None]:
-    with audit.logging_refusals(vault), vault.engine.connect() as conn:
+    """A recording's label; reading it is an audit entry (it names the party, 行政相对人)."""
+    with audit.logging_refusals(vault), vault.engine.begin() as conn:
         rec = visible_recording(conn, vault, actor, ref, via)
-        return rec, db.get(conn, rec.id)
+        label = db.get(conn, rec.id)
+        audit.append(conn, Event("label.show", actor_of(actor, via), {"labelled": is_labelled(label, rec.media_type)},
+                                 EvidenceRef.of(rec)))
+        return rec, label
 
 
 def set_label(vault: Vault, actor: Principal, ref: str, changes: Mapping[str, object],

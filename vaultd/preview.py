@@ -329,7 +329,17 @@ def authorise(vault: Vault, actor: Principal, ref: str, via: str) -> Recording:
 
 def describe(vault: Vault, actor: Principal, ref: str, *, request: bool, via: str = "cli"
              ) -> tuple[Recording, db.PreviewRow | None, db.JobRow | None]:
-    """A recording's preview and job; ``request`` queues it for the person waiting when missing."""
+    """A recording's preview and job; ``request`` queues it for the person waiting when missing.
+    Reading the state is an audit entry (``preview.status``) of its own (#16.12)."""
+    rec, row, job = _describe(vault, actor, ref, request=request, via=via)
+    with vault.engine.begin() as conn:
+        audit.append(conn, Event("preview.status", actor_of(actor, via), {
+            "state": row.state if row else None, "job": job.state if job else None}, EvidenceRef.of(rec)))
+    return rec, row, job
+
+
+def _describe(vault: Vault, actor: Principal, ref: str, *, request: bool, via: str
+              ) -> tuple[Recording, db.PreviewRow | None, db.JobRow | None]:
     rec = authorise(vault, actor, ref, via)
     row, job = _current(vault, rec)
     missing = row is None or row.state != "ready"
@@ -363,7 +373,7 @@ def open_file(vault: Vault, actor: Principal, ref: str, name: str | None, *, whe
     No preview yet: it is queued at once for the person waiting and
     PreviewPendingError says so; the first seconds of a video come first.
     """
-    rec, row, job = describe(vault, actor, ref, request=True, via=via)
+    rec, row, job = _describe(vault, actor, ref, request=True, via=via)  # the view below is the entry
     main = name in (None, "", "main")
     if row is None or (row.state == "stills" and main):
         error = job.last_error if job and job.state == "failed" else None

@@ -282,3 +282,45 @@ def test_holds_follow_the_recordings_visibility(world: World) -> None:
     assert listed["root"] == []  # the admin sees no recordings
     not_found(world.post("qian", f"/holds/{hid}/release", {"note": "x"}))
     assert world.post("sun", f"/holds/{hid}/release", {"note": "已结案"}).status_code == 200
+
+
+# -- 12. audit gaps ---------------------------------------------------------------------------
+
+def test_reading_a_label_is_logged(world: World) -> None:
+    rec = world.u1[0]
+    assert world.get("wang", f"/recordings/{rec.id}/label").status_code == 200
+    assert logged(world.vault, "label.show", actor="wang", evidence=rec.id)
+
+
+def test_reading_a_preview_state_is_logged(world: World) -> None:
+    rec = world.u1[0]
+    assert world.get("wang", f"/recordings/{rec.id}/preview", params={"request": "false"}).status_code == 200
+    assert logged(world.vault, "preview.status", actor="wang", evidence=rec.id)
+
+
+def audit_of(world: World, rec: Recording) -> list[tuple[str, str]]:
+    r = world.get("sun", "/audit/entries", params={"recording": rec.id})
+    assert r.status_code == 200, r.text
+    return [(e["type"], e["actor"]["name"]) for e in r.json()["items"]]
+
+
+def test_who_asked_approved_and_denied_shows_under_each_recording(world: World) -> None:
+    a, b = world.u1[0], world.u1[-1]
+    q = world.ask("wang", "copy", a, b).json()["id"]
+    assert world.post("zhao", f"/access/requests/{q}/approve").status_code == 200
+    q2 = world.ask("wang", "view-original", a).json()["id"]
+    assert world.post("zhao", f"/access/requests/{q2}/deny", {"reason": "理由不足"}).status_code == 200
+    for rec in (a, b):
+        got = audit_of(world, rec)
+        assert ("access.request", "wang") in got and ("access.approve", "zhao") in got
+    assert ("access.deny", "zhao") in audit_of(world, a) and ("access.deny", "zhao") not in audit_of(world, b)
+    deny = logged(world.vault, "access.deny", evidence=a.id)[0]["details"]
+    assert deny["reason"] == "理由不足" and deny["recordings"] == [a.id] and deny["request"] == q2
+
+
+def test_a_refused_download_keeps_the_reason_given(world: World) -> None:
+    rec = world.u1[0]
+    refused(world.original("wang", rec, None, reason="想先看看"), 403, "no-grant")
+    not_found(world.original("liu", rec, None, reason="好奇"))
+    assert logged(world.vault, "access.denied", actor="wang", evidence=rec.id, reason="想先看看")
+    assert logged(world.vault, "access.denied", actor="liu", evidence=rec.id, reason="好奇")
