@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -111,3 +112,22 @@ def test_api_filters_use_the_same_parser(vault: Vault) -> None:
             assert BAD in body and "today" in body and "7d" in body
         r = client.post("/api/v1/spotchecks", headers=h["zhou"], json={"percent": 10, "since": "yesterday"})
         assert r.status_code == 200, r.text
+
+
+def test_cli_tables_show_station_time_and_name_the_zone(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vaultd.cli import main
+
+    h = ["--home", str(home)]
+    assert main([*h, "trips", "add", "--device", "CAM7", "--left", "2026-10-03T08:00", "--note", "防汛"]) == 0
+    capsys.readouterr()
+    assert main([*h, "trips", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "Asia/Shanghai" in out and "2026-10-03 08:00:00" in out
+    assert main([*h, "cases", "create", "松执〔2026〕9号", "--title", "t", "--act-ended", "2026-10-03T08:00"]) == 0
+    capsys.readouterr()
+    assert main([*h, "cases", "list"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "(Asia/Shanghai)" in line and "T" not in line.split("file due")[1]
+    assert main([*h, "audit", "list", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert all(datetime.fromisoformat(e["time"].replace("Z", "+00:00")).tzinfo for e in entries)  # JSON: ISO 8601

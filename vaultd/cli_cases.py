@@ -14,10 +14,11 @@ from urllib.parse import quote
 from vaultd import cases, classes, holds, labels, retention
 from vaultd import views_cases as vc
 from vaultd.access import Level
-from vaultd.clicommon import cmd, open_, parse_time, print_json, remote, zone
+from vaultd.clicommon import at, cmd, open_, parse_time, print_json, remote, zone, zone_note
 from vaultd.errors import UsageError
 from vaultd.holds import HoldReason
 from vaultd.i18n import _
+from vaultd.safetext import escape
 from vaultd.labels import TEXT_FIELDS
 from vaultd.people import local_owner
 from vaultd.vault import Vault, utcnow
@@ -87,10 +88,10 @@ def _add_cases(sub: Any) -> None:
 
 
 def _case_line(d: dict[str, Any]) -> str:
-    due = d.get("file_deadline") or "-"
+    due = at(d.get("file_deadline"), with_zone=True)
     late = _(" OVERDUE") if d.get("file_overdue") else ""
-    return (f"{d['number']}  [{d['status']}]  {d['title']}  " + _("handler %s, party %s, file due %s%s")
-            % (d.get("handler") or "-", d.get("party") or "-", due, late))
+    return (f"{escape(d['number'])}  [{d['status']}]  {escape(d['title'])}  " + _("handler %s, party %s, file due %s%s")
+            % (escape(d.get("handler") or "-"), escape(d.get("party") or "-"), due, late))
 
 
 def _run_create(args: argparse.Namespace) -> int:
@@ -275,9 +276,11 @@ def _add_holds(sub: Any) -> None:
 
 def _hold_line(d: dict[str, Any]) -> str:
     what = _("recording %s") % d["recording"] if d["recording"] else _("case %s") % d["case"]
-    state = _("active") if d["active"] else _("released by %s at %s") % (d["released_by"], d["released_at"])
-    return f"{d['id']}  {what}  {d['reason']}  " + _("set by %s at %s; %s") % (d["set_by"], d["set_at"], state) + (
-        f"  ({d['note']})" if d.get("note") else "")
+    state = _("active") if d["active"] else _("released by %s at %s") % (escape(d["released_by"]),
+                                                                           at(d["released_at"], with_zone=True))
+    return (f"{d['id']}  {escape(what)}  {escape(d['reason'])}  "
+            + _("set by %s at %s; %s") % (escape(d["set_by"]), at(d["set_at"], with_zone=True), state)
+            + (f"  ({escape(d['note'])})" if d.get("note") else ""))
 
 
 def _run_hold_add(args: argparse.Namespace) -> int:
@@ -359,10 +362,11 @@ def _run_plan(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
+    print(zone_note())
     for d in data["items"]:
-        print(f"{d['recording']}  {d['verdict']:<13} {d['class']:<10} {d['expires_at'] or '-':<26} {d['why']}")
+        print(f"{d['recording']}  {d['verdict']:<13} {d['class']:<10} {at(d['expires_at']):<19} {escape(d['why'])}")
     expired = sum(1 for d in data["items"] if d["verdict"] == "expired")
-    print(_("%d expired by %s") % (expired, data["at"]))
+    print(_("%d expired by %s") % (expired, at(data["at"], with_zone=True)))
     return 0
 
 
@@ -415,7 +419,7 @@ def _run_batch_show(args: argparse.Namespace) -> int:
         return 0
     print(_batch_line(data))
     for i in data["items"]:
-        print(f"  {i['recording']}  {i['class']:<10} {i['expires_at']}  {i['why']}")
+        print(f"  {i['recording']}  {i['class']:<10} {at(i['expires_at'], with_zone=True)}  {escape(i['why'])}")
     return 0
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from vaultd import compliance, gaps, scrub, spotcheck, stats
+from vaultd import compliance, gaps, scrub, spotcheck, stats, timefmt
 from vaultd.clicommon import cmd, filter_help, open_, parse_time, print_json, remote, time_filter, zone
 from vaultd.errors import IntegrityError, UsageError
 from vaultd.i18n import _
@@ -62,9 +62,7 @@ _TZ: list[ZoneInfo] = [ZoneInfo("Asia/Shanghai")]  # the station's zone, once a 
 
 def _at(text: str | None) -> str:
     """An ISO time from a service's JSON, shown in the station's zone."""
-    if not text:
-        return "-"
-    return datetime.fromisoformat(text).astimezone(_TZ[0]).strftime("%Y-%m-%d %H:%M:%S")
+    return timefmt.format_iso_local(text, _TZ[0])
 
 
 def _open(args: argparse.Namespace) -> Vault:
@@ -122,6 +120,7 @@ def _print_agency(doc: dict[str, Any]) -> None:
 def _print_report(doc: dict[str, Any]) -> None:
     t = doc["total"]
     _print_agency(doc)
+    print(timefmt.zone_note(_TZ[0]))
     print(_("compliance %s .. %s, unit %s") % (_at(doc["since"]), _at(doc["until"]),
                                                _unit(doc, doc["unit"]) if doc["unit"] else _("all")))
     print(_("  recordings %d: on time %d, late %d, unknown time %d; on-time rate %s")
@@ -141,7 +140,7 @@ def _print_report(doc: dict[str, Any]) -> None:
             print(f"  {x['id']}  {x['officer_id'] or '-'}  {x['device_serial'] or '-'}  "
                   + _("deadline %s, ingested %s (%.1f h late)%s") % (
                       _at(x["deadline"]), _at(x["ingested_at"]), (x["late_by_s"] or 0) / 3600,
-                      f"; {_('reason')}: {x['reason']}" if x["reason"] else _("; no reason entered")))
+                      f"; {_('reason')}: {escape(x['reason'])}" if x["reason"] else _("; no reason entered")))
     if doc["unlabelled"]:
         print(_("unlabelled:"))
         for u in doc["unlabelled"]:
@@ -190,7 +189,7 @@ def _add_trips(sub: Any) -> None:
 def _print_trip(t: dict[str, Any]) -> None:
     who = (_("officer %s") % t["officer_number"]) if t["officer_number"] else (_("device %s") % t["device_serial"])
     back = _at(t["returned_at"]) if t["returned_at"] else _("(away)")
-    print(f"  {t['id']:>4}  {who:<20} {_at(t['left_at'])} .. {back}  {t['note']}")
+    print(f"  {t['id']:>4}  {escape(who):<20} {_at(t['left_at'])} .. {back}  {escape(t['note'])}")
 
 
 def _run_trips_add(args: argparse.Namespace) -> int:
@@ -236,6 +235,7 @@ def _run_trips_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
+        print(timefmt.zone_note(_TZ[0]))
         for t in rows:
             _print_trip(t)
     return 0
@@ -260,9 +260,12 @@ def _add_gaps(sub: Any) -> None:
 def _print_gaps(rows: list[dict[str, Any]], title: str | None = None) -> None:
     if title and rows:
         print(title)
+    elif title is None:  # a table of its own: say the zone of its times
+        print(timefmt.zone_note(_TZ[0]))
     for g in rows:
-        print(f"  {g['id']}  {g['device_serial']:<10} {g['officer_id'] or '-':<8} {_at(g['gap_start'])} .. "
-              f"{_at(g['gap_end'])} ({g['gap_s'] / 60:.1f} min)  {g['note'] or _('NO NOTE')}")
+        print(f"  {g['id']}  {escape(g['device_serial']):<10} {escape(g['officer_id'] or '-'):<8} "
+              f"{_at(g['gap_start'])} .. {_at(g['gap_end'])} ({g['gap_s'] / 60:.1f} min)  "
+              f"{escape(g['note']) if g['note'] else _('NO NOTE')}")
 
 
 def _run_gaps_list(args: argparse.Namespace) -> int:
@@ -316,6 +319,7 @@ def _add_spotcheck(sub: Any) -> None:
 
 
 def _print_check(doc: dict[str, Any]) -> None:
+    print(timefmt.zone_note(_TZ[0]))
     print(_("spot check %s: %s%% of %d recordings -> %d, seed %s (drawn %s by %s)")
           % (doc["id"], doc["percent"], doc["population"], len(doc["sample"]), doc["seed"], _at(doc["drawn_at"]),
              doc["drawn_by"]))
@@ -372,6 +376,7 @@ def _run_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(docs)
     else:
+        print(timefmt.zone_note(_TZ[0]))
         for r in docs:
             print(f"  {r['id']}  {_at(r['drawn_at'])}  {r['percent']}%  {r['sample_size']}/{r['population']}"
                   f"  {r['unit'] or '-'}  seed {r['seed']}")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vaultd import devices
-from vaultd.clicommon import cmd, open_, print_json, remote
+from vaultd.clicommon import at, cmd, open_, print_json, remote
 from vaultd.errors import UsageError
 from vaultd.i18n import _
 from vaultd.people import local_owner
@@ -128,7 +128,7 @@ def _print_status(doc: dict[str, Any] | None) -> None:
         return
     state = doc["state"] if doc.get("running") else _("not running") + f" (last: {doc['state']})"
     print(_("daemon: %s, pid %s, since %s, status at %s")
-          % (state, doc.get("pid"), doc.get("started_at"), doc.get("updated_at")))
+          % (state, doc.get("pid"), at(doc.get("started_at"), with_zone=True), at(doc.get("updated_at"))))
     sessions = doc.get("sessions") or []
     print(_("docked cameras: %d") % len(sessions) + ("" if sessions else _(" (none)")))
     for st in sessions:
@@ -149,7 +149,7 @@ def _print_status(doc: dict[str, Any] | None) -> None:
             for line in _session_lines(st):
                 print("  " + line)
     for err in doc.get("errors") or []:
-        print(_("  error at %s on %s: %s") % (err["at"], err["key"], err["error"]))
+        print(_("  error at %s on %s: %s") % (at(err["at"]), escape(err["key"]), escape(err["error"])))
 
 
 def _extra_text(value: object) -> str:
@@ -217,9 +217,10 @@ def _run_alerts_list(args: argparse.Namespace) -> int:
     if not rows:
         print(_("no open alerts"))
     for a in rows:
-        state = _("cleared %s by %s: %s") % (a["cleared_at"], a["cleared_by"], a["clear_note"]) \
-            if a["cleared_at"] else _("open since %s") % a["raised_at"]
-        print(f"#{a['id']} [{a['severity']}] {a['kind']} {a['subject']}: {a['message']} "
+        state = _("cleared %s by %s: %s") % (at(a["cleared_at"], with_zone=True), escape(a["cleared_by"]),
+                                             escape(a["clear_note"])) \
+            if a["cleared_at"] else _("open since %s") % at(a["raised_at"], with_zone=True)
+        print(f"#{a['id']} [{a['severity']}] {a['kind']} {escape(a['subject'])}: {escape(a['message'])} "
               f"({state}; seen {a['count']}x)")
     return 0
 
@@ -248,8 +249,8 @@ def _run_devices_list(args: argparse.Namespace) -> int:
     for r in rows:
         clock = f"clock {r['clock_offset_s']:+.0f} s" if r["clock_offset_s"] is not None else ""
         battery = f"battery {r['battery_percent']}%" if r["battery_percent"] is not None else ""
-        last = r["last_docked_at"] or _("never docked")
-        print(f"#{r['id']} {r['serial']:<12} {r['status']:<9} {r['model'] or '-':<14} "
+        last = at(r["last_docked_at"], with_zone=True) if r["last_docked_at"] else _("never docked")
+        print(f"#{r['id']} {escape(r['serial']):<12} {r['status']:<9} {r['model'] or '-':<14} "
               + _("last docked %s") % last + "  " + "  ".join(x for x in (clock, battery) if x))
     return 0
 

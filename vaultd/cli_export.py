@@ -13,6 +13,7 @@ from vaultd import iso, timefmt
 from vaultd.clicommon import cmd, open_, print_json, remote, write_out
 from vaultd.errors import IntegrityError, UsageError
 from vaultd.i18n import _
+from vaultd.safetext import escape
 from vaultd.iso import DISCS
 from vaultd.people import authenticate, directory, local_owner
 from vaultd.progress import BytesBar, wanted
@@ -112,8 +113,8 @@ def _run_list(args: argparse.Namespace) -> int:
     who, tz = directory(vault), timefmt.station_zone(vault.config.time.station_tz)
     for r in rows:
         print(f"{r.id:<22} {r.status:<9} {timefmt.local(r.created_at, tz, seconds=False)}  "
-              f"{len(r.recording_ids):>4} rec  {who.name(r.requester)} / {who.name(r.approver)}  "
-              f"{r.case_number or '-'}")
+              f"{len(r.recording_ids):>4} rec  {escape(who.name(r.requester))} / {escape(who.name(r.approver))}  "
+              f"{escape(r.case_number or '-')}")
     print(_("%d exports") % len(rows) + " " + timefmt.zone_note(tz))
     return 0
 

@@ -41,6 +41,7 @@ def open_(args: argparse.Namespace) -> Vault:
 
     vault = open_vault(resolve_home(args.home), args.config)
     opened.append(vault)
+    _SHOWN_ZONE[0] = zone(vault)
     admin.record_config(vault, Actor.local())
     return vault
 
@@ -94,6 +95,29 @@ def write_out(path: Path, data: bytes) -> None:
 
 def zone(vault: Vault) -> ZoneInfo:
     return ZoneInfo(vault.config.time.station_tz)
+
+
+#: the zone people read times in: the station's once a vault is open, else the default
+_SHOWN_ZONE: list[ZoneInfo] = [timefmt.station_zone()]
+
+
+def shown_zone() -> ZoneInfo:
+    return _SHOWN_ZONE[0]
+
+
+def at(value: datetime | str | None, *, with_zone: bool = False) -> str:
+    """A time for a table or a line: station zone, ``2026-12-07 14:05:09``; ``with_zone`` names the zone
+    (a line that stands alone); a table prints ``timefmt.zone_note`` once instead."""
+    tz = shown_zone()
+    if value is None or value == "":
+        return "-"
+    text = timefmt.local(value, tz) if isinstance(value, datetime) else timefmt.format_iso_local(value, tz)
+    return f"{text} ({timefmt.zone_label(tz)})" if with_zone else text
+
+
+def zone_note() -> str:
+    """The line a table prints once: the zone of its times."""
+    return timefmt.zone_note(shown_zone())
 
 
 def parse_time(text: str, tz: ZoneInfo, option: str) -> datetime:
