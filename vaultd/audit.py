@@ -25,10 +25,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, TextClause, bindparam, func, insert, select, text, update
 
 from vaultd import keys, merkle, note, tlogfmt
-from vaultd.catalog.schema import audit_checkpoints, audit_entries, audit_head, audit_nodes
+from vaultd.catalog.schema import audit_checkpoints, audit_entries, audit_head, audit_nodes, recordings
 from vaultd.files import write_durably
 from vaultd.errors import LogTamperedError, NotFoundError, UsageError, VaultError
 from vaultd.i18n import _
+from vaultd.logcheck import StoredEntry, StoredNode
 from vaultd.model import Actor, Recording
 from vaultd.vault import Vault, utcnow
 
@@ -399,6 +400,60 @@ def read_entries(vault: Vault, actor: Actor, flt: AuditFilter) -> list[LoggedEnt
                        for k, v in flt.__dict__.items() if v is not None},
             "returned": len(rows)}))
     return rows
+
+
+def read_range(vault: Vault, actor: Actor, start: int, end: int) -> list[StoredEntry]:
+    """Entries ``start <= idx < end`` with their indexed columns, as stored
+    (for an auditor recomputing the log elsewhere); the read is logged."""
+    q = (select(audit_entries.c.idx, audit_entries.c.entry, audit_entries.c.type, audit_entries.c.evidence_id)
+         .where(audit_entries.c.idx >= start, audit_entries.c.idx < end).order_by(audit_entries.c.idx))
+    with vault.engine.begin() as conn:
+        rows = [StoredEntry(int(r.idx), bytes(r.entry), r.type, r.evidence_id) for r in conn.execute(q)]
+        append(conn, Event("audit.read", actor, {"filter": {"start": start, "end": end}, "returned": len(rows)}))
+    return rows
+
+
+def read_nodes(vault: Vault, actor: Actor, level: int, start: int, end: int) -> list[StoredNode]:
+    """Stored subtree hashes of ``level``, ``start <= idx < end``; the read is logged."""
+    q = (select(audit_nodes.c.idx, audit_nodes.c.hash)
+         .where(audit_nodes.c.level == level, audit_nodes.c.idx >= start, audit_nodes.c.idx < end)
+         .order_by(audit_nodes.c.idx))
+    with vault.engine.begin() as conn:
+        rows = [StoredNode(level, int(r.idx), bytes(r.hash)) for r in conn.execute(q)]
+        append(conn, Event("audit.read", actor, {"filter": {"level": level, "start": start, "end": end},
+                                                  "returned": len(rows)}))
+    return rows
+
+
+def recording_hashes(vault: Vault, actor: Actor, after: str, limit: int) -> tuple[int, list[tuple[str, str]]]:
+    """The log size, then the catalog's recordings (id, sha256) by id after
+    ``after``, read in one snapshot; the read is logged."""
+    q = (select(recordings.c.id, recordings.c.sha256).where(recordings.c.id > after)
+         .order_by(recordings.c.id).limit(limit))
+    with vault.engine.begin() as conn:
+        n = size(conn)
+        rows = [(str(r.id), str(r.sha256)) for r in conn.execute(q)]
+        append(conn, Event("audit.read", actor, {"filter": {"recordings_after": after}, "returned": len(rows)}))
+    return n, rows
+
+
+def checkpoints(vault: Vault, after: int, upto: int | None, limit: int) -> list[tuple[int, bytes]]:
+    """Stored checkpoints by size, ``after < size <= upto``."""
+    q = select(audit_checkpoints.c.size, audit_checkpoints.c.note).where(audit_checkpoints.c.size > after)
+    if upto is not None:
+        q = q.where(audit_checkpoints.c.size <= upto)
+    with vault.engine.connect() as conn:
+        return [(int(r.size), bytes(r.note)) for r in conn.execute(q.order_by(audit_checkpoints.c.size).limit(limit))]
+
+
+def state(vault: Vault) -> tuple[int, bytes | None]:
+    """The log size and the checkpoint kept outside the database (None: none).
+
+    The file is read first, so a checkpoint sealed meanwhile is never ahead of the size."""
+    outside = vault.layout.root / CHECKPOINT_FILE
+    held = outside.read_bytes() if outside.is_file() else None
+    with vault.engine.connect() as conn:
+        return size(conn), held
 
 
 # -- refusals: logged even though the transaction that found them rolls back ----------

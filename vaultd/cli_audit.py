@@ -37,9 +37,15 @@ def add_commands(sub: Any) -> None:
     con.add_argument("old_size", type=int)
     con.add_argument("new_size", type=int, nargs="?")
     ver = cmd(asub, "verify", _run_verify,
-              _("recompute the whole log and check every checkpoint, link and recording; exit 0 when intact"))
+              _("recompute the whole log and check every checkpoint, link and recording; exit 0 when intact "
+                "(with --url: fetch the log over the API and check it here, against --log-key)"))
     ver.add_argument("--since", type=Path, metavar="FILE",
                      help=_("a checkpoint saved earlier with 'audit checkpoint --out'"))
+    ver.add_argument("--log-key", metavar="KEY",
+                     help=_("the log's verifier key to pin (the string, or a file holding it); required "
+                            "with --url: the log is fetched over the API and checked here against this key"))
+    ver.add_argument("--save", type=Path, metavar="FILE",
+                     help=_("when intact, write the latest verified checkpoint to FILE, for --since next time"))
     ver.add_argument("--json", action="store_true")
     k = sub.add_parser("keys", help=_("the vault's public keys"))
     ksub = k.add_subparsers(metavar="ACTION", required=True)
@@ -135,30 +141,50 @@ def _run_consistency(args: argparse.Namespace) -> int:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    vault = open_(args)
-    held = None
-    if args.since:
-        try:
-            held = args.since.read_bytes()
-        except OSError as exc:
-            raise UsageError(_("cannot read %s: %s") % (args.since, exc.strerror)) from None
-    report = auditcheck.verify(vault, held)
-    with vault.engine.begin() as conn:
-        audit.append(conn, Event("audit.verify", Actor.local(), {
-            "ok": report.ok, "entries": report.entries, "problems": report.problems[:20]}))
-    if args.json:
-        print_json({"ok": report.ok, "entries": report.entries, "checkpoints": report.checkpoints,
-                    "recordings": report.recordings, "problems": report.problems})
+    from vaultd import auditremote, progress
+
+    held = _read_held(args.since) if args.since else None
+    client = remote(args)
+    if client:
+        key = auditremote.pinned_key(args.log_key)
+        bar = progress.CountBar(_("audit entries")) if progress.wanted(args.json) else None
+        report = auditremote.verify(client, key, held, bar)
+        where = client.url
     else:
-        print(_("audit log: %d entries, %d checkpoints, %d recordings checked")
-              % (report.entries, report.checkpoints, report.recordings))
-        for p in report.problems:
-            print(_("  FAIL %s") % p)
+        vault = open_(args)
+        report = auditcheck.verify(vault, held, auditremote.pinned_key(args.log_key) if args.log_key else None)
+        with vault.engine.begin() as conn:
+            audit.append(conn, Event("audit.verify", Actor.local(), {
+                "ok": report.ok, "entries": report.entries, "problems": report.problems[:20]}))
+        where = str(vault.layout.root)
+    if args.save and report.ok and report.latest is not None:
+        write_out(args.save, report.latest)
+    _print_report(args, report, where)
     if not report.ok:
         raise LogTamperedError(report.problems[0], hint=_("the log or the catalog was altered outside vaultd"))
-    if not args.json:
-        print(_("intact"))
     return 0
+
+
+def _read_held(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(_("cannot read %s: %s") % (path, exc.strerror)) from None
+
+
+def _print_report(args: argparse.Namespace, report: auditcheck.VerifyReport, where: str) -> None:
+    if args.json:
+        print_json({"ok": report.ok, "vault": where, "entries": report.entries, "checkpoints": report.checkpoints,
+                    "recordings": report.recordings, "problems": report.problems})
+        return
+    print(_("audit log of %s: %d entries, %d checkpoints, %d recordings checked")
+          % (where, report.entries, report.checkpoints, report.recordings))
+    for p in report.problems:
+        print(_("  FAIL %s") % p)
+    if report.ok:
+        if args.save and report.latest is not None:
+            print(_("latest checkpoint saved to %s (verify against it next time with --since)") % args.save)
+        print(_("intact"))
 
 
 def _run_keys_show(args: argparse.Namespace) -> int:

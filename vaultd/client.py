@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # httpx loads only when a command talks to a server
 from vaultd.errors import (
     AccessDeniedError,
     AuthenticationError,
+    IntegrityError,
     NotFoundError,
     TooManyAttemptsError,
     UsageError,
@@ -60,8 +61,20 @@ _ERRORS: dict[int, type[VaultError]] = {
 
 @dataclass
 class ApiClient:
+    """``with client:`` keeps one connection open for the calls made inside."""
+
     url: str
     token: str | None
+    _open: httpx.Client | None = field(default=None, init=False, repr=False)
+
+    def __enter__(self) -> ApiClient:
+        self._open = self._client()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._open is not None:
+            self._open.close()
+            self._open = None
 
     def _client(self) -> httpx.Client:
         """HTTP(S) to ``url``, or the server's Unix socket for ``unix:/path/to.sock``."""
@@ -78,13 +91,42 @@ class ApiClient:
         import httpx
 
         try:
-            with self._client() as c:
-                resp = c.request(method, path, **kwargs)
+            if self._open is not None:
+                resp = self._open.request(method, path, **kwargs)
+            else:
+                with self._client() as c:
+                    resp = c.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise VaultError(_("cannot reach the vault at %s: %s") % (self.url, exc),
-                             hint=_("check --url (or VAULTD_URL) and that 'vaultd serve' runs")) from None
+            raise self._unreachable(exc) from None
         _raise_for(resp)
         return resp
+
+    def _unreachable(self, exc: Exception) -> VaultError:
+        return VaultError(_("cannot reach the vault at %s: %s") % (self.url, exc),
+                          hint=_("check --url (or VAULTD_URL) and that 'vaultd serve' runs"))
+
+    def get_bytes(self, path: str, params: dict[str, Any], max_bytes: int) -> bytes:
+        """A GET's body, refusing one larger than ``max_bytes`` (a server may lie)."""
+        import httpx
+
+        if self._open is None:
+            with self:
+                return self.get_bytes(path, params, max_bytes)
+        parts, got = [], 0
+        try:
+            with self._open.stream("GET", path, params=params) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    _raise_for(resp)
+                for chunk in resp.iter_bytes(1 << 20):
+                    got += len(chunk)
+                    if got > max_bytes:
+                        raise IntegrityError(_("the vault's answer to %s is larger than %d bytes") % (path, max_bytes),
+                                             hint=_("the vault or something between it and you is misbehaving"))
+                    parts.append(chunk)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        return b"".join(parts)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.call(method, path, **kwargs).json()

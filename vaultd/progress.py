@@ -52,5 +52,29 @@ class BytesBar:
         self._bar.stop()
 
 
+class CountBar:
+    """Items done of a total, with rate and ETA, on stderr (``auditremote.Progress``)."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._label = label
+        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeRemainingColumn(), console=Console(file=stream), transient=False)
+        self._task: Any = None
+
+    def begin(self, total: int) -> None:
+        self._bar.start()
+        self._task = self._bar.add_task(self._label, total=total)
+
+    def advance(self, n: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, n)
+
+    def end(self) -> None:
+        self._bar.stop()
+
+
 def wanted(json_output: bool, stream: TextIO = sys.stderr) -> bool:
     return not json_output and stream.isatty()

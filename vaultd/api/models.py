@@ -283,3 +283,29 @@ class AuditEntryOut(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[AuditEntryOut]
+
+
+class AuditHeadOut(BaseModel):
+    """The log's size now, and the signed checkpoint the station keeps outside its database."""
+
+    size: int
+    outside_checkpoint: str | None = Field(description="C2SP signed note; null when the station keeps none")
+
+
+class CheckpointOut(BaseModel):
+    size: int
+    note: str = Field(description="the signed checkpoint (C2SP tlog-checkpoint) as stored")
+
+
+class CheckpointPage(BaseModel):
+    items: list[CheckpointOut]
+
+
+class RecordingHashOut(BaseModel):
+    id: str
+    sha256: str
+
+
+class RecordingHashPage(BaseModel):
+    size: int = Field(description="the log size, read in the same snapshot as the items")
+    items: list[RecordingHashOut]
