@@ -332,14 +332,14 @@ def test_request_approve_download_with_ranges_all_in_the_log(world: World) -> No
     assert whole.headers["etag"] == f'"{rec.sha256}"'
     assert whole.headers["content-type"] == "application/octet-stream"
     assert whole.headers["content-disposition"] == "attachment; filename*=UTF-8''" + quote(rec.original_name)
+    # the first three reads are one copy (the whole file was sent by then): one use; the fourth begins another
     rest = world.original("wang", rec, grant["id"], Range=f"bytes={rec.size_bytes - 10}-")
     assert rest.status_code == 206 and rest.content == data[-10:]
-    assert world.get("wang", "/access/grants").json()["items"][0]["uses_left"] == 0
-    refused(world.original("wang", rec, grant["id"]), 403, "grant-used-up")
+    assert world.get("wang", "/access/grants").json()["items"][0]["uses_left"] == 2
 
     assert logged(world.vault, "access.request", actor="wang", request=req["id"], via="api")
     assert logged(world.vault, "access.approve", actor="zhao", request=req["id"], grant=grant["id"])
-    assert [u["details"]["uses_left"] for u in logged(world.vault, "grant.use", grant=grant["id"])] == [3, 2, 1, 0]
+    assert [u["details"]["uses_left"] for u in logged(world.vault, "grant.use", grant=grant["id"])] == [3, 2]
     reads = logged(world.vault, "recording.get", actor="wang", evidence=rec.id, grant=grant["id"])
     assert [e["details"]["out"].split(" ", 2)[2] for e in reads] == [
         "bytes 100-1099", f"bytes {rec.size_bytes - 500}-{rec.size_bytes - 1}", "whole",
@@ -348,8 +348,7 @@ def test_request_approve_download_with_ranges_all_in_the_log(world: World) -> No
     # the auditor sees every step through the API too
     entries = world.get("wu", "/audit/entries", params={"recording": rec.id}).json()["items"]
     types = [e["type"] for e in entries]
-    assert types.count("grant.use") == 4 and types.count("recording.get") == 4
-    assert "access.denied" in types
+    assert types.count("grant.use") == 2 and types.count("recording.get") == 4
     steps = world.get("wu", "/audit/entries", params={"type": "access.*"}).json()["items"]
     assert {"access.request", "access.approve"} <= {e["type"] for e in steps}
 
@@ -378,7 +377,7 @@ def test_range_forms(world: World, header: str, status: int, sl: slice) -> None:
     assert r.status_code == status and r.content == rec_bytes(world.vault, rec)[sl]
 
 
-def test_unsatisfiable_range_is_416_and_spends_the_use(world: World) -> None:
+def test_unsatisfiable_range_is_416_and_spends_nothing(world: World) -> None:
     rec = world.rec("photo")
     gid = world.granted("wang", rec, "zhao")
     r = world.original("wang", rec, gid, Range=f"bytes={rec.size_bytes}-")

@@ -68,7 +68,12 @@ def test_request_approve_download_with_cli_and_curl(server: tuple[Path, str], tm
                            f"{url}/api/v1/recordings/{video['id']}/original?grant={grant_id}&reason=curl"],
                           capture_output=True, check=True).stdout
     assert part == out.read_bytes()[:100]
-    # both uses are spent now
+    # that range began the second copy (the second use); the rest of it belongs to the same copy
+    rest = subprocess.run(["curl", "-sf", "-r", "100-", "-H", f"Authorization: Bearer {officer_token}",
+                           f"{url}/api/v1/recordings/{video['id']}/original?grant={grant_id}&reason=curl"],
+                          capture_output=True, check=True).stdout
+    assert part + rest == out.read_bytes()
+    # both uses are spent now: two complete copies
     again = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
                             f"Authorization: Bearer {officer_token}",
                             f"{url}/api/v1/recordings/{video['id']}/original?grant={grant_id}&reason=x"],

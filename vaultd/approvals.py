@@ -257,28 +257,3 @@ def my_grants(vault: Vault, actor: Principal, via: str) -> list[GrantRow]:
         if actor.local_owner:
             return db.grants_of(conn, None)
         return _grants_for(conn, actor)
-
-
-def take_grant(conn: Connection, actor: Principal, grant_id: str | None, rec: Recording,
-               action: Action, via: str, *, reason: str | None = None) -> str | None:
-    """Check and use one use of a grant for ``action`` on ``rec`` (in the caller's
-    transaction). Returns the grant id used; the local owner needs none. A refusal
-    is logged with the ``reason`` the user gave (#16.12)."""
-    if actor.local_owner:
-        return None
-    row = db.get_grant(conn, grant_id) if grant_id else None
-    grants = [grant_of(row)] if row else []
-    decision = access.decide(actor, action, recording=ref_of(rec), grants=grants, now=utcnow())
-    if not decision.allowed or row is None or not db.use_grant(conn, row.id):
-        rule = decision.rule if not decision.allowed else "grant-used-up"
-        raise audit.refusal(
-            AccessDeniedError(_("%s may not %s recording %s (rule: %s)")
-                              % (actor.name, action.value, rec.id, rule), rule=rule,
-                              hint=_("ask for access: 'vaultd access request --kind view-original "
-                                     "--recording %s --purpose ...'") % rec.id),
-            Event("access.denied", actor_of(actor, via), {
-                "action": action.value, "rule": rule, "grant": grant_id,
-                **({"reason": reason} if reason is not None else {})}, EvidenceRef.of(rec)))
-    audit.append(conn, Event("grant.use", actor_of(actor, via), {
-        "grant": row.id, "action": action.value, "uses_left": row.uses_left - 1}, EvidenceRef.of(rec)))
-    return row.id

@@ -219,8 +219,8 @@ def _not_yours(r: dict[str, Any]) -> str:
 def _run_approve(args: argparse.Namespace) -> int:
     g = _api(args).json("POST", f"/access/requests/{args.id}/approve")
     print(g["id"])
-    print(_("grant %s for %s: %s of %s, %d uses, until %s")
-          % (g["id"], g["grantee"], g["kind"], ",".join(g["recordings"]), g["uses_left"], g["expires_at"]),
+    print(_("grant %s for %s: %s of %s, %d uses (complete copies) of each, until %s")
+          % (g["id"], g["grantee"], g["kind"], ",".join(g["recordings"]), g["uses_total"], g["expires_at"]),
           file=sys.stderr)
     return 0
 
@@ -241,8 +241,11 @@ def _run_grants(args: argparse.Namespace) -> int:
         until = g["expires_at"]
         until = timefmt.format_local(until, tz) if isinstance(until, datetime) else timefmt.format_local(
             datetime.fromisoformat(until), tz)
+        left = g.get("uses_left_by_recording") or {}
+        uses = (" ".join(f"{e(r)}:{left.get(r, 0)}/{g['uses_total']}" for r in g["recordings"])
+                if len(g["recordings"]) > 1 else f"{g['uses_left']}/{g['uses_total']}")
         print(f"{e(g['id'])}  {e(g['kind']):<18} {e(g['grantee']):<12} {e(','.join(g['recordings']))}  "
-              + _("uses left %d/%d  until %s") % (g["uses_left"], g["uses_total"], until))
+              + _("uses left %s  until %s") % (uses, until))
     return 0
 
 

@@ -7,15 +7,16 @@ writes the audit entry itself (refusals too), so no front end can forget it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
 
-from vaultd import access, audit
+from vaultd import access, audit, copies
 from vaultd.access import Action, Level, Principal, Role
-from vaultd.approvals import grant_of, reachable_recording, ref_of, take_grant, visible_recording
+from vaultd.approvals import grant_of, reachable_recording, ref_of, visible_recording
 from vaultd.audit import Event, EvidenceRef
 from vaultd.catalog import approvals as appr_db
 from vaultd.catalog import people as people_db
@@ -23,7 +24,9 @@ from vaultd.catalog import recordings as rec_db
 from vaultd.catalog import retention as ret_db
 from vaultd.catalog import sessions as ses_db
 from vaultd.catalog.recordings import RecordingFilter, Scope
+from vaultd.copies import Use
 from vaultd.errors import AccessDeniedError, HashMismatchError, NotFoundError, StorageError, UsageError
+from vaultd.grantuse import Span
 from vaultd.i18n import _
 from vaultd.model import Recording
 from vaultd.people import actor_of
@@ -119,16 +122,23 @@ class Retrieved:
 
 
 def authorise_original(vault: Vault, actor: Principal, ref: str, reason: str, grant_id: str | None,
-                       via: str) -> tuple[Recording, str | None]:
-    """Check and use the right to read an original's bytes (one grant use)."""
+                       via: str, span_of: Callable[[Recording], Span | None] | None = None) -> tuple[Recording, Use]:
+    """Check the right to read an original's bytes and begin the read: it joins the
+    grant's open copy of the recording, or begins one (one use; see vaultd.grantuse).
+    ``span_of`` says which bytes the read sends (default: all), None when it can send
+    none (a range past the end): then nothing is spent. End the read with ``finish_read``."""
     if not reason.strip():
         raise UsageError(_("a reason is required to read an original"),
                          hint=_("say why with --reason, e.g. --reason '案件 2026-017 review'"))
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         rec = visible_recording(conn, vault, actor, ref, via, {"reason": reason, "grant": grant_id})
         _refuse_purged(conn, rec)
-        used = take_grant(conn, actor, grant_id, rec, Action.READ_ORIGINAL, via, reason=reason)
-    return rec, used
+        grant = copies.check_grant(conn, actor, grant_id, rec, Action.READ_ORIGINAL, via, reason=reason)
+        span = span_of(rec) if span_of else (0, rec.size_bytes - 1)
+        if span is None:
+            return rec, Use(grant.id if grant else None)
+        use = copies.begin_read(conn, actor, grant, rec, span, via, reason=reason)
+    return rec, use
 
 
 def _purged(conn: Connection, rec: Recording) -> dict[str, Any] | None:
@@ -152,24 +162,37 @@ def _refuse_purged(conn: Connection, rec: Recording) -> None:
 
 def log_read(vault: Vault, actor: Principal, rec: Recording, *, reason: str, grant: str | None,
              where: str, problem: str | None, via: str) -> None:
+    """The audit entry of a read that holds no copy (see ``finish_read``)."""
+    finish_read(vault, actor, rec, Use(grant), reason=reason, where=where, problem=problem, sent=None,
+                fault=False, via=via)
+
+
+def finish_read(vault: Vault, actor: Principal, rec: Recording, use: Use, *, reason: str, where: str,
+                problem: str | None, sent: Span | None, fault: bool, via: str) -> None:
+    """End a read begun by ``authorise_original``: its audit entry (the bytes sent, its copy) and
+    the copy's new state: complete once every byte was sent; the use given back when the vault
+    failed (``fault``) or the copy sent nothing."""
     with vault.engine.begin() as conn:
+        state = copies.end_read(conn, actor, rec, use, sent=sent, ok=problem is None, fault=fault, via=via)
+        details: dict[str, Any] = {"reason": reason, "grant": use.grant, "out": where, "problem": problem}
+        if use.copy is not None:
+            details.update(copy=use.copy, copy_state=state, sent=list(sent) if sent else None)
         audit.append(conn, Event("recording.get" if problem is None else "recording.get.failed",
-                                 actor_of(actor, via),
-                                 {"reason": reason, "grant": grant, "out": where, "problem": problem},
-                                 EvidenceRef.of(rec)))
+                                 actor_of(actor, via), details, EvidenceRef.of(rec)))
 
 
 def get_original(vault: Vault, actor: Principal, ref: str, out: Path, reason: str,
                  grant_id: str | None = None, via: str = "cli") -> Retrieved:
     """Write the original's exact bytes to ``out``, checking the hash on the way."""
-    rec, used = authorise_original(vault, actor, ref, reason, grant_id, via)
+    rec, use = authorise_original(vault, actor, ref, reason, grant_id, via)
     try:
         size = _write_original(vault, rec, out)
-    except Exception as exc:
-        log_read(vault, actor, rec, reason=reason, grant=used, where=str(out),
-                 problem=getattr(exc, "message", str(exc)), via=via)
+    except Exception as exc:  # nothing was written (the file is removed): nothing was sent
+        finish_read(vault, actor, rec, use, reason=reason, where=str(out), problem=getattr(exc, "message", str(exc)),
+                    sent=None, fault=False, via=via)
         raise
-    log_read(vault, actor, rec, reason=reason, grant=used, where=str(out), problem=None, via=via)
+    finish_read(vault, actor, rec, use, reason=reason, where=str(out), problem=None,
+                sent=(0, size - 1) if size else None, fault=False, via=via)
     return Retrieved(rec, out, size)
 
 

@@ -1,7 +1,8 @@
 """Signed evidence exports (R5, R7): the service behind ``vaultd export``.
 
 ``create_export`` checks the export grant (approved, unexpired, uses left,
-naming every recording; refusals are logged), takes one use of it, writes
+naming every recording; refusals are logged), takes one use of each
+recording (one copy; given back if the build fails, see docs/grants.md), writes
 the audit entries (``export.recording`` per recording and one
 ``export.created``) and the vault's record of the export in one transaction,
 then builds the package: a BagIt bag streamed from the write-once originals
@@ -34,7 +35,7 @@ from zoneinfo import ZoneInfo
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection
 
-from vaultd import access, audit, bag, cover, custody, iso, labels, note, pki, signing, timefmt
+from vaultd import access, audit, bag, copies, cover, custody, iso, labels, note, pki, signing, timefmt
 from vaultd.access import Action, Principal
 from vaultd.approvals import grant_of, ref_of, visible_recording
 from vaultd.audit import Event, EvidenceRef
@@ -89,8 +90,9 @@ def _refuse(actor: Principal, via: str, grant_id: str | None, recs: Sequence[Rec
 
 
 def check_grant(conn: Connection, actor: Principal, grant_id: str | None, recs: Sequence[Recording],
-                via: str) -> GrantRow:
-    """The export grant, if it allows exporting every one of ``recs`` now; one use is taken.
+                via: str, *, export_id: str) -> GrantRow:
+    """The export grant, if it allows exporting every one of ``recs`` now; one use of each
+    recording is taken for ``export_id`` (given back if the export fails: ``copies.end_export``).
 
     At the station (the local owner) the grant's grantee is the one checked:
     the owner carries out an export someone asked for and someone approved."""
@@ -111,8 +113,11 @@ def check_grant(conn: Connection, actor: Principal, grant_id: str | None, recs: 
             raise _refuse(actor, via, grant_id, recs, decision.rule,
                           _("grant %s does not allow exporting recording %s (rule: %s)")
                           % (grant_id, rec.id, decision.rule))
-    if not appr_db.use_grant(conn, row.id):
-        raise _refuse(actor, via, grant_id, recs, "grant-used-up", _("grant %s has no uses left") % grant_id)
+    used_up = [r.id for r in recs if row.uses_left_by_recording.get(r.id, 0) <= 0]
+    if used_up:
+        raise _refuse(actor, via, grant_id, recs, "grant-used-up",
+                      _("grant %s has no uses left for %s") % (grant_id, ", ".join(used_up)))
+    copies.spend_for_export(conn, actor, row, recs, export_id, via)
     return row
 
 
@@ -187,13 +192,14 @@ def create_export(vault: Vault, actor: Principal, req: ExportRequest, via: str =
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         recs = _recordings(conn, vault, actor, req, via)
         parts = plan_discs(recs, discs)
-        grant = check_grant(conn, actor, req.grant_id, recs, via)
+        grant = check_grant(conn, actor, req.grant_id, recs, via, export_id=export_id)
         maker = actor_of(actor, via)
         indexes = audit.append_many(conn, [
             *[Event("export.recording", maker, {"export": export_id, "grant": grant.id}, EvidenceRef.of(r))
               for r in recs],
             Event("grant.use", maker, {"grant": grant.id, "action": Action.EXPORT.value,
-                                       "uses_left": grant.uses_left - 1, "export": export_id}),
+                                       "uses_left": min(grant.uses_left_by_recording[r.id] for r in recs) - 1,
+                                       "export": export_id}),
             Event("export.created", maker, {
                 "export": export_id, "grant": grant.id, "requester": grant.grantee, "approver": grant.approved_by,
                 "purpose": grant.purpose, "case_number": req.case_number, "out": str(req.out_dir),
@@ -280,6 +286,7 @@ class _Job:
         with self.vault.engine.begin() as conn:
             db.finish(conn, self.export_id, at=at, status=status, packages=records, checkpoint_size=cp_size,
                       problem=problem)
+            copies.end_export(conn, self.export_id, ok=status == "complete", maker=self.maker)
             details: dict[str, Any] = {"export": self.export_id}
             if status == "complete":
                 details["packages"] = [{k: r[k] for k in ("path", "tagmanifest_sha256", "recordings")}

@@ -1,9 +1,12 @@
 """Streaming an original's bytes to an HTTP client, whole or one range.
 
-The read was authorised (and one grant use spent) before this response is
-made. The response reports how the transfer ended exactly once through
-``on_done(problem)`` (``None`` when every byte was handed to the server),
-whether it finished, the client went away or the read failed.
+The read was authorised (and its grant's copy begun or joined) before this
+response is made. The response reports how the transfer ended exactly once
+through ``on_done(problem)`` (``None`` when every byte was handed to the
+server), whether it finished, the client went away or the read failed; by
+then ``delivered`` says how many bytes of the part were handed to the server
+and ``fault`` whether the vault failed (the original unreadable or not
+matching its hash), not the client.
 
 Once the status line is out, an error can only cut the connection: the
 response then ends without its last message, which makes the server close
@@ -88,6 +91,8 @@ class OriginalResponse(Response):
         self.chunk_bytes = chunk_bytes or CHUNK_BYTES
         self.status_code = 200 if part is None else 206
         self.sent_all = False
+        self.delivered = 0  # bytes of the part handed to the server
+        self.fault = False  # the vault failed (not the client)
         self.background = None
         headers: Mapping[str, str] = {**original_headers(rec), "content-length": str(self.part.length)}
         if part is not None:
@@ -110,6 +115,7 @@ class OriginalResponse(Response):
                             log.info("sending original %s stopped: %s", self.rec.id, cause)
                         else:
                             problem = _describe(cause)
+                            self.fault = True
                             log.error("sending original %s failed; the connection is cut: %s",
                                       self.rec.id, problem, exc_info=exc)
                     tg.cancel_scope.cancel()
@@ -124,7 +130,7 @@ class OriginalResponse(Response):
         finally:
             os.close(self.fd)
             if self.sent_all:
-                problem = None
+                problem, self.delivered, self.fault = None, self.part.length, False
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.on_done, problem)
 
@@ -134,6 +140,7 @@ class OriginalResponse(Response):
             _verify(hashlib.sha256() if self.whole else None, self.rec)
             self.sent_all = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            self.delivered = 0
         elif zerocopy:
             await self._stream_zerocopy(send)
         else:
@@ -162,6 +169,7 @@ class OriginalResponse(Response):
                 except OSError as exc:  # the kernel could not read the file
                     raise _unreadable(self.rec, exc) from exc
                 self.sent_all = last
+                self.delivered = ready
                 ahead.advance(ready)
 
     # -- in chunks: read (and hash) the next chunk while one is sent -----------------------
@@ -179,6 +187,7 @@ class OriginalResponse(Response):
                     if left == 0:
                         self.sent_all = True  # the client may hang up at once; that is no failure
                     await send({"type": "http.response.body", "body": data, "more_body": left > 0})
+                    self.delivered += len(data)
         if failed:
             raise failed[0]
 

@@ -244,8 +244,9 @@ class GrantOut(BaseModel):
     recordings: list[str]
     purpose: str
     expires_at: datetime
-    uses_total: int
-    uses_left: int
+    uses_total: int = Field(description="complete copies of EACH recording the grant allows")
+    uses_left: int = Field(description="uses left of the recording with the most left (0: all used up)")
+    uses_left_by_recording: dict[str, int] = Field(description="uses left per recording")
     approved_by: str
     created_at: datetime
 

@@ -40,7 +40,8 @@ def grant_json(row: GrantRow, tz: ZoneInfo) -> dict[str, Any]:
         "id": row.id, "request_id": row.request_id, "grantee": row.grantee, "kind": row.kind,
         "recordings": list(row.recording_ids), "purpose": row.purpose,
         "expires_at": views.iso(row.expires_at, tz), "uses_total": row.uses_total,
-        "uses_left": row.uses_left, "approved_by": row.approved_by,
+        "uses_left": row.uses_left, "uses_left_by_recording": dict(row.uses_left_by_recording),
+        "approved_by": row.approved_by,
         "created_at": views.iso(row.created_at, tz),
     }
 

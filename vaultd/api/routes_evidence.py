@@ -12,9 +12,12 @@ from vaultd.access import Principal
 from vaultd.api import errors, ranges
 from vaultd.api.deps import VIA, PrincipalDep, Since, Until, VaultDep, source_of, when, zone
 from vaultd.api.download import OriginalResponse
+from vaultd.api.ranges import ByteRange
 from vaultd.api.errors import VaultRoute
 from vaultd.api.models import ConfidentialityIn, ErrorOut, Long, RecordingDetailOut, RecordingOut, RecordingPage
 from vaultd.catalog.recordings import RecordingFilter
+from vaultd.copies import Use
+from vaultd.grantuse import Span
 from vaultd.i18n import _
 from vaultd.model import MediaType, Recording
 from vaultd.vault import Vault
@@ -76,9 +79,13 @@ def set_confidentiality(vault: VaultDep, actor: PrincipalDep, rec_id: RecordingI
 @router.get(
     "/recordings/{rec_id}/original", response_class=OriginalResponse, status_code=200,
     summary="The original's exact bytes (one authorised read; Range supported)",
-    description="Each request is one authorised read and spends one use of the grant. "
-                "One range per request (bytes=a-b, a-, -n) gives 206; a range past the end gives 416 "
-                "(the use is spent: the size is only known once the read is authorised).",
+    description="Each request is one authorised read, an audit entry with the bytes it sent. One use of the "
+                "grant is one complete copy of the recording: the first read begins a copy (one use), "
+                "later reads of the same recording under the grant (ranges, a resume) belong to it until "
+                "every byte has been sent once, or an hour passes without a read. A read of bytes that "
+                "another read of the same copy is sending is refused (rule copy-in-progress). "
+                "One range per request (bytes=a-b, a-, -n) gives 206; a range past the end gives 416 and "
+                "spends nothing; a read that sends nothing, or fails on the vault's side, gives the use back.",
     responses={200: {"content": {"application/octet-stream": _BINARY}},
                206: {"description": "the range asked for", "content": {"application/octet-stream": _BINARY}},
                416: {"model": ErrorOut, "description": "the range lies past the end"}},
@@ -91,36 +98,56 @@ def get_original(
     if_range: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> Response:
     spec = ranges.parse(range_)  # bad syntax: 400 before any use is spent
-    rec, used = evidence.authorise_original(vault, actor, rec_id, reason, grant, VIA)
-    reader = _Reader(vault, actor, rec, reason, used, source_of(request))
+
+    def part_of(rec: Recording) -> ByteRange | None:
+        """None: the whole original."""
+        honoured = spec if ranges.if_range_allows(if_range, f'"{rec.sha256}"') else None
+        return honoured.resolve(rec.size_bytes) if honoured else None
+
+    def span_of(rec: Recording) -> Span | None:
+        if spec is not None and ranges.if_range_allows(if_range, f'"{rec.sha256}"'):
+            part = part_of(rec)
+            return (part.start, part.end) if part else None  # None: a 416, nothing spent
+        return (0, rec.size_bytes - 1)
+
+    rec, use = evidence.authorise_original(vault, actor, rec_id, reason, grant, VIA, span_of=span_of)
+    reader = _Reader(vault, actor, rec, reason, use, source_of(request))
     try:
-        if not ranges.if_range_allows(if_range, f'"{rec.sha256}"'):
-            spec = None
-        part = spec.resolve(rec.size_bytes) if spec else None
-        if spec is not None and part is None:
+        part = part_of(rec)
+        if span_of(rec) is None:
             message = _("the range %s lies past the end (%d bytes)") % (range_, rec.size_bytes)
             reader.done(message)
             return errors.error_response(416, "range_not_satisfiable", message, headers={
                 "accept-ranges": "bytes", "etag": f'"{rec.sha256}"', "content-range": f"bytes */{rec.size_bytes}"})
         fd = vault.store.open_original(rec.sha256)
     except Exception as exc:
+        reader.fault = True
         reader.done(getattr(exc, "message", repr(exc)))
         raise
     reader.where += f" bytes {part.start}-{part.end}" if part else " whole"
-    return OriginalResponse(fd, rec, part, reader.done, chunk_bytes=vault.store.chunk_bytes)
+    reader.response = OriginalResponse(fd, rec, part, reader.done, chunk_bytes=vault.store.chunk_bytes)
+    return reader.response
 
 
 class _Reader:
-    """Writes the one audit entry that says how an authorised read ended."""
+    """Writes the one audit entry that says how an authorised read ended, with the bytes
+    it sent, and ends the read of its grant's copy."""
 
-    def __init__(self, vault: Vault, actor: Principal, rec: Recording, reason: str, grant: str | None,
+    def __init__(self, vault: Vault, actor: Principal, rec: Recording, reason: str, use: Use,
                  source: str) -> None:
-        self.vault, self.actor, self.rec, self.reason, self.grant = vault, actor, rec, reason, grant
+        self.vault, self.actor, self.rec, self.reason, self.use = vault, actor, rec, reason, use
         self.where = f"http {source}"
+        self.response: OriginalResponse | None = None
+        self.fault = False
 
     def done(self, problem: str | None) -> None:
-        evidence.log_read(self.vault, self.actor, self.rec, reason=self.reason, grant=self.grant,
-                          where=self.where, problem=problem, via=VIA)
+        sent: Span | None = None
+        if self.response is not None:
+            part, delivered = self.response.part, self.response.delivered
+            sent = (part.start, part.start + delivered - 1) if delivered > 0 else None
+            self.fault = self.fault or self.response.fault
+        evidence.finish_read(self.vault, self.actor, self.rec, self.use, reason=self.reason, where=self.where,
+                             problem=problem, sent=sent, fault=self.fault, via=VIA)
 
 
 @router.get("/recordings/{rec_id}/receipt", response_class=PlainTextResponse,

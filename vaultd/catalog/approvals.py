@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
-from vaultd.catalog.schema import access_requests, grants, users
+from vaultd.catalog.schema import access_requests, grant_copies, grants, users
+from vaultd.grantuse import Copy, Reading
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,11 @@ class GrantRow:
     recording_ids: tuple[str, ...]
     purpose: str
     expires_at: datetime
-    uses_total: int
-    uses_left: int
+    uses_total: int  # copies of EACH recording (one use: one complete copy of one recording)
+    uses_left: int  # of the recording with the most left: 0 when every one is used up
     approved_by: str
     created_at: datetime
+    uses_left_by_recording: Mapping[str, int] = field(default_factory=dict)
 
 
 _requester = users.alias("requester")
@@ -115,28 +118,94 @@ def _grants_query() -> Any:
         _approver, _approver.c.id == grants.c.approved_by)
 
 
-def _grant(row: Any) -> GrantRow:
+def _grant(row: Any, spent: Mapping[tuple[str, str], int]) -> GrantRow:
     m = row._mapping
+    recs = tuple(json.loads(m["recording_ids"]))
+    left = {r: max(0, m["uses_total"] - spent.get((m["id"], r), 0)) for r in recs}
     return GrantRow(id=m["id"], request_id=m["request_id"], grantee=m["grantee_name"], kind=m["kind"],
-                    recording_ids=tuple(json.loads(m["recording_ids"])), purpose=m["purpose"],
-                    expires_at=m["expires_at"], uses_total=m["uses_total"], uses_left=m["uses_left"],
-                    approved_by=m["approver_name"], created_at=m["created_at"])
+                    recording_ids=recs, purpose=m["purpose"],
+                    expires_at=m["expires_at"], uses_total=m["uses_total"], uses_left=max(left.values(), default=0),
+                    approved_by=m["approver_name"], created_at=m["created_at"], uses_left_by_recording=left)
 
 
 def get_grant(conn: Connection, grant_id: str) -> GrantRow | None:
     row = conn.execute(_grants_query().where(grants.c.id == grant_id)).first()
-    return _grant(row) if row else None
+    return _grant(row, spent_uses(conn, [grant_id])) if row else None
 
 
 def grants_of(conn: Connection, user_id: int | None) -> list[GrantRow]:
     q = _grants_query().order_by(grants.c.created_at)
     if user_id is not None:
         q = q.where(grants.c.grantee_id == user_id)
-    return [_grant(r) for r in conn.execute(q)]
+    rows = conn.execute(q).all()
+    spent = spent_uses(conn, [r.id for r in rows]) if rows else {}
+    return [_grant(r, spent) for r in rows]
 
 
-def use_grant(conn: Connection, grant_id: str) -> bool:
-    """Take one use; False when none is left (checked and taken in one statement)."""
-    result = conn.execute(update(grants).where(grants.c.id == grant_id, grants.c.uses_left > 0)
-                          .values(uses_left=grants.c.uses_left - 1))
-    return bool(result.rowcount)
+# -- copies: one use is one copy of one recording (vaultd/grantuse.py) ------------------------
+
+_SPENDING = ("open", "complete")
+
+
+def spent_uses(conn: Connection, grant_ids: Iterable[str]) -> dict[tuple[str, str], int]:
+    """Uses spent per (grant, recording): its copies open or complete."""
+    q = (select(grant_copies.c.grant_id, grant_copies.c.recording_id, func.count())
+         .where(grant_copies.c.grant_id.in_(list(grant_ids)), grant_copies.c.state.in_(_SPENDING))
+         .group_by(grant_copies.c.grant_id, grant_copies.c.recording_id))
+    return {(g, r): int(n) for g, r, n in conn.execute(q)}
+
+
+def lock_grant(conn: Connection, grant_id: str) -> None:
+    """Hold the grant's row until the transaction ends, so that two transactions
+    count and spend its uses one after the other (SQLite: BEGIN IMMEDIATE does it too)."""
+    conn.execute(update(grants).where(grants.c.id == grant_id).values(uses_total=grants.c.uses_total))
+
+
+def _copy(row: Any) -> Copy:
+    m = row._mapping
+    return Copy(id=m["id"], grant_id=m["grant_id"], recording_id=m["recording_id"], kind=m["kind"],
+                state=m["state"], delivered=tuple((a, b) for a, b in json.loads(m["delivered"])),
+                reading=tuple(Reading(i, a, b, datetime.fromisoformat(t)) for i, a, b, t in json.loads(m["reading"])),
+                started_at=m["started_at"], last_at=m["last_at"], export_id=m["export_id"])
+
+
+def _copy_values(copy: Copy) -> dict[str, Any]:
+    return {"state": copy.state, "delivered": json.dumps([list(s) for s in copy.delivered]),
+            "reading": json.dumps([[r.id, r.start, r.end, r.since.isoformat()] for r in copy.reading]),
+            "last_at": copy.last_at}
+
+
+def latest_download(conn: Connection, grant_id: str, recording_id: str) -> Copy | None:
+    """The newest open download copy of a recording under a grant (it may have lapsed)."""
+    row = conn.execute(select(grant_copies).where(
+        grant_copies.c.grant_id == grant_id, grant_copies.c.recording_id == recording_id,
+        grant_copies.c.kind == "download", grant_copies.c.state == "open")
+        .order_by(grant_copies.c.id.desc()).limit(1)).first()
+    return _copy(row) if row else None
+
+
+def get_copy(conn: Connection, copy_id: int) -> Copy:
+    return _copy(conn.execute(select(grant_copies).where(grant_copies.c.id == copy_id)).one())
+
+
+def add_copy(conn: Connection, copy: Copy) -> int:
+    """Store a new copy (its id is the catalog's); the new id."""
+    result = conn.execute(insert(grant_copies).values(
+        grant_id=copy.grant_id, recording_id=copy.recording_id, kind=copy.kind, export_id=copy.export_id,
+        started_at=copy.started_at, **_copy_values(copy)))
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def save_copy(conn: Connection, copy: Copy) -> None:
+    conn.execute(update(grant_copies).where(grant_copies.c.id == copy.id).values(**_copy_values(copy)))
+
+
+def end_export_copies(conn: Connection, export_id: str, state: str, at: datetime) -> list[tuple[str, str]]:
+    """Complete (or return) the open copies an export took; their (grant, recording)."""
+    q = grant_copies.c.export_id == export_id
+    rows = conn.execute(select(grant_copies.c.grant_id, grant_copies.c.recording_id)
+                        .where(q, grant_copies.c.state == "open")).all()
+    conn.execute(update(grant_copies).where(q, grant_copies.c.state == "open").values(state=state, last_at=at))
+    return [(g, r) for g, r in rows]

@@ -294,6 +294,25 @@ grants = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# One use of a grant is one copy of one recording (#16.10, migration 0014; see vaultd/grantuse.py).
+# grants.uses_left is no longer written: uses left = uses_total - copies open or complete, per recording.
+grant_copies = Table(
+    "grant_copies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("grant_id", String(16), ForeignKey("grants.id"), nullable=False),
+    Column("recording_id", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),  # download | export | legacy
+    Column("state", String(16), nullable=False),  # open | complete | returned
+    Column("export_id", String(32)),
+    Column("delivered", Text, nullable=False),  # JSON [[first, last], ...] bytes sent, merged
+    Column("reading", Text, nullable=False),  # JSON [[id, first, last, since], ...] reads in progress
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Index("ix_grant_copies_grant", "grant_id", "recording_id", "state"),
+    Index("ix_grant_copies_export", "export_id"),
+)
+
 # -- the docking daemon: devices, docks, alerts (#5; migration 0008) ------------
 
 alerts = Table(
