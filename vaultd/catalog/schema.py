@@ -81,10 +81,10 @@ recordings = Table(
     Column("name_oddities", Text, nullable=False),
     Column("source_path", Text, nullable=False),
     Column("media_type", String(8), nullable=False),
-    Column("device_serial", String(64), index=True),
+    Column("device_serial", String(64)),
     Column("device_model", String(128)),
     Column("officer_id", String(64), index=True),
-    Column("recorded_start", UTCDateTime, index=True),
+    Column("recorded_start", UTCDateTime),
     Column("recorded_end", UTCDateTime),
     Column("time_source", String(16), nullable=False),
     Column("clock_offset_s", Float),
@@ -108,6 +108,8 @@ recordings = Table(
     Column("confidentiality", String(16), nullable=False, server_default="normal"),
     Index("ix_recordings_unit_start", "unit", "recorded_start", "id"),
     Index("ix_recordings_officer_start", "officer_id", "recorded_start", "id"),
+    Index("ix_recordings_device_start", "device_serial", "recorded_start", "id"),  # 0014
+    Index("ix_recordings_start_id", "recorded_start", "id"),  # 0014
 )
 
 sightings = Table(
