@@ -108,8 +108,8 @@ recordings = Table(
     Column("confidentiality", String(16), nullable=False, server_default="normal"),
     Index("ix_recordings_unit_start", "unit", "recorded_start", "id"),
     Index("ix_recordings_officer_start", "officer_id", "recorded_start", "id"),
-    Index("ix_recordings_device_start", "device_serial", "recorded_start", "id"),  # 0014
-    Index("ix_recordings_start_id", "recorded_start", "id"),  # 0014
+    Index("ix_recordings_device_start", "device_serial", "recorded_start", "id"),  # 0015
+    Index("ix_recordings_start_id", "recorded_start", "id"),  # 0015
 )
 
 sightings = Table(

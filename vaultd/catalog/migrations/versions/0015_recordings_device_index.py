@@ -7,13 +7,13 @@ plain one on device_serial, which is its prefix; (recorded_start, id)
 replaces the one on recorded_start so that a page of the whole catalog
 (legal, auditors, the local owner) needs no sort of equal start times.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 """
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
