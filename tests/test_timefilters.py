@@ -131,3 +131,24 @@ def test_cli_tables_show_station_time_and_name_the_zone(home: Path, capsys: pyte
     assert main([*h, "audit", "list", "--json"]) == 0
     entries = json.loads(capsys.readouterr().out)
     assert all(datetime.fromisoformat(e["time"].replace("Z", "+00:00")).tzinfo for e in entries)  # JSON: ISO 8601
+
+
+def test_a_remote_client_shows_times_in_the_station_zone(home: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vaultd --url`` at another PC shows the station's zone (the API names it), not a guess."""
+    from serving import vaultd_serve
+    from vaultd.cli import main
+    from vaultd.vault import open_vault
+
+    with (home / "vaultd.toml").open("a", encoding="utf-8") as f:
+        f.write('[time]\nstation_tz = "Europe/Berlin"\n')
+    vault = open_vault(home)
+    owner = people.local_owner()
+    people.add_user(vault, owner, people.NewUser("aud", (Role.AUDITOR,), None, None), None, "cli")
+    token = people.create_token(vault, owner, "aud", 1, "cli").secret
+    vault.close()
+    monkeypatch.delenv("VAULTD_HOME", raising=False)
+    with vaultd_serve(home) as url:
+        assert main(["--url", url, "--token", token, "audit", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "Europe/Berlin" in out.splitlines()[0]

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from vaultd import approvals, cli_daemon, people, timefmt
 from vaultd.access import Level, RequestKind, Role
-from vaultd.clicommon import cmd, open_, print_json, remote
+from vaultd.clicommon import cmd, open_, print_json, remote, shown_zone
 from vaultd.client import ApiClient, save_credentials
 from vaultd.errors import UsageError
 from vaultd.home import resolve_home
@@ -201,7 +201,7 @@ def pending_line(r: dict[str, Any], tz: ZoneInfo) -> str:
 
 def _run_pending(args: argparse.Namespace) -> int:
     items = _api(args).json("GET", "/access/pending")["items"]
-    tz = timefmt.station_zone()
+    tz = shown_zone()
     if items:
         print(timefmt.zone_note(tz))
     for r in items:
@@ -235,7 +235,7 @@ def _run_grants(args: argparse.Namespace) -> int:
     client = remote(args)
     rows = client.json("GET", "/access/grants")["items"] if client else [
         {**g.__dict__, "recordings": g.recording_ids} for g in approvals.my_grants(open_(args), local_owner(), "cli")]
-    tz = timefmt.station_zone()
+    tz = shown_zone()
     e = escape
     for g in rows:
         until = g["expires_at"]

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from vaultd import audit, auditcheck, logview, note, timefmt, tlogfmt
 from vaultd.people import local_owner
 from vaultd.audit import AuditFilter, Event
-from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, time_filter, write_out, zone
+from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, shown_zone, time_filter, write_out, zone
 from vaultd.errors import LogTamperedError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Actor
@@ -66,7 +66,7 @@ def _entries(args: argparse.Namespace) -> tuple[list[dict[str, Any]], ZoneInfo]:
         params = {k: v for k, v in {"recording": args.recording, "actor": args.actor, "type": args.type,
                                     "since": args.since, "limit": args.limit}.items() if v}
         items: list[dict[str, Any]] = client.json("GET", "/audit/entries", params=params)["items"]
-        return items, timefmt.station_zone()
+        return items, shown_zone()
     vault = open_(args)
     flt = AuditFilter(recording_id=args.recording, actor=args.actor, type=args.type,
                       since=time_filter(vault, args.since, "--since"),

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from vaultd import compliance, gaps, scrub, spotcheck, stats, timefmt
-from vaultd.clicommon import cmd, filter_help, open_, parse_time, print_json, remote, time_filter, zone
+from vaultd.clicommon import cmd, filter_help, open_, parse_time, print_json, remote, shown_zone, time_filter, zone
 from vaultd.errors import IntegrityError, UsageError
 from vaultd.i18n import _
 from vaultd.model import Actor
@@ -57,17 +57,15 @@ def _naive(text: str, option: str) -> datetime:
         return t.replace(tzinfo=None)
 
 
-_TZ: list[ZoneInfo] = [ZoneInfo("Asia/Shanghai")]  # the station's zone, once a vault is open
 
 
 def _at(text: str | None) -> str:
     """An ISO time from a service's JSON, shown in the station's zone."""
-    return timefmt.format_iso_local(text, _TZ[0])
+    return timefmt.format_iso_local(text, shown_zone())
 
 
 def _open(args: argparse.Namespace) -> Vault:
     vault = open_(args)
-    _TZ[0] = zone(vault)
     return vault
 
 
@@ -120,7 +118,7 @@ def _print_agency(doc: dict[str, Any]) -> None:
 def _print_report(doc: dict[str, Any]) -> None:
     t = doc["total"]
     _print_agency(doc)
-    print(timefmt.zone_note(_TZ[0]))
+    print(timefmt.zone_note(shown_zone()))
     print(_("compliance %s .. %s, unit %s") % (_at(doc["since"]), _at(doc["until"]),
                                                _unit(doc, doc["unit"]) if doc["unit"] else _("all")))
     print(_("  recordings %d: on time %d, late %d, unknown time %d; on-time rate %s")
@@ -235,7 +233,7 @@ def _run_trips_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        print(timefmt.zone_note(_TZ[0]))
+        print(timefmt.zone_note(shown_zone()))
         for t in rows:
             _print_trip(t)
     return 0
@@ -261,7 +259,7 @@ def _print_gaps(rows: list[dict[str, Any]], title: str | None = None) -> None:
     if title and rows:
         print(title)
     elif title is None:  # a table of its own: say the zone of its times
-        print(timefmt.zone_note(_TZ[0]))
+        print(timefmt.zone_note(shown_zone()))
     for g in rows:
         print(f"  {g['id']}  {escape(g['device_serial']):<10} {escape(g['officer_id'] or '-'):<8} "
               f"{_at(g['gap_start'])} .. {_at(g['gap_end'])} ({g['gap_s'] / 60:.1f} min)  "
@@ -319,7 +317,7 @@ def _add_spotcheck(sub: Any) -> None:
 
 
 def _print_check(doc: dict[str, Any]) -> None:
-    print(timefmt.zone_note(_TZ[0]))
+    print(timefmt.zone_note(shown_zone()))
     print(_("spot check %s: %s%% of %d recordings -> %d, seed %s (drawn %s by %s)")
           % (doc["id"], doc["percent"], doc["population"], len(doc["sample"]), doc["seed"], _at(doc["drawn_at"]),
              doc["drawn_by"]))
@@ -376,7 +374,7 @@ def _run_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(docs)
     else:
-        print(timefmt.zone_note(_TZ[0]))
+        print(timefmt.zone_note(shown_zone()))
         for r in docs:
             print(f"  {r['id']}  {_at(r['drawn_at'])}  {r['percent']}%  {r['sample_size']}/{r['population']}"
                   f"  {r['unit'] or '-'}  seed {r['seed']}")

@@ -10,7 +10,7 @@ from typing import Any
 from vaultd import cli_audit, cli_previews, evidence, people, timefmt, views
 from vaultd.access import Level
 from vaultd.catalog.recordings import RecordingFilter
-from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, time_filter, zone
+from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, shown_zone, time_filter, zone
 from vaultd.i18n import _
 from vaultd.people import local_owner
 from vaultd.safetext import escape
@@ -60,7 +60,7 @@ def _list_remote(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _run_list(args: argparse.Namespace) -> int:
     if remote(args):
-        items, tz = _list_remote(args), timefmt.station_zone()
+        items, tz = _list_remote(args), shown_zone()
     else:
         vault = open_(args)
         tz = zone(vault)
@@ -94,7 +94,7 @@ def _run_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
-    tz = timefmt.station_zone() if client else zone(vault)
+    tz = shown_zone() if client else zone(vault)
     width = max(len(k) for k in data)
     for key, value in data.items():
         if key in ("sightings", "extra"):

@@ -102,6 +102,15 @@ _SHOWN_ZONE: list[ZoneInfo] = [timefmt.station_zone()]
 
 
 def shown_zone() -> ZoneInfo:
+    """The station's zone: of the vault this command opened, or as the API said, else the default."""
+    from vaultd import client
+
+    said = client.station_zone[0]
+    if said and not opened:
+        try:
+            return ZoneInfo(said)
+        except (KeyError, ValueError):  # a zone this machine does not know: keep the default
+            pass
     return _SHOWN_ZONE[0]
 
 

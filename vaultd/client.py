@@ -99,6 +99,7 @@ class ApiClient:
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
         _raise_for(resp)
+        _note_zone(resp.headers.get("x-vaultd-station-zone"))
         return resp
 
     def _unreachable(self, exc: Exception) -> VaultError:
@@ -154,6 +155,15 @@ class ApiClient:
             raise
         os.close(fd)
         return size
+
+
+#: the station's zone as its API last said (``X-Vaultd-Station-Zone``); None before any answer
+station_zone: list[str | None] = [None]
+
+
+def _note_zone(name: str | None) -> None:
+    if name and name.isascii() and name.replace("/", "").replace("_", "").replace("-", "").replace("+", "").isalnum():
+        station_zone[0] = name
 
 
 def _raise_for(resp: httpx.Response) -> None:

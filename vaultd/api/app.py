@@ -31,7 +31,7 @@ from vaultd.api import (
     routes_people,
     routes_previews,
 )
-from vaultd.api.headers import SecurityHeaders
+from vaultd.api.headers import ZONE_HEADER, SecurityHeaders
 from vaultd.api.limits import BodyLimit
 from vaultd.api.zerocopy import ZeroCopyH11Protocol
 from vaultd.errors import ConfigError
@@ -58,7 +58,8 @@ def create_app(vault: Vault) -> FastAPI:
     inner = app.build_middleware_stack
 
     def build() -> ASGIApp:  # outside Starlette's own error handler: its 500s get the headers too
-        return SecurityHeaders(BodyLimit(inner(), app.openapi))
+        zone = (ZONE_HEADER, vault.config.time.station_tz.encode("ascii"))
+        return SecurityHeaders(BodyLimit(inner(), app.openapi), extra=(zone,))
 
     app.build_middleware_stack = build  # type: ignore[method-assign]
     return app

@@ -5,6 +5,8 @@
 * ``Cache-Control: no-store`` unless the answer sets its own: the API's JSON
   carries evidence metadata, names, audit entries and bearer tokens, none of
   which a browser or a proxy may keep. (Originals and previews set it themselves.)
+* ``X-Vaultd-Station-Zone: Asia/Shanghai``: the station's zone, so a client at
+  another PC shows times the way the station does (``vaultd --url ...``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _NO_STORE = (b"cache-control", b"no-store")
+ZONE_HEADER = b"x-vaultd-station-zone"
 
 
 class SecurityHeaders:
     """ASGI middleware adding the headers above to every HTTP answer."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         self.app = app
+        self.extra = extra
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -32,6 +36,7 @@ class SecurityHeaders:
                 headers.append(_NOSNIFF)
                 if not any(k.lower() == _NO_STORE[0] for k, _v in headers):
                     headers.append(_NO_STORE)
+                headers.extend(self.extra)
                 message = {**message, "headers": headers}
             await send(message)
 
