@@ -45,6 +45,7 @@ def test_parse_when_forms(text: str, end: bool, want: datetime) -> None:
 
 @pytest.mark.parametrize("text", [
     "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "9999-12-31",  # out of range (end: +1 day)
+    "9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+00:00", "1899-12-31",  # a deadline added later would overflow
     "2026-02-30", "tomorrowish", "7 days", "-7d", "99999999d", "2026-11-21T25:00", "", "\x1b[2J",
 ])
 def test_parse_when_refuses_with_the_value_and_the_forms(text: str) -> None:
@@ -77,12 +78,17 @@ BAD = "9999-12-31T23:59:59-23:59"
     ("compliance", "report", "--from", BAD), ("compliance", "report", "--to", "9999-12-31"),
     ("gaps", "list", "--from", BAD), ("spotcheck", "draw", "--percent", "10", "--to", BAD),
     ("recordings", "list", "--since", "someday"),
+    ("cases", "create", "X1", "--title", "t", "--act-ended", "9999-12-31"),
+    ("trips", "add", "--device", "C", "--left", "0001-01-01T00:00:00+00:00", "--note", "n"),
+    ("retention", "plan", "--at", "9999-12-31T23:59:59+00:00"),
+    ("compliance", "report", "--from", "0001-01-01T00:00:00+00:00"),
+    ("simulate", "camera", "cam", "--start", "9999-12-31T23:59:59+00:00"),
 ])
 def test_cli_bad_time_is_a_clear_error_not_a_traceback(home: Path, argv: tuple[str, ...]) -> None:
     r = _cli(home, *argv)
     assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr and "not a time vaultd understands" in r.stderr
-    assert "today" in r.stderr and "7d" in r.stderr  # the accepted forms
+    assert "Traceback" not in r.stderr and ("not a time vaultd understands" in r.stderr or "out of range" in r.stderr)
+    assert "2026-11-21" in r.stderr  # the accepted forms
 
 
 def test_cli_accepts_today_and_7d(home: Path) -> None:
@@ -152,3 +158,13 @@ def test_a_remote_client_shows_times_in_the_station_zone(home: Path, capsys: pyt
         assert main(["--url", url, "--token", token, "audit", "list"]) == 0
     out = capsys.readouterr().out
     assert "Europe/Berlin" in out.splitlines()[0]
+
+
+def test_api_point_times_out_of_range_are_a_400_not_a_500(vault: Vault) -> None:
+    owner = people.local_owner()
+    people.add_user(vault, owner, people.NewUser("zhou", (Role.LEGAL,), None, None), None, "cli")
+    h = {"Authorization": f"Bearer {people.create_token(vault, owner, 'zhou', 1, 'cli').secret}"}
+    with TestClient(create_app(vault), raise_server_exceptions=False) as client:
+        for when in ("9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+00:00"):
+            r = client.post("/api/v1/cases", headers=h, json={"number": "X1", "title": "t", "act_ended_at": when})
+            assert r.status_code == 400 and "out of range" in r.text, r.text

@@ -29,6 +29,9 @@ from vaultd.i18n import _
 from vaultd.safetext import escape
 
 DEFAULT_ZONE = "Asia/Shanghai"
+#: times people may give: far enough from datetime's own limits that a deadline or margin added later never overflows
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 _DAYS = re.compile(r"(\d{1,6})d")
 MAX_DAYS = 100 * 366
 
@@ -93,6 +96,16 @@ def _day_start(d: date, tz: ZoneInfo) -> datetime:
 
 def parse_when(text: str, tz: ZoneInfo, now: datetime, option: str, *, end: bool = False,
                relative: bool = True) -> datetime:
+    """The instant (aware, UTC) that ``text`` means, between 1900 and 9000; see :func:`_parse`."""
+    t = _parse(text, tz, now, option, end=end, relative=relative)
+    if not EARLIEST <= t < LATEST:
+        raise UsageError(_("%s: %s is out of range") % (option, escape(repr(text))),
+                         hint=_("give a time between 1900 and 8999: %s") % forms(relative))
+    return t
+
+
+def _parse(text: str, tz: ZoneInfo, now: datetime, option: str, *, end: bool,
+           relative: bool) -> datetime:
     """The instant (aware, UTC) that ``text`` means; a UsageError naming it and the forms otherwise.
 
     ``option`` names the option or parameter in the error (``--since``).

@@ -52,9 +52,12 @@ def aware(t: datetime | None, tz: ZoneInfo, what: str) -> datetime | None:
     if t is None:
         return None
     try:
-        return (t.replace(tzinfo=tz) if t.tzinfo is None else t).astimezone(timezone.utc)
+        out = (t.replace(tzinfo=tz) if t.tzinfo is None else t).astimezone(timezone.utc)
     except (OverflowError, ValueError):
-        raise UsageError(_("%s is out of range") % what) from None
+        out = None
+    if out is None or not timefmt.EARLIEST <= out < timefmt.LATEST:
+        raise UsageError(_("%s is out of range") % what, hint=_("give a time between 1900 and 8999")) from None
+    return out
 
 
 def when(text: str | None, vault: Vault, what: str, *, end: bool = False) -> datetime | None:
