@@ -254,6 +254,14 @@ def _resolve(root: argparse.ArgumentParser, words: list[str]) -> tuple[list[str]
     return path, parser
 
 
+def _after_global_options(root: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """``words`` without the options before the command (``--url URL --token T audit verify``)."""
+    while words and words[0] in root._option_string_actions:
+        takes_value = root._option_string_actions[words[0]].nargs != 0
+        words = words[2 if takes_value else 1:]
+    return words
+
+
 def synopsis_problems(readme: str) -> list[str]:
     """Each synopsis command that vaultd does not have, and each option its command does not take."""
     from vaultd.cli import build_parser
@@ -268,6 +276,7 @@ def synopsis_problems(readme: str) -> list[str]:
             for seg in _segments(entry):
                 words = seg.split()
                 if words[0] == "vaultd":
+                    words = ["vaultd", *_after_global_options(root, words[1:])]
                     path, parser = _resolve(root, words[1:])
                     if not path and words[1:] and not words[1].startswith("-"):
                         problems.append(f"README.md line {at}: no command 'vaultd {words[1]}'")
@@ -295,8 +304,10 @@ def test_every_synopsis_names_commands_and_options_vaultd_has() -> None:
 
 
 def test_a_stale_synopsis_is_found() -> None:
-    stale = "```text\nvaultd users add NAME --rank R | list | frobnicate\nvaultd nosuch thing\n```\n"
+    stale = ("```text\nvaultd users add NAME --rank R | list | frobnicate\nvaultd nosuch thing\n"
+             "vaultd --url URL --token T audit verify --log-key K\nvaultd --url URL audit verify --frob\n```\n")
     assert synopsis_problems(stale) == [
         "README.md line 2: 'vaultd users add' has no --rank",
         "README.md line 2: 'frobnicate' is no command after 'vaultd users list'",
-        "README.md line 3: no command 'vaultd nosuch'"]
+        "README.md line 3: no command 'vaultd nosuch'",
+        "README.md line 5: 'vaultd audit verify' has no --frob"]
