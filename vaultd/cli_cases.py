@@ -120,7 +120,8 @@ def _run_show(args: argparse.Namespace) -> int:
         return 0
     print(_case_line(data))
     for key in ("unit", "confidentiality", "act_ended_at", "opened_at", "opened_by", "closed_at", "archived_at"):
-        print(f"  {key:<16} {data.get(key) or '-'}")
+        value = data.get(key)
+        print(f"  {key:<16} " + (at(value, with_zone=True) if key.endswith("_at") and value else escape(value or "-")))
     print(_("  recordings       %s") % (" ".join(data["recordings"]) or "-"))
     if data["hidden_recordings"]:
         print(_("  (%d more you may not see)") % data["hidden_recordings"])
@@ -211,7 +212,8 @@ def _add_recording_commands(sub: Any) -> None:
 
 
 def _label_line(d: dict[str, Any]) -> str:
-    rows = [f"{k:<14} {d.get(k) if d.get(k) is not None else '-'}"
+    times = ("making_time", "labelled_at", "label_due")
+    rows = [f"{k:<14} " + ("-" if d.get(k) is None else at(d[k], with_zone=True) if k in times else escape(d[k]))
             for k in ("recording", *TEXT_FIELDS, "making_time", "labelled", "labelled_at", "label_due", "label_late",
                       "updated_by")]
     return "\n".join(rows)
@@ -445,7 +447,7 @@ def _run_purge(args: argparse.Namespace) -> int:
     for rid in data["purged"]:
         print(_("purged %s (tombstone kept)") % rid)
     for s in data["skipped"]:
-        print(_("kept   %s: %s") % (s["recording"], s["why"]))
+        print(_("kept   %s: %s") % (s["recording"], escape(s["why"])))
     print(_("%d purged, %d kept") % (len(data["purged"]), len(data["skipped"])))
     return 0
 
@@ -461,7 +463,8 @@ def _run_changes(args: argparse.Namespace) -> int:
         print_json(items)
         return 0
     for c in items:
-        print(f"{c['id']}  {c['recording']}  {c['from']} -> {c['to']}  {c['requested_by']}  {c['reason']}")
+        print(f"{c['id']}  {c['recording']}  {c['from']} -> {c['to']}  {escape(c['requested_by'])}  "
+              f"{escape(c['reason'])}")
     return 0
 
 

@@ -36,12 +36,14 @@ from vaultd.errors import AccessDeniedError, UsageError
 from vaultd.i18n import _
 from vaultd.model import MediaType, Recording
 from vaultd.people import actor_of
+from vaultd.safetext import check_name
 from vaultd.vault import Vault, utcnow
 from vaultd.workdays import CHINA, WorkCalendar, add_working_days
 
 __all__ = ["Label", "TEXT_FIELDS", "is_labelled", "labelling_deadline", "missing", "missing_for_case", "set_label"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 R2_FIELDS = ("case_number", "party", "handler")
+NAME_FIELDS = frozenset(R2_FIELDS) | {"maker"}  # the rest (proves, description, ...) is free text, shown escaped
 MAX_FIELD_CHARS = 4000
 
 
@@ -102,6 +104,8 @@ def _clean(changes: Mapping[str, object]) -> dict[str, object]:
             value = value.strip() or None
             if value is not None and (len(value) > MAX_FIELD_CHARS or "\x00" in value):
                 raise UsageError(_("label field %s is too long or contains a NUL character") % key)
+            if value is not None and key in NAME_FIELDS:  # names and ids: no control or bidi characters
+                check_name(value, _("label field %s") % key)
         elif value is not None and not isinstance(value, datetime):
             raise UsageError(_("label field %s must be text") % key)
         if isinstance(value, datetime) and value.tzinfo is None:

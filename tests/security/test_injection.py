@@ -140,3 +140,26 @@ def test_user_unit_officer_number_serial_and_notice_refuse_control_characters(va
     with pytest.raises(UsageError, match="recording id"):
         approvals.request_access(vault, OWNER, RequestKind.EXTERNAL, ["r1\x1b[2K"], "p", notice="7",
                                  expires_days=1, uses=1, via="cli")
+
+
+def test_label_names_refuse_control_characters_free_text_is_kept(vault: Vault) -> None:
+    from vaultd import labels
+
+    rec = put_recording(vault, start=datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc))
+    for field in ("case_number", "party", "handler", "maker"):
+        with pytest.raises(UsageError, match=f"label field {field}"):
+            labels.set_label(vault, OWNER, rec.id, {field: "张三\u202e"})
+    kept = labels.set_label(vault, OWNER, rec.id, {"description": "第一行\n第二行\x1b"})
+    assert kept.description == "第一行\n第二行\x1b"  # stored as sent; escaped where shown
+
+
+def test_label_show_keeps_a_multiline_description_on_one_line(vault: Vault, home: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from vaultd import labels
+
+    rec = put_recording(vault, start=datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc))
+    labels.set_label(vault, OWNER, rec.id, {"description": "ok\nlabelled       True", "party": "张三"})
+    code, out, _ = _run(capsys, "--home", str(home), "recordings", "label", rec.id)
+    assert code == 0 and "ok\\nlabelled       True" in out
+    assert [x for x in out.splitlines() if x.startswith("labelled ")] == ["labelled       False"]
+    assert "(Asia/Shanghai)" in next(x for x in out.splitlines() if x.startswith("label_due"))
