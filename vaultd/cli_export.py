@@ -1,4 +1,10 @@
-"""``vaultd export create|list|show`` and ``vaultd verify`` (#8)."""
+"""``vaultd export create|status|download|list|show|ca`` and ``vaultd verify`` (#8).
+
+At the station (``--home``) ``export create`` writes the package into
+``--out``. With ``--url`` it asks the server to build it as a job (the
+same service, grants and audit entries), shows its progress and, with
+``--out``, downloads the zip/tar and disc images, resuming a cut download.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,15 @@ import argparse
 import shlex
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from urllib.parse import quote
+
+from vaultd import cli_export_remote as remote_export
 from vaultd import iso, timefmt
+from vaultd.client import ApiClient
 from vaultd.clicommon import cmd, open_, print_json, remote, write_out
 from vaultd.errors import IntegrityError, UsageError
 from vaultd.i18n import _
@@ -31,18 +42,33 @@ def add_commands(sub: Any) -> None:
     what.add_argument("--recording", action="append", default=[], metavar="ID",
                       help=_("recording id (repeatable)"))
     c.add_argument("--grant", help=_("the approved export grant (see 'vaultd access grants')"))
-    c.add_argument("--out", type=Path, required=True, help=_("folder to write the package into"))
+    c.add_argument("--out", type=Path, help=_("folder to write the package into (at the station: required; "
+                                              "with --url: download the built files into it)"))
     c.add_argument("--iso", action="store_true", help=_("also write burn-ready ISO 9660 images"))
     c.add_argument("--disc", choices=sorted(DISCS), help=_("disc size for --iso (default: [export] disc)"))
     c.add_argument("--disc-bytes", type=int, help=_("disc capacity in bytes, for other media"))
     c.add_argument("--with-previews", action="store_true", help=_("also include previews (clearly separated)"))
     c.add_argument("--as-token", metavar="TOKEN",
                    help=_("act as the user holding this API token instead of the station's owner"))
+    c.add_argument("--format", choices=("zip", "tar"), default="zip",
+                   help=_("with --url: how the server packs the package folder to download (default zip)"))
+    c.add_argument("--no-wait", action="store_true",
+                   help=_("with --url: print the job id (the export id) at once; see 'export status'"))
     out = c.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")
     out.add_argument("--print-path", action="store_true",
                      help=_("print only each package's folder, one per line (for scripts: "
                             "PKG=$(vaultd export create ... --print-path)); a disc image is the folder + .iso"))
+    st = cmd(esub, "status", _run_status, _("with --url: an export job's state, progress and files"))
+    st.add_argument("id", help=_("the export id (EXP-...) that 'export create' printed"))
+    st.add_argument("--wait", action="store_true", help=_("wait until the build ends, showing progress"))
+    st.add_argument("--json", action="store_true")
+    dl = cmd(esub, "download", _run_download,
+             _("with --url: download an export's zip/tar and disc images (a cut download resumes)"))
+    dl.add_argument("id", help=_("the export id (EXP-...)"))
+    dl.add_argument("--out", type=Path, required=True, help=_("folder to download into"))
+    dl.add_argument("--file", action="append", default=[], metavar="NAME",
+                    help=_("only this file (repeatable; default: all of them)"))
     lst = cmd(esub, "list", _run_list, _("exports made: what left, to whom, when"))
     lst.add_argument("--json", action="store_true")
     show = cmd(esub, "show", _run_show, _("one export's record, with its packages' tagmanifest hashes"))
@@ -64,16 +90,17 @@ def add_commands(sub: Any) -> None:
     v.add_argument("--json", action="store_true")
 
 
-def _local_only(args: argparse.Namespace, what: str) -> None:
-    if remote(args):
-        raise UsageError(_("'%s' runs at the vault station, on its own files") % what,
-                         hint=_("run it with --home (or VAULTD_HOME) on the machine that holds the vault"))
-
-
 def _run_create(args: argparse.Namespace) -> int:
     from vaultd import export
 
-    _local_only(args, "export create")
+    client = remote(args)
+    if client:
+        return remote_export.create(client, args)
+    if args.out is None:
+        raise UsageError(_("the station writes the package into a folder: give --out DIR"))
+    if args.no_wait or args.format != "zip":
+        raise UsageError(_("--no-wait and --format are for exports built over the API (--url)"),
+                         hint=_("at the station the package is written into --out as a folder"))
     vault = open_(args)
     actor = authenticate(vault, args.as_token, "cli") if args.as_token else local_owner()
     req = export.ExportRequest(out_dir=args.out, grant_id=args.grant, recording_refs=tuple(args.recording),
@@ -101,10 +128,29 @@ def _run_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_status(args: argparse.Namespace) -> int:
+    return remote_export.status(_remote_only(args, "export status"), args)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    return remote_export.download(_remote_only(args, "export download"), args)
+
+
+def _remote_only(args: argparse.Namespace, what: str) -> ApiClient:
+    client = remote(args)
+    if client is None:
+        raise UsageError(_("'%s' is for exports built over the API") % what,
+                         hint=_("give --url (or 'vaultd login'); at the station the package is in the "
+                                "--out folder of 'export create'"))
+    return client
+
+
 def _run_list(args: argparse.Namespace) -> int:
     from vaultd import export
 
-    _local_only(args, "export list")
+    client = remote(args)
+    if client:
+        return _list_remote(client, args)
     vault = open_(args)
     rows = export.list_exports(vault, local_owner())
     if args.json:
@@ -119,26 +165,50 @@ def _run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_remote(client: ApiClient, args: argparse.Namespace) -> int:
+    items: list[dict[str, Any]] = client.json("GET", "/exports")["items"]
+    if args.json:
+        print_json(items)
+        return 0
+    for r in items:  # times as the server gives them, with their offset
+        made = datetime.fromisoformat(r["created_at"]).isoformat(sep=" ", timespec="minutes")
+        print(f"{r['id']:<22} {r['status']:<9} {made}  "
+              f"{len(r['recording_ids']):>4} rec  {escape(r['requester'])} / {escape(r['approver'])}  "
+              f"{escape(r['case_number'] or '-')}")
+    print(_("%d exports") % len(items))
+    return 0
+
+
 def _run_show(args: argparse.Namespace) -> int:
     from vaultd import export
 
-    _local_only(args, "export show")
-    vault = open_(args)
-    row = export.show_export(vault, local_owner(), args.id)
-    if args.json:
-        print_json(row.as_dict())
-        return 0
-    who, tz = directory(vault), timefmt.station_zone(vault.config.time.station_tz)
-    d = row.as_dict()
-    d.update(requester=who.name(row.requester), approver=who.name(row.approver),
-             created_at=timefmt.format_local(row.created_at, tz, seconds=True),
-             finished_at=timefmt.format_local(row.finished_at, tz, seconds=True) if row.finished_at else None)
+    client = remote(args)
+    if client:
+        d: dict[str, Any] = client.json("GET", f"/exports/{quote(args.id, safe='')}")
+        if args.json:
+            print_json(d)
+            return 0
+    else:
+        vault = open_(args)
+        row = export.show_export(vault, local_owner(), args.id)
+        if args.json:
+            print_json(row.as_dict())
+            return 0
+        who, tz = directory(vault), timefmt.station_zone(vault.config.time.station_tz)
+        d = row.as_dict()
+        d.update(requester=who.name(row.requester), approver=who.name(row.approver),
+                 created_at=timefmt.format_local(row.created_at, tz, seconds=True),
+                 finished_at=timefmt.format_local(row.finished_at, tz, seconds=True) if row.finished_at else None)
     for key in ("id", "status", "created_at", "finished_at", "maker", "grant_id", "requester", "approver",
                 "purpose", "case_number", "out_path", "payload_bytes", "checkpoint_size", "entry_index", "problem"):
-        print(f"{key:<16} {d[key] if d[key] is not None else '-'}")
-    print(f"{'recordings':<16} {', '.join(row.recording_ids)}")
-    for pkg in row.packages:
+        print(f"{key:<16} {escape(d[key]) if d[key] is not None else '-'}")
+    print(f"{'recordings':<16} {', '.join(d['recording_ids'])}")
+    for pkg in d["packages"]:
         print(f"{'package':<16} {pkg['path']}  tagmanifest-sha256 {pkg['tagmanifest_sha256']}")
+        for key in ("archive", "iso"):
+            if key in pkg:
+                print(f"{'':<16} {Path(pkg[key]).name}  {pkg[key + '_bytes']} bytes"
+                      + (f"  sha256 {pkg[key + '_sha256']}" if key + "_sha256" in pkg else ""))
     return 0
 
 
@@ -146,8 +216,12 @@ def _run_ca(args: argparse.Namespace) -> int:
     from vaultd import export
     from vaultd.cover import colon_fingerprint
 
-    _local_only(args, "export ca")
-    pem, fingerprint = export.agency_ca(open_(args))
+    client = remote(args)
+    if client:
+        resp = client.call("GET", "/exports/ca")
+        pem, fingerprint = resp.content, resp.headers.get("x-sha256-fingerprint", "?")
+    else:
+        pem, fingerprint = export.agency_ca(open_(args))
     if args.out:
         write_out(args.out, pem)
     sys.stdout.write(pem.decode("ascii"))

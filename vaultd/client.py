@@ -7,8 +7,10 @@ server applies the same service functions, permission checks and audit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,14 @@ if TYPE_CHECKING:  # httpx loads only when a command talks to a server
 from vaultd.errors import (
     AccessDeniedError,
     AuthenticationError,
+    HashMismatchError,
     IntegrityError,
     NotFoundError,
     TooManyAttemptsError,
     UsageError,
     VaultError,
 )
-from vaultd.files import write_durably
+from vaultd.files import fsync_path, write_durably
 from vaultd.i18n import _
 
 PREFIX = "/api/v1"
@@ -155,6 +158,86 @@ class ApiClient:
             raise
         os.close(fd)
         return size
+
+    def download_resuming(self, path: str, out: Path, sha256: str, size_bytes: int, *, attempts: int = 3,
+                          advance: Callable[[int], None] | None = None) -> int:
+        """Download a file whose SHA-256 and size are known (an export's) into ``out``
+        (never overwritten) by way of ``out.part``: a ``.part`` left by a cut
+        download is resumed (Range from its end, If-Range the ETag, which is the
+        SHA-256), and a cut during this run is resumed up to ``attempts`` times.
+        ``out`` appears only complete and hashing to ``sha256``. Returns the
+        bytes fetched now."""
+        import httpx
+
+        if out.exists():
+            raise UsageError(_("%s already exists") % out,
+                             hint=_("choose another --out folder; vaultd never overwrites"))
+        part = out.with_name(out.name + ".part")
+        fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            digest, have = _hash_prefix(fd, size_bytes)
+            fetched = 0
+            for attempt in range(1, attempts + 1):
+                if have >= size_bytes:
+                    break
+                try:
+                    got, digest, have = self._fetch_from(path, fd, digest, have, sha256, advance)
+                    fetched += got
+                except httpx.TransportError as exc:
+                    digest, have = _hash_prefix(fd, size_bytes)  # what did arrive is kept
+                    if attempt == attempts:
+                        raise VaultError(
+                            _("the download of %s was cut at %d of %d bytes: %s") % (out.name, have, size_bytes, exc),
+                            hint=_("run the same command again: it resumes from %s") % part) from None
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if digest.hexdigest() != sha256:
+            part.unlink()
+            raise HashMismatchError(_("%s does not match the SHA-256 the vault recorded for it; removed") % part,
+                                    hint=_("download it again; if it fails again, tell the vault's administrator"))
+        os.link(part, out)  # never replaces a file that appeared meanwhile
+        part.unlink()
+        fsync_path(out.parent)
+        return fetched
+
+    def _fetch_from(self, path: str, fd: int, digest: hashlib._Hash, have: int, sha256: str,
+                    advance: Callable[[int], None] | None) -> tuple[int, hashlib._Hash, int]:
+        """One request from byte ``have`` on, appended to ``fd``; a 200 (the file
+        changed, If-Range did not match) starts over."""
+        headers = {"Range": f"bytes={have}-", "If-Range": f'"{sha256}"'} if have else {}
+        got = 0
+        with self._client() as c, c.stream("GET", path, headers=headers) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                _raise_for(resp)
+            if resp.status_code == 200 and have:
+                os.ftruncate(fd, 0)
+                digest, have = hashlib.sha256(), 0
+            elif resp.status_code == 206 and not resp.headers.get("content-range", "").startswith(f"bytes {have}-"):
+                raise VaultError(_("the vault sent another range than the one asked for (%s)")
+                                 % resp.headers.get("content-range"))
+            for chunk in resp.iter_bytes(1 << 20):
+                os.pwrite(fd, chunk, have)
+                digest.update(chunk)
+                have += len(chunk)
+                got += len(chunk)
+                if advance:
+                    advance(len(chunk))
+        return got, digest, have
+
+
+def _hash_prefix(fd: int, size_bytes: int) -> tuple[hashlib._Hash, int]:
+    """The SHA-256 of what a ``.part`` file holds, and its length; one longer than
+    the whole file is not a part of it and is emptied."""
+    digest = hashlib.sha256()
+    if os.fstat(fd).st_size > size_bytes:
+        os.ftruncate(fd, 0)
+    have = 0
+    while data := os.pread(fd, 1 << 20, have):
+        digest.update(data)
+        have += len(data)
+    return digest, have
 
 
 #: the station's zone as its API last said (``X-Vaultd-Station-Zone``); None before any answer

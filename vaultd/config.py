@@ -156,6 +156,7 @@ class ExportConfig:  # signed exports (#8)
     tsa_timeout_s: float = 30.0
     disc: str = "dvd"  # --iso default disc size: cd | dvd | bd
     cover_font: str = ""  # a CJK TTF/TTC font for the PDF cover; empty: look for WenQuanYi / Noto CJK
+    keep_days: int = 7  # exports built over the API: days their zip/tar and disc images stay downloadable
 
 
 @dataclass(frozen=True)
@@ -334,7 +335,8 @@ def _check(cfg: Config, source: str) -> None:
                        "compliance.scrub_max_mb_per_s": comp.scrub_max_mb_per_s,
                        "compliance.dock_overdue_hours": comp.dock_overdue_hours,
                        "compliance.gap_threshold_s": comp.gap_threshold_s,
-                       "compliance.duty_break_hours": comp.duty_break_hours}.items():
+                       "compliance.duty_break_hours": comp.duty_break_hours,
+                       "export.keep_days": cfg.export.keep_days}.items():
         if value <= 0:
             raise ConfigError(_("%s: %s must be greater than 0, got %r") % (source, key, value))
     origin = cfg.audit.origin

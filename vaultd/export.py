@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives import serialization
@@ -182,13 +182,23 @@ def new_export_id(now: datetime) -> str:
 
 def create_export(vault: Vault, actor: Principal, req: ExportRequest, via: str = "cli",
                   progress: Progress | None = None) -> ExportResult:
+    """Check the grant, record the export and build its packages (``start_export`` then ``run``)."""
+    return start_export(vault, actor, req, via).run(progress)
+
+
+def start_export(vault: Vault, actor: Principal, req: ExportRequest, via: str = "cli", *,
+                 export_id: str | None = None) -> ExportBuild:
+    """The checked half of an export: the grant is checked and one use taken, the audit
+    entries and the record (status ``building``) written; refusals raise here. The
+    returned build writes the packages when ``run`` (at once at the station, on a
+    worker thread for the API)."""
     discs = disc_size(vault, req)
     ident = pki.signing_identity(vault.layout.keys_dir, vault.config.export.signing_cert,
                                  vault.config.export.signing_key, vault.config.export.signing_chain)
     if not req.out_dir.is_dir():
         raise UsageError(_("%s is not a folder") % req.out_dir, hint=_("create it first, or choose another --out"))
     now = utcnow()
-    export_id = new_export_id(now)
+    export_id = export_id or new_export_id(now)
     with audit.logging_refusals(vault), vault.engine.begin() as conn:
         recs = _recordings(conn, vault, actor, req, via)
         parts = plan_discs(recs, discs)
@@ -214,12 +224,45 @@ def create_export(vault: Vault, actor: Principal, req: ExportRequest, via: str =
         found = labels_db.labels_of(conn, [r.id for r in recs])
         who = people_db.directory(conn, vault.config.agency.unit_names)
         shown = {r.id: previews_db.get(conn, r.id) for r in recs} if req.with_previews else {}
-    job = _Job(vault, export_id, now, grant, req, maker, ident, found, indexes[-1], previous, shown, who)
-    return job.run(parts, progress)
+    return ExportBuild(vault, export_id, now, grant, req, maker, ident, found, indexes[-1], previous, shown, who,
+                       parts)
+
+
+class BuildHooks(Protocol):
+    """What a front end that keeps the packages elsewhere (the API's jobs) does
+    while a build runs; anything it raises fails the build like a failed copy."""
+
+    def stage(self, name: str) -> None:
+        """Work moves on to ``name`` ("package", "disc-image")."""
+
+    def packaged(self, pkg: Path, record: dict[str, Any]) -> None:
+        """One package (and its disc image) is complete and not yet recorded as
+        done; ``record`` (what the export record keeps of it) may gain keys."""
+
+
+def finish_export(vault: Vault, export_id: str, maker: Actor, status: str, records: list[dict[str, Any]],
+                  cp_size: int | None, problem: str | None) -> ExportRow:
+    """Record how a build ended: ``export.sealed`` with the packages, or ``export.failed``."""
+    at = utcnow()
+    with vault.engine.begin() as conn:
+        db.finish(conn, export_id, at=at, status=status, packages=records, checkpoint_size=cp_size,
+                  problem=problem)
+        copies.end_export(conn, export_id, ok=status == "complete", maker=maker)
+        details: dict[str, Any] = {"export": export_id}
+        if status == "complete":
+            details["packages"] = [{k: r[k] for k in ("path", "tagmanifest_sha256", "recordings")}
+                                   for r in records]
+            details["checkpoint_size"] = cp_size
+        else:
+            details["problem"] = problem
+        audit.append(conn, Event("export.sealed" if status == "complete" else "export.failed", maker, details), at)
+        row = db.get(conn, export_id)
+    assert row is not None
+    return row
 
 
 @dataclass
-class _Job:
+class ExportBuild:
     vault: Vault
     export_id: str
     now: datetime
@@ -232,6 +275,7 @@ class _Job:
     previous_size: int | None
     previews: dict[str, PreviewRow | None]
     people: people_db.Directory
+    parts: list[list[Recording]]
 
     def person(self, login: str | None) -> str:
         """A person on the documents: display name, 警号 and unit (the unit's configured name)."""
@@ -245,7 +289,8 @@ class _Job:
             return escape(self.maker.name) + "（采集站本机 at the station）"
         return escape(self.maker.label)
 
-    def run(self, parts: list[list[Recording]], progress: Progress | None) -> ExportResult:
+    def run(self, progress: Progress | None = None, hooks: BuildHooks | None = None) -> ExportResult:
+        parts = self.parts
         made: list[Path] = []
         isos: list[Path] = []
         records: list[dict[str, Any]] = []
@@ -257,15 +302,21 @@ class _Job:
                 name = self.export_id if len(parts) == 1 else f"{self.export_id}-disc{k}of{len(parts)}"
                 pkg = self.req.out_dir / name
                 made.append(pkg)
+                if hooks:
+                    hooks.stage("package")
                 tag, cp_size, files = self._package(pkg, part, k, len(parts), progress)
                 rec: dict[str, Any] = {"path": str(pkg), "tagmanifest_sha256": hashlib.sha256(tag).hexdigest(),
                                        "recordings": [r.id for r in part], "files": files}
                 if self.req.iso:
+                    if hooks:
+                        hooks.stage("disc-image")
                     out = self.req.out_dir / f"{name}.iso"
                     isos.append(out)
                     rec["iso"] = str(out)
                     rec["iso_bytes"] = iso.write_iso(pkg, out, iso.volume_label(self.export_id, k, len(parts)))
                     rec["volume_label"] = iso.volume_label(self.export_id, k, len(parts))
+                if hooks:
+                    hooks.packaged(pkg, rec)
                 records.append(rec)
         except BaseException as exc:
             for path in made:
@@ -282,22 +333,7 @@ class _Job:
 
     def _finish(self, status: str, records: list[dict[str, Any]], cp_size: int | None,
                 problem: str | None) -> ExportRow:
-        at = utcnow()
-        with self.vault.engine.begin() as conn:
-            db.finish(conn, self.export_id, at=at, status=status, packages=records, checkpoint_size=cp_size,
-                      problem=problem)
-            copies.end_export(conn, self.export_id, ok=status == "complete", maker=self.maker)
-            details: dict[str, Any] = {"export": self.export_id}
-            if status == "complete":
-                details["packages"] = [{k: r[k] for k in ("path", "tagmanifest_sha256", "recordings")}
-                                       for r in records]
-                details["checkpoint_size"] = cp_size
-            else:
-                details["problem"] = problem
-            audit.append(conn, Event("export.sealed" if status == "complete" else "export.failed", self.maker, details), at)
-            row = db.get(conn, self.export_id)
-        assert row is not None
-        return row
+        return finish_export(self.vault, self.export_id, self.maker, status, records, cp_size, problem)
 
     # -- one package (one disc) ----------------------------------------------------------
 

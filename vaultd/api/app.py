@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -62,7 +63,19 @@ def create_app(vault: Vault) -> FastAPI:
         return SecurityHeaders(BodyLimit(inner(), app.openapi), extra=(zone,))
 
     app.build_middleware_stack = build  # type: ignore[method-assign]
+    _reap_exports(vault)
     return app
+
+
+def _reap_exports(vault: Vault) -> None:
+    """Export builds a stopped server cut off are recorded failed before it serves again."""
+    from vaultd import exportjobs
+    from vaultd.vault import utcnow
+
+    try:
+        exportjobs.reap(vault, utcnow())
+    except Exception:  # a start-up task: the API serves anyway, a job's status reaps it again
+        log.exception("could not check the exports left by an earlier server")
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -122,6 +135,7 @@ def make_servers(vault: Vault, listen: str | None, *, certfile: Path | str | Non
               "evidence would cross the network unencrypted") % listen,
             hint=_("give a TLS certificate and key (serve: --tls-cert and --tls-key; run: [dock] api_tls_cert "
                    "and api_tls_key), listen on 127.0.0.1, or accept the risk with --insecure-http"))
+    _ignore_sigpipe()
     app = create_app(vault)
     common = {"log_config": None, "proxy_headers": False, "server_header": False,
               "timeout_graceful_shutdown": 30,
@@ -138,6 +152,16 @@ def make_servers(vault: Vault, listen: str | None, *, certfile: Path | str | Non
     if uds:
         servers.append(uvicorn.Server(uvicorn.Config(app, uds=uds, **common)))  # type: ignore[arg-type]
     return servers
+
+
+def _ignore_sigpipe() -> None:
+    """A client that hangs up mid-download is an EPIPE for that response, not the
+    end of the server: ``cli.main`` gives SIGPIPE its default action (so that
+    ``vaultd ... | head`` ends quietly), which would kill the whole process."""
+    try:
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    except ValueError:  # not the main thread: whoever made the thread decides
+        log.debug("SIGPIPE left as it is (not the main thread)")
 
 
 async def _serve_all(servers: list[uvicorn.Server], on_started: Callable[[], None] | None = None) -> None:

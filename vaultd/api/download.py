@@ -1,4 +1,6 @@
-"""Streaming an original's bytes to an HTTP client, whole or one range.
+"""Streaming an original's bytes to an HTTP client, whole or one range; also
+any other stored file whose SHA-256 is known (an export's zip/tar or disc
+image: see exportjobs.py), with the same guarantees.
 
 The read was authorised (and its grant's copy begun or joined) before this
 response is made. The response reports how the transfer ended exactly once
@@ -41,6 +43,7 @@ import io
 import logging
 import os
 from collections.abc import Callable, Mapping
+from typing import Protocol
 from urllib.parse import quote
 
 import anyio
@@ -54,7 +57,6 @@ from vaultd.api.ranges import ByteRange
 from vaultd.api.zerocopy import EXTENSION as ZEROCOPY
 from vaultd.errors import HashMismatchError, StorageError, VaultError
 from vaultd.i18n import _
-from vaultd.model import Recording
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20  # when the caller names none
@@ -65,8 +67,21 @@ LEAD_BYTES = 64 << 20  # how far reading may run ahead of the bytes sent
 HOLD_BYTES = 1 << 20  # the tail of a whole file that waits for the digest
 
 
-def original_headers(rec: Recording) -> dict[str, str]:
-    """Headers of every answer that carries an original's bytes."""
+class Sendable(Protocol):
+    """What the sender needs of a file: an original (``model.Recording``) or an export's file."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def original_name(self) -> str: ...
+
+
+def original_headers(rec: Sendable) -> dict[str, str]:
+    """Headers of every answer that carries an original's (or another sent file's) bytes."""
     return {
         "accept-ranges": "bytes",
         "etag": f'"{rec.sha256}"',
@@ -81,10 +96,12 @@ class OriginalResponse(Response):
 
     media_type = "application/octet-stream"
 
-    def __init__(self, fd: int, rec: Recording, part: ByteRange | None,
-                 on_done: Callable[[str | None], None], *, chunk_bytes: int | None = None) -> None:
+    def __init__(self, fd: int, rec: Sendable, part: ByteRange | None,
+                 on_done: Callable[[str | None], None], *, chunk_bytes: int | None = None,
+                 what: str | None = None) -> None:
         self.fd = fd
         self.rec = rec
+        self.what = what or _("original %s") % rec.id  # as errors name it
         self.part = part or ByteRange(0, rec.size_bytes - 1)
         self.whole = part is None
         self.on_done = on_done
@@ -137,7 +154,7 @@ class OriginalResponse(Response):
     async def _stream(self, send: Send, zerocopy: bool) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         if self.part.length <= 0:
-            _verify(hashlib.sha256() if self.whole else None, self.rec)
+            _verify(hashlib.sha256() if self.whole else None, self.rec, self.what)
             self.sent_all = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             self.delivered = 0
@@ -153,7 +170,7 @@ class OriginalResponse(Response):
         file, hashed), so the event loop never waits on the disk."""
         file = io.FileIO(self.fd, "r", closefd=False)
         start, length = self.part.start, self.part.length
-        ahead = _ReadAhead(self.fd, start, length, self.rec, verify=self.whole)
+        ahead = _ReadAhead(self.fd, start, length, self.rec, self.what, verify=self.whole)
         async with anyio.create_task_group() as tg:
             tg.start_soon(ahead.run)
             while ahead.sent < length:
@@ -163,11 +180,11 @@ class OriginalResponse(Response):
                     await send({"type": ZEROCOPY, "file": file, "offset": start + ahead.sent,
                                 "count": ready - ahead.sent, "more_body": not last})
                 except EOFError as exc:
-                    raise _short(self.rec) from exc
+                    raise _short(self.what) from exc
                 except ConnectionError:
                     raise
                 except OSError as exc:  # the kernel could not read the file
-                    raise _unreadable(self.rec, exc) from exc
+                    raise _unreadable(self.what, exc) from exc
                 self.sent_all = last
                 self.delivered = ready
                 ahead.advance(ready)
@@ -199,13 +216,13 @@ class OriginalResponse(Response):
             try:
                 while left > 0:
                     data = await anyio.to_thread.run_sync(_read, self.fd, min(self.chunk_bytes, left), pos,
-                                                          digest, self.rec)
+                                                          digest, self.what)
                     if not data:
-                        raise _short(self.rec)
+                        raise _short(self.what)
                     pos += len(data)
                     left -= len(data)
                     if left == 0:
-                        _verify(digest, self.rec)
+                        _verify(digest, self.rec, self.what)
                     await out.send(data)
             except Exception as exc:  # noqa: BLE001 - handed to the sender, which raises it
                 failed.append(exc)
@@ -223,8 +240,8 @@ class _ReadAhead:
     runs on a worker thread.
     """
 
-    def __init__(self, fd: int, start: int, length: int, rec: Recording, *, verify: bool) -> None:
-        self.fd, self.start, self.length, self.rec = fd, start, length, rec
+    def __init__(self, fd: int, start: int, length: int, rec: Sendable, what: str, *, verify: bool) -> None:
+        self.fd, self.start, self.length, self.rec, self.what = fd, start, length, rec, what
         self.digest = hashlib.sha256() if verify else None
         self.read = 0
         self.released = 0
@@ -244,7 +261,7 @@ class _ReadAhead:
             batch = min(HASH_BATCH_BYTES, max(HASH_READ_BYTES, self.read))
             await anyio.to_thread.run_sync(self._read_batch, min(end, self.read + batch))
             if self.read == self.length:
-                _verify(self.digest, self.rec)
+                _verify(self.digest, self.rec, self.what)
             self.released = self.read
             self._notify()
 
@@ -255,9 +272,9 @@ class _ReadAhead:
                 faults.point("original.read")
                 n = os.preadv(self.fd, [view], self.start + self.read)
             except OSError as exc:
-                raise _unreadable(self.rec, exc) from exc
+                raise _unreadable(self.what, exc) from exc
             if n == 0:
-                raise _short(self.rec)
+                raise _short(self.what)
             if self.digest is not None:
                 self.digest.update(view[:n])
             self.read += n
@@ -276,20 +293,20 @@ class _ReadAhead:
         self._changed = anyio.Event()
 
 
-def _verify(digest: hashlib._Hash | None, rec: Recording) -> None:
+def _verify(digest: hashlib._Hash | None, rec: Sendable, what: str) -> None:
     if digest is not None and digest.hexdigest() != rec.sha256:
         raise HashMismatchError(
-            _("original %s does not match its recorded hash; the transfer was cut") % rec.id,
+            _("%s does not match its recorded hash; the transfer was cut") % what,
             hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
 
 
-def _short(rec: Recording) -> StorageError:
-    return StorageError(_("original %s is shorter than its recorded size") % rec.id,
+def _short(what: str) -> StorageError:
+    return StorageError(_("%s is shorter than its recorded size") % what,
                         hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
 
 
-def _unreadable(rec: Recording, exc: OSError) -> StorageError:
-    return StorageError(_("cannot read original %s: %s") % (rec.id, exc.strerror or exc),
+def _unreadable(what: str, exc: OSError) -> StorageError:
+    return StorageError(_("cannot read %s: %s") % (what, exc.strerror or exc),
                         hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
 
 
@@ -306,12 +323,12 @@ def _describe(exc: BaseException) -> str:
     return exc.message if isinstance(exc, VaultError) else repr(exc)
 
 
-def _read(fd: int, size: int, pos: int, digest: hashlib._Hash | None, rec: Recording) -> bytes:
+def _read(fd: int, size: int, pos: int, digest: hashlib._Hash | None, what: str) -> bytes:
     try:
         faults.point("original.read")
         data = os.pread(fd, size, pos)
     except OSError as exc:
-        raise _unreadable(rec, exc) from exc
+        raise _unreadable(what, exc) from exc
     if digest is not None:
         digest.update(data)
     return data
