@@ -251,13 +251,14 @@ def _print_report(report: IngestReport) -> None:
                 "DAMAGED" if r.damaged else "",
                 ("odd name: " + ",".join(r.name_oddities)) if r.name_oddities else "",
                 "wiped" if r.wiped else "") if m)
-            print(f"  {r.outcome.value:<9} {r.recording_id or '-':<13} {r.path}" + (f"  [{marks}]" if marks else ""))
+            print(f"  {r.outcome.value:<9} {r.recording_id or '-':<13} {escape(r.path)}"
+                  + (f"  [{marks}]" if marks else ""))
         else:
-            print(f"  {r.outcome.value:<9} {'':<13} {r.path}: {r.reason}")
+            print(f"  {r.outcome.value:<9} {'':<13} {escape(r.path)}: {escape(r.reason)}")
     if report.wipe_note:
         print("  " + report.wipe_note)
     if report.error:
-        print(_("  stopped: %s") % report.error)
+        print(_("  stopped: %s") % escape(report.error))
 
 
 # -- scrub -------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def _run_status(args: argparse.Namespace) -> int:
     _print_status(doc)
     print(_("open alerts: %d") % len(open_alerts))
     for a in open_alerts:
-        print(f"  #{a['id']} [{a['severity']}] {a['kind']} {a['subject']}: {a['message']}"
+        print(f"  #{a['id']} [{a['severity']}] {a['kind']} {escape(a['subject'])}: {escape(a['message'])}"
               + (f" (x{a['count']})" if a["count"] > 1 else ""))
     return 0
 

@@ -13,6 +13,7 @@ from vaultd import preview
 from vaultd.clicommon import cmd, open_, print_json, remote, zone
 from vaultd.errors import UsageError
 from vaultd.i18n import _
+from vaultd.safetext import escape
 from vaultd.model import Actor
 from vaultd.people import local_owner
 from vaultd.previewwork import Worker
@@ -65,7 +66,7 @@ def _run_status(args: argparse.Namespace) -> int:
         print(_("%-8s %s  priority %d, try %d  %s") % (job["state"], job["recording"], job["priority"],
                                                        job["attempts"], job["error"] or ""))
     for job in data["failed"]:
-        print(_("failed   %s  after %d tries: %s") % (job["recording"], job["attempts"], job["error"]))
+        print(_("failed   %s  after %d tries: %s") % (job["recording"], job["attempts"], escape(job["error"])))
     return 0
 
 

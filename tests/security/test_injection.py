@@ -163,3 +163,15 @@ def test_label_show_keeps_a_multiline_description_on_one_line(vault: Vault, home
     assert code == 0 and "ok\\nlabelled       True" in out
     assert [x for x in out.splitlines() if x.startswith("labelled ")] == ["labelled       False"]
     assert "(Asia/Shanghai)" in next(x for x in out.splitlines() if x.startswith("label_due"))
+
+
+@pytest.mark.slow
+def test_ingest_report_shows_a_hostile_camera_file_name_escaped(home: Path, camera: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    hostile = camera / "DCIM" / "x\n  new       rforged000000 ok\x1b[2K.MP4"
+    hostile.parent.mkdir(exist_ok=True)
+    hostile.write_bytes(b"not a video")
+    code, out, _ = _run(capsys, "--home", str(home), "ingest", str(camera))
+    assert not _unsafe_chars(out)
+    assert not any(line.lstrip().startswith("new       rforged") for line in out.splitlines())
+    assert "rforged000000 ok" in out and "odd name" in out  # on the line of the file, neutralised at ingest
