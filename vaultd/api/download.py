@@ -23,7 +23,8 @@ Two ways to send, the same guarantees:
   kernel sends the file's pages while a worker thread reads (and, for a whole
   file, hashes) the same range ahead of them, never more than ``LEAD_BYTES``
   ahead, so what is sent is what was just read, normally still in the page
-  cache, and the event loop seldom waits on the disk. Bytes go out only once
+  cache, and the event loop seldom waits on the disk; the disk reads each
+  batch while the one before is hashed (``POSIX_FADV_WILLNEED``). Bytes go out only once
   read and hashed; the last ``HOLD_BYTES`` only once the digest matches. (The
   kernel sends the page cache's copy of what was hashed; should memory
   pressure evict a page between the hash and the send, the kernel reads it
@@ -259,7 +260,10 @@ class _ReadAhead:
                 await self._changed.wait()
             end = hold_from if self.read < hold_from else self.length
             batch = min(HASH_BATCH_BYTES, max(HASH_READ_BYTES, self.read))
-            await anyio.to_thread.run_sync(self._read_batch, min(end, self.read + batch))
+            stop = min(end, self.read + batch)
+            # the disk reads the next batch while this one is read (from memory) and hashed
+            _advise(self.fd, self.start + stop, min(HASH_BATCH_BYTES, self.length - stop), os.POSIX_FADV_WILLNEED)
+            await anyio.to_thread.run_sync(self._read_batch, stop)
             if self.read == self.length:
                 _verify(self.digest, self.rec, self.what)
             self.released = self.read
@@ -291,6 +295,14 @@ class _ReadAhead:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
+
+
+def _advise(fd: int, offset: int, length: int, advice: int) -> None:
+    if length > 0:
+        try:
+            os.posix_fadvise(fd, offset, length, advice)
+        except OSError:
+            pass  # a hint only
 
 
 def _verify(digest: hashlib._Hash | None, rec: Sendable, what: str) -> None:
