@@ -216,7 +216,8 @@ def approve(vault: Vault, actor: Principal, request_id: str, via: str) -> GrantR
         row = _load_request(conn, request_id)
         decision = access.decide(actor, Action.APPROVE, request=_request_ref(conn, row), now=now)
         if not decision.allowed:
-            raise _deny(actor, via, Action.APPROVE, decision.rule, {"request": request_id})
+            raise _deny(actor, via, Action.APPROVE, decision.rule, {"request": request_id,
+                                                                  "recordings": list(row.recording_ids)})
         requester = people_db.user_by_name(conn, row.requester)
         assert requester is not None
         if not db.decide_request(conn, request_id, status="approved", decided_by=approver_id, at=now, reason=None):
@@ -240,7 +241,8 @@ def deny(vault: Vault, actor: Principal, request_id: str, reason: str, via: str)
         row = _load_request(conn, request_id)
         decision = access.decide(actor, Action.DENY, request=_request_ref(conn, row), now=utcnow())
         if not decision.allowed:
-            raise _deny(actor, via, Action.DENY, decision.rule, {"request": request_id})
+            raise _deny(actor, via, Action.DENY, decision.rule, {"request": request_id,
+                                                                  "recordings": list(row.recording_ids)})
         if not db.decide_request(conn, request_id, status="denied", decided_by=approver_id,
                                  at=utcnow(), reason=reason):
             raise UsageError(_("request %s is no longer pending") % request_id)

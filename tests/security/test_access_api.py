@@ -135,7 +135,8 @@ def test_another_units_recording_is_a_retrieval_only_a_leader_approves(world: Wo
     assert g.status_code == 200, g.text
     got = world.original("zhou", rec, g.json()["id"])
     assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == rec.sha256
-    assert logged(world.vault, "access.denied", actor="zhao", rule="other-department", request=q)
+    assert logged(world.vault, "access.denied", actor="zhao", rule="other-department", request=q,
+                  recordings=[rec.id])
     assert logged(world.vault, "access.approve", actor="sun", rule="leader", request=q)
 
 
