@@ -171,3 +171,24 @@ def test_an_archive_unpacks_to_exactly_the_station_package(world: World, tmp_pat
             assert filecmp.cmp(p, copy / p.relative_to(pkg), shallow=False), p
     code, text = run_verify(copy, *pinned(world))
     assert code == 0 and "PASS" in text, text
+
+
+def test_an_export_split_over_discs_has_an_archive_and_an_image_per_disc(world: World, tmp_path: Path) -> None:
+    ids = _ids(world)
+    room = (12 << 20) + (400 << 10)  # each disc's usable room holds one of the two recordings, not both
+    job = _start(world, ids, iso=True, disc_bytes=int(room / 0.98) + 1, archive="tar")
+    assert exportjobs.wait(job.export_id, 120)
+    st = exportjobs.job_status(world.vault, world.who("li"), job.export_id)
+    assert st.state == "complete", st.problem
+    e = job.export_id
+    assert [a.name for a in st.artefacts] == [f"{e}-disc1of2.tar", f"{e}-disc1of2.iso",
+                                               f"{e}-disc2of2.tar", f"{e}-disc2of2.iso"]
+    for a in st.artefacts:
+        if a.kind == "archive":
+            with tarfile.open(a.path) as tf:
+                tf.extractall(tmp_path, filter="data")
+            pkg = tmp_path / a.name.removesuffix(".tar")
+        else:
+            pkg = a.path
+        code, text = run_verify(pkg, *pinned(world))
+        assert code == 0 and "PASS" in text, text
