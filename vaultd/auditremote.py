@@ -13,6 +13,7 @@ server that leaves things out, alters them or signs with another key fails.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from vaultd import logcheck, note, tlogfmt
@@ -80,29 +81,32 @@ class ApiSource:
     def entries(self, size: int) -> Iterator[StoredEntry]:
         if self.progress is not None:
             self.progress.begin(size)
+        pages = [{"start": start, "end": min(start + PAGE, size)} for start in range(0, size, PAGE)]
         try:
-            for start in range(0, size, PAGE):
-                end = min(start + PAGE, size)
-                data = self.client.get_bytes("/audit/range", {"start": start, "end": end}, _PAGE_BYTES)
-                rows = logcheck.unpack_entries(data)
-                yield from rows
+            for page, data in self._fetched("/audit/range", pages):
+                yield from logcheck.unpack_entries(data)
                 if self.progress is not None:
-                    self.progress.advance(end - start)
+                    self.progress.advance(page["end"] - page["start"])
         finally:
             if self.progress is not None:
                 self.progress.end()
 
     def nodes(self, size: int) -> Iterator[StoredNode]:
         """Every stored subtree hash over the first ``size`` entries, level by level."""
-        level = 0
-        while size >> level:
-            count = size >> level
-            for start in range(0, count, NODES_PAGE):
-                end = min(start + NODES_PAGE, count)
-                data = self.client.get_bytes("/audit/nodes", {"level": level, "start": start, "end": end},
-                                             _PAGE_BYTES)
-                yield from logcheck.unpack_nodes(level, data)
-            level += 1
+        pages = [{"level": level, "start": start, "end": min(start + NODES_PAGE, size >> level)}
+                 for level in range(size.bit_length()) for start in range(0, size >> level, NODES_PAGE)]
+        for page, data in self._fetched("/audit/nodes", pages):
+            yield from logcheck.unpack_nodes(page["level"], data)
+
+    def _fetched(self, path: str, pages: list[dict[str, int]]) -> Iterator[tuple[dict[str, int], bytes]]:
+        """Each page's body in order, the next one fetched while this one is checked."""
+        with ThreadPoolExecutor(1) as pool:
+            ahead = [pool.submit(self.client.get_bytes, path, page, _PAGE_BYTES) for page in pages[:1]]
+            for n, page in enumerate(pages):
+                data = ahead.pop().result()
+                if n + 1 < len(pages):
+                    ahead.append(pool.submit(self.client.get_bytes, path, pages[n + 1], _PAGE_BYTES))
+                yield page, data
 
     def checkpoints(self, size: int) -> Iterator[StoredCheckpoint]:
         after = 0
