@@ -106,3 +106,16 @@ def proc_state(pid: int) -> str | None:
     except FileNotFoundError:
         return None
     return stat[stat.rindex(")") + 2]
+
+
+def token_for(vault: Vault, name: str, expires_days: int = 1) -> str:
+    """A bearer token for ``name`` as if they had signed in with their password
+    (fixtures skip argon2; no front end can do this: ``people.create_token``
+    refuses a token for a person to anyone but themselves)."""
+    from vaultd import people
+    from vaultd.catalog import people as people_db
+
+    with vault.engine.begin() as conn:
+        user = people_db.user_by_name(conn, name)
+        assert user is not None, name
+        return people._issue(conn, user, expires_days, "login").secret

@@ -31,6 +31,7 @@ from vaultd.errors import ConfigError
 from vaultd.ingest import ingest_path
 from vaultd.model import Actor, Recording
 from vaultd.vault import Vault, utcnow
+from conftest import token_for
 
 with warnings.catch_warnings():  # "install httpx2": the project uses httpx
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -97,7 +98,7 @@ def world(vault: Vault, camera: Path) -> Iterator[World]:
         password = PASSWORD if name == "wang" else None  # argon2 is slow on purpose; tokens suffice
         people.add_user(vault, owner, people.NewUser(name, roles, **kw), password, "cli")
     ingest_path(vault, camera, actor=Actor.local())
-    tokens = {n: people.create_token(vault, owner, n, 1, "cli").secret for n in USERS}
+    tokens = {n: token_for(vault, n) for n in USERS}
     with vault.engine.connect() as conn:
         rows = conn.execute(select(recordings.c.id).order_by(recordings.c.recorded_start, recordings.c.id))
         ids = [r.id for r in rows]
@@ -165,25 +166,23 @@ def test_login_gives_a_token_that_works(world: World) -> None:
     assert logged(world.vault, "auth.login", actor="wang", token=body["id"])
 
 
-def test_login_is_rate_limited_after_five_failures(world: World) -> None:
-    for _i in range(5):
-        r = world.client.post(API + "/login", json={"name": "wang", "password": "wrong password"})
-        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
-    r = world.client.post(API + "/login", json={"name": "wang", "password": PASSWORD})
-    assert r.status_code == 429
+def test_failed_logins_slow_the_source_with_retry_after(world: World) -> None:
+    wrong = {"name": "wang", "password": "wrong password"}
+    for _i in range(12):  # until the wait outlasts an argon2 verify on a busy machine
+        r = world.client.post(API + "/login", json=wrong)
+        if r.status_code == 429 and int(r.headers["retry-after"]) >= 4:
+            break
+        assert r.status_code in (401, 429), r.text
     assert r.json()["error"]["code"] == "too_many_attempts"
-    assert int(r.headers["retry-after"]) > 0
-    assert len(logged(world.vault, "auth.failed", actor="wang")) == 5
-
-
-def test_rate_limited_login_is_in_the_log(world: World) -> None:
-    for _i in range(6):
-        world.client.post(API + "/login", json={"name": "wang", "password": "wrong password"})
-    assert logged(world.vault, "auth.rate_limited", actor="wang")
+    r = world.client.post(API + "/login", json={"name": "wang", "password": PASSWORD})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    with TestClient(create_app(world.vault), client=("10.1.1.1", 50000)) as clean:  # the owner's own PC
+        assert clean.post(API + "/login", json={"name": "wang", "password": PASSWORD}).status_code == 200
+    assert len(logged(world.vault, "auth.failed", actor="wang")) == 1  # the rest are counted (#16.9)
 
 
 def test_a_revoked_token_and_a_disabled_user_are_refused(world: World) -> None:
-    issued = world.post("root", "/tokens", {"user": "li", "expires_days": 1})
+    issued = world.post("li", "/tokens", {"user": "li", "expires_days": 1})
     assert issued.status_code == 201, issued.text
     li = {"Authorization": f"Bearer {issued.json()['token']}"}
     assert world.client.get(API + "/access/grants", headers=li).status_code == 200

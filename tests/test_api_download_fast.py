@@ -37,6 +37,7 @@ from vaultd.catalog.schema import audit_entries
 from vaultd.ingest import ingest_path
 from vaultd.model import Actor, Recording
 from vaultd.vault import Vault
+from conftest import token_for
 
 API = "/api/v1"
 SIZE = 12 * (1 << 20) + 12345  # several read batches, then the held-back tail
@@ -134,7 +135,7 @@ def make_world(vault: Vault, tmp_path: Path, base: str = "") -> World:
     clip.write_bytes(os.urandom(SIZE))
     ingest_path(vault, tmp_path / "camera", actor=Actor.local())
     (rec,) = evidence.list_recordings(vault, owner, RecordingFilter())
-    tokens = {n: people.create_token(vault, owner, n, 1, "cli").secret for n in ("zhao", "wang")}
+    tokens = {n: token_for(vault, n) for n in ("zhao", "wang")}
     req = approvals.request_access(vault, people.authenticate(vault, tokens["wang"], "test"),
                                    RequestKind.VIEW_ORIGINAL, [rec.id], "test", notice=None,
                                    expires_days=1, uses=10, via="api")

@@ -22,6 +22,7 @@ from vaultd.api import create_app
 from vaultd.ingest import ingest_path
 from vaultd.model import Actor
 from vaultd.vault import Vault
+from conftest import token_for
 
 schemathesis = pytest.importorskip("schemathesis")  # a test dependency; skip where it is missing
 from schemathesis import GenerationMode
@@ -52,7 +53,7 @@ def fuzzed(vault: Vault, camera: Path) -> tuple[Any, dict[str, str]]:
     ):
         people.add_user(vault, owner, people.NewUser(name, roles, **kw), None, "cli")
     ingest_path(vault, camera, actor=Actor.local())
-    tokens = {who: people.create_token(vault, owner, name, 1, "cli").secret
+    tokens = {who: token_for(vault, name)
               for who, name in (("admin", "boss"), ("legal", "zhou"))}
     return schemathesis.openapi.from_asgi("/openapi.json", create_app(vault)), tokens
 

@@ -12,6 +12,7 @@ from vaultd import people
 from vaultd.access import Role
 from vaultd.api.app import create_app
 from vaultd.vault import Vault
+from conftest import token_for
 
 OWNER = people.local_owner()
 
@@ -23,7 +24,7 @@ def test_reports_spot_checks_and_stats_over_http(vault: Vault) -> None:
                              ("wang", Role.OFFICER, "一中队")):
         people.add_user(vault, OWNER, people.NewUser(name, (role,), unit, "1001" if name == "wang" else None),
                         None, "cli")
-        tokens[name] = {"Authorization": f"Bearer {people.create_token(vault, OWNER, name, 1, 'cli').secret}"}
+        tokens[name] = {"Authorization": f"Bearer {token_for(vault, name)}"}
     with TestClient(create_app(vault)) as client:
         r = client.get("/api/v1/compliance/report", headers=tokens["sup"],
                        params={"since": "2026-10-01T00:00:00", "until": "2026-11-01T00:00:00"})

@@ -15,6 +15,7 @@ from vaultd import people
 from vaultd.access import Role
 from vaultd.cli import main
 from vaultd.vault import Vault
+from conftest import token_for
 
 OWNER = people.local_owner()
 
@@ -25,7 +26,7 @@ def served(vault: Vault, home: Path) -> Iterator[tuple[Month, str, dict[str, str
     tokens = {}
     for name, role, unit in (("zhou", Role.LEGAL, None), ("sup", Role.SUPERVISOR, "二中队")):
         people.add_user(vault, OWNER, people.NewUser(name, (role,), unit), None, "cli")
-        tokens[name] = people.create_token(vault, OWNER, name, 1, "cli").secret
+        tokens[name] = token_for(vault, name)
     with vaultd_serve(home) as url:
         yield month, url, tokens
 

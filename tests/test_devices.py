@@ -16,6 +16,7 @@ from vaultd.errors import AccessDeniedError, NotFoundError, UsageError
 from vaultd.model import CameraIdentity
 from vaultd.people import local_owner
 from vaultd.vault import Vault
+from conftest import token_for
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
 
@@ -158,7 +159,7 @@ def test_station_over_the_api_admin_enrolls_auditor_reads_officer_is_refused(vau
     for name, role in (("root", Role.ADMIN), ("wu", Role.AUDITOR), ("wang", Role.OFFICER)):
         people.add_user(vault, owner, people.NewUser(name, (role,), unit="一中队" if role is Role.OFFICER else None),
                         None, "cli")
-    tok = {n: people.create_token(vault, owner, n, 1, "cli").secret for n in ("root", "wu", "wang")}
+    tok = {n: token_for(vault, n) for n in ("root", "wu", "wang")}
 
     def h(who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {tok[who]}"}

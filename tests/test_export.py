@@ -21,6 +21,7 @@ from vaultd.catalog.schema import audit_entries, exports, grants
 from vaultd.errors import AccessDeniedError
 from vaultd.people import local_owner
 from vaultd.vault import utcnow
+from conftest import token_for
 
 from export_world import World, first_export, make_world, pinned, run_verify
 
@@ -484,8 +485,8 @@ def test_api_reads_the_record_and_the_ca(world: World, made: export.ExportResult
         warnings.simplefilter("ignore", StarletteDeprecationWarning)
         from fastapi.testclient import TestClient
     people.add_user(world.vault, local_owner(), NewUser("wu", (Role.AUDITOR,), None, None), None, "cli")
-    auditor = people.create_token(world.vault, local_owner(), "wu", 1, "cli").secret
-    officer = people.create_token(world.vault, local_owner(), "wang", 1, "cli").secret
+    auditor = token_for(world.vault, "wu")
+    officer = token_for(world.vault, "wang")
     client = TestClient(create_app(world.vault))
 
     def get(token: str, path: str) -> Any:

@@ -26,8 +26,18 @@ from vaultd.cli import main
 pytestmark = pytest.mark.slow
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vaultd.cli", *args], capture_output=True, text=True,
+PASSWORD = "correct horse battery"
+
+
+def login(url: str, name: str) -> str:
+    """A token for ``name``, who signs in with the password (no one else can make one: #16.2)."""
+    done = run("--url", url, "login", "--user", name, "--password-stdin", "--print-token", stdin=PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vaultd.cli", *args], input=stdin, capture_output=True, text=True,
                           timeout=120, env={**os.environ, **(env or {})})
 
 
@@ -47,10 +57,10 @@ def ok(*args: str) -> str:
 @pytest.fixture
 def server(home: Path, _sim_camera_master: Path, tmp_path: Path) -> Iterator[tuple[Path, str]]:
     h = ["--home", str(home)]
-    ok(*h, "users", "add", "wang", "--role", "officer", "--unit", "一大队", "--officer-number", "012345",
-       "--no-password")
-    ok(*h, "users", "add", "li", "--role", "supervisor", "--unit", "一大队", "--no-password")
-    ok(*h, "users", "add", "sun", "--role", "leader", "--no-password")
+    for name, *roles in (("wang", "--role", "officer", "--officer-number", "012345"),
+                         ("li", "--role", "supervisor"), ("sun", "--role", "leader")):
+        added = run(*h, "users", "add", name, *roles, "--unit", "一大队", "--password-stdin", stdin=PASSWORD)
+        assert added.returncode == 0, added.stderr
     cam = tmp_path / "camera"
     shutil.copytree(_sim_camera_master, cam, symlinks=True)
     ok(*h, "ingest", str(cam))
@@ -61,8 +71,8 @@ def server(home: Path, _sim_camera_master: Path, tmp_path: Path) -> Iterator[tup
 def test_ingest_request_approve_export_verify(server: tuple[Path, str], tmp_path: Path) -> None:
     home, url = server
     h = ["--home", str(home)]
-    sup = ["--url", url, "--token", ok(*h, "tokens", "create", "li").strip()]
-    leader = ["--url", url, "--token", ok(*h, "tokens", "create", "sun").strip()]
+    sup = ["--url", url, "--token", login(url, "li")]
+    leader = ["--url", url, "--token", login(url, "sun")]
     recs = json.loads(ok(*sup, "recordings", "list", "--json"))
     ids = [r["id"] for r in recs if r["media_type"] == "video"][:2]
     ask = ["access", "request", "--kind", "export", "--purpose", "移送人民法院 case 2026-017"]
@@ -75,7 +85,7 @@ def test_ingest_request_approve_export_verify(server: tuple[Path, str], tmp_path
     code, _out, err = cli(*h, "export", "create", "--recording", ids[0], "--out", str(out))
     assert code == 7 and "no-grant" in err
     # someone else's token with li's grant: refused, the grant is li's
-    wang = ok(*h, "tokens", "create", "wang").strip()
+    wang = login(url, "wang")
     code, _out, err = cli(*h, "export", "create", "--recording", ids[0], "--grant", grant, "--out", str(out),
                           "--as-token", wang)
     assert code == 7 and "grant-other-user" in err, err

@@ -19,6 +19,7 @@ from vaultd.ingest import ingest_path
 from vaultd.model import Actor, MediaType, Recording
 from vaultd.previewwork import Worker
 from vaultd.vault import Vault
+from conftest import token_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -44,7 +45,7 @@ def web(vault: Vault, camera: Path) -> Iterator[Web]:
     for name, (roles, kw) in USERS.items():
         people.add_user(vault, owner, people.NewUser(name, roles, **kw), None, "cli")  # type: ignore[arg-type]
     ingest_path(vault, camera, actor=Actor.local())
-    tokens = {n: people.create_token(vault, owner, n, 1, "cli").secret for n in USERS}
+    tokens = {n: token_for(vault, n) for n in USERS}
     with vault.engine.connect() as conn:
         recs = [rec_db.get(conn, r[0]) for r in rec_db.all_hashes(conn)]
     video = next(r for r in recs if r.media_type is MediaType.VIDEO and not r.damaged)

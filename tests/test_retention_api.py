@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 
 pytest.register_assert_rewrite("retention_world")  # before its import: it is also a plugin here
 from retention_world import World, logged
-from vaultd import people, retention
+from vaultd import retention
 from vaultd.api import create_app
 from vaultd.vault import utcnow
+from conftest import token_for
 
 P = "/api/v1"
 
@@ -31,7 +32,7 @@ class Api:
 @pytest.fixture
 def api(w: World) -> Iterator[tuple[Api, World]]:
     vault = w.vault
-    tokens = {n: people.create_token(vault, people.local_owner(), n, 1, "cli").secret for n in w.who}
+    tokens = {n: token_for(vault, n) for n in w.who}
     with TestClient(create_app(vault)) as client:
         yield Api(client, tokens), w
 

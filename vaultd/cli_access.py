@@ -7,6 +7,7 @@ import getpass
 import sys
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from vaultd import approvals, cli_daemon, people, timefmt
@@ -32,6 +33,8 @@ def add_commands(sub: Any) -> None:
     login.add_argument("--user", required=True)
     login.add_argument("--password-stdin", action="store_true", help=_("read the password from stdin"))
     login.add_argument("--expires-days", type=int, default=30)
+    login.add_argument("--print-token", action="store_true",
+                       help=_("print the token on stdout instead of keeping it (for --token in scripts)"))
     serve = cmd(sub, "serve", _run_serve, _("serve the HTTP API (OpenAPI at /openapi.json)"))
     serve.add_argument("--listen", default="127.0.0.1:8470", help=_("HOST:PORT (default 127.0.0.1:8470)"))
     serve.add_argument("--uds", help=_("also listen on this Unix socket"))
@@ -56,8 +59,9 @@ def _password(args: argparse.Namespace, confirm: bool) -> str:
 def _user_json(u: Any) -> dict[str, Any]:
     if isinstance(u, dict):
         return u
-    return {"name": u.name, "display_name": u.display_name, "label": u.label, "roles": list(u.roles), "unit": u.unit, "officer_number": u.officer_number,
-            "clearance": u.clearance, "disabled": u.disabled_at is not None}
+    return {"name": u.name, "display_name": u.display_name, "label": u.label, "roles": list(u.roles),
+            "unit": u.unit, "officer_number": u.officer_number, "clearance": u.clearance,
+            "disabled": u.disabled_at is not None, "pending_roles": list(u.pending_roles)}
 
 
 # -- users --------------------------------------------------------------------------------
@@ -76,6 +80,22 @@ def _add_users(sub: Any) -> None:
     add.add_argument("--no-password", action="store_true", help=_("token-only user"))
     cmd(us, "list", _run_users_list, _("list users")).add_argument("--json", action="store_true")
     cmd(us, "disable", _run_users_disable, _("disable a user (kept for the record)")).add_argument("name")
+    ed = cmd(us, "edit", _run_users_edit,
+             _("change a user's roles, unit, 警号, clearance or display name (audited); given over the API, "
+               "supervisor, leader, legal and auditor roles wait for a leader's or a second admin's approval"))
+    ed.add_argument("name")
+    ed.add_argument("--role", action="append", choices=[r.value for r in Role],
+                    help=_("the user's roles from now on; repeat for several"))
+    ed.add_argument("--unit", help=_("the unit ('' clears it)"))
+    ed.add_argument("--officer-number", help=_("警号 ('' clears it)"))
+    ed.add_argument("--clearance", choices=[lv.value for lv in Level])
+    ed.add_argument("--display-name", help=_("the person's name as written ('' clears it)"))
+    cmd(us, "approve", _run_users_approve,
+        _("put a user's pending roles in force (a leader, or an admin who did not give them)")).add_argument("name")
+    cmd(us, "pending", _run_users_pending, _("users whose roles wait for approval")).add_argument(
+        "--json", action="store_true")
+    cmd(us, "unlock", _run_users_unlock,
+        _("forget a user's failed logins, ending their delay (audited)")).add_argument("name")
 
 
 def _run_users_add(args: argparse.Namespace) -> int:
@@ -89,7 +109,9 @@ def _run_users_add(args: argparse.Namespace) -> int:
         new = NewUser(args.name, tuple(Role(r) for r in args.role), args.unit, args.officer_number,
                       Level(args.clearance), args.display_name)
         data = _user_json(people.add_user(open_(args), local_owner(), new, password, "cli"))
-    print(_("added user %s (%s)") % (data["name"], ", ".join(data["roles"])))
+    print(_("added user %s (%s)") % (data["name"], ", ".join(data["roles"]) or "-"))
+    if data.get("pending_roles"):
+        _print_user_roles(_("added"), data)
     return 0
 
 
@@ -108,6 +130,58 @@ def _run_users_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_users_edit(args: argparse.Namespace) -> int:
+    client = remote(args)
+    if client:
+        body = {k: v for k, v in {"role": args.role, "unit": args.unit, "officer_number": args.officer_number,
+                                  "clearance": args.clearance, "display_name": args.display_name}.items()
+                if v is not None}
+        data = client.json("PATCH", f"/users/{quote(args.name, safe='')}", json=body)
+    else:
+        edit = people.UserEdit(roles=tuple(Role(r) for r in args.role) if args.role else None, unit=args.unit,
+                               officer_number=args.officer_number,
+                               clearance=Level(args.clearance) if args.clearance else None,
+                               display_name=args.display_name)
+        data = _user_json(people.edit_user(open_(args), local_owner(), args.name, edit, "cli"))
+    _print_user_roles(_("changed"), data)
+    return 0
+
+
+def _print_user_roles(verb: str, data: dict[str, Any]) -> None:
+    print(_("%s %s: roles %s") % (verb, data.get("label") or data["name"], ", ".join(data["roles"]) or "-"))
+    if data.get("pending_roles"):
+        print(_("  waiting for a leader's or a second admin's approval: %s ('vaultd users approve %s')")
+              % (", ".join(data["pending_roles"]), data["name"]))
+
+
+def _run_users_approve(args: argparse.Namespace) -> int:
+    client = remote(args)
+    data = (client.json("POST", f"/users/{quote(args.name, safe='')}/approve") if client
+            else _user_json(people.approve_roles(open_(args), local_owner(), args.name, "cli")))
+    _print_user_roles(_("approved"), data)
+    return 0
+
+
+def _run_users_pending(args: argparse.Namespace) -> int:
+    client = remote(args)
+    rows = client.json("GET", "/users/pending")["items"] if client else [
+        _user_json(u) for u in people.pending_users(open_(args), local_owner(), "cli")]
+    if args.json:
+        print_json(rows)
+        return 0
+    for u in rows:
+        print(_("%s  %s  waiting: %s") % (u["name"], u.get("label") or u["name"], ", ".join(u["pending_roles"])))
+    return 0
+
+
+def _run_users_unlock(args: argparse.Namespace) -> int:
+    client = remote(args)
+    n = (client.json("POST", f"/users/{quote(args.name, safe='')}/unlock")["failures_cleared"] if client
+         else people.unlock_user(open_(args), local_owner(), args.name, "cli"))
+    print(_("unlocked %s (%d failed logins forgotten)") % (args.name, n))
+    return 0
+
+
 def _run_users_disable(args: argparse.Namespace) -> int:
     client = remote(args)
     if client:
@@ -122,9 +196,14 @@ def _run_users_disable(args: argparse.Namespace) -> int:
 
 def _add_tokens(sub: Any) -> None:
     ts = sub.add_parser("tokens", help=_("API tokens")).add_subparsers(metavar="ACTION", required=True)
-    c = cmd(ts, "create", _run_tokens_create, _("create an API token for a user; it is shown once"))
+    c = cmd(ts, "create", _run_tokens_create,
+            _("create an API token for yourself, or (admin) for a service user (no password, no evidence "
+              "role); people sign in with 'vaultd login'. The token is shown once"))
     c.add_argument("name")
     c.add_argument("--expires-days", type=int, default=90)
+    ls = cmd(ts, "list", _run_tokens_list, _("your tokens (an admin: --all), without their secrets"))
+    ls.add_argument("--all", action="store_true", help=_("every user's tokens (admin)"))
+    ls.add_argument("--json", action="store_true")
     cmd(ts, "revoke", _run_tokens_revoke, _("revoke a token by its id")).add_argument("id")
 
 
@@ -138,6 +217,25 @@ def _run_tokens_create(args: argparse.Namespace) -> int:
         token, tid, expires = t.secret, t.id, t.expires_at.isoformat()
     print(token)
     print(_("token %s for %s, expires %s; shown only now") % (tid, args.name, expires), file=sys.stderr)
+    return 0
+
+
+def _run_tokens_list(args: argparse.Namespace) -> int:
+    client = remote(args)
+    if client:
+        rows = client.json("GET", "/tokens", params={"all": "true"} if args.all else None)["items"]
+    else:
+        from vaultd.clicommon import zone
+        from vaultd.vault import utcnow
+
+        vault = open_(args)
+        rows = [people.token_json(t, zone(vault), utcnow())
+                for t in people.list_tokens(vault, local_owner(), "cli", args.all)]
+    if args.json:
+        print_json(rows)
+        return 0
+    for t in rows:
+        print(f"{t['id']:<14} {t['state']:<8} {t['origin'] or '-':<8} {t['expires_at']:<26} {t['user_label']}")
     return 0
 
 
@@ -277,6 +375,11 @@ def _run_login(args: argparse.Namespace) -> int:
     password = _password(args, confirm=False)
     data = ApiClient(client.url, None).json("POST", "/login", json={
         "name": args.user, "password": password, "expires_days": args.expires_days})
+    if args.print_token:
+        print(data["token"])
+        print(_("logged in as %s; token %s, shown only now, expires %s")
+              % (args.user, data["id"], data["expires_at"]), file=sys.stderr)
+        return 0
     path = save_credentials(client.url, data["token"])
     print(_("logged in as %s; token kept in %s until %s") % (args.user, path, data["expires_at"]))
     return 0

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from vaultd import cli_audit, cli_previews, evidence, people, timefmt, views
+from vaultd import cli_audit, cli_previews, cli_units, evidence, people, timefmt, views
 from vaultd.access import Level
 from vaultd.catalog.recordings import RecordingFilter
 from vaultd.clicommon import cmd, filter_help, open_, print_json, remote, shown_zone, time_filter, zone
@@ -43,6 +43,7 @@ def add_commands(sub: Any) -> None:
     lvl.add_argument("--reason", required=True, help=_("why (kept in the audit log)"))
     cli_audit.add_receipt(rs)
     cli_previews.add_recording_commands(rs)  # recordings preview (#7)
+    cli_units.add_recording_commands(rs)  # recordings reassign (#17.3)
 
 
 def _list_remote(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -116,6 +116,10 @@ class AuthenticationError(VaultError):
 
 
 class TooManyAttemptsError(AuthenticationError):
-    """Failed logins for this name are being rate-limited (HTTP 429)."""
+    """Failed logins from this source or for this name are being slowed (HTTP 429)."""
 
     code = "too_many_attempts"
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after_s: int = 60) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s

@@ -38,6 +38,10 @@ class Job:
 
 
 def _checkpoint(vault: Vault, actor: Actor, now: datetime) -> None:
+    from vaultd import signin
+
+    with vault.engine.begin() as conn:  # counted floods of bad logins and tokens go into the log first
+        signin.flush(conn, now)
     if audit.seal(vault) is not None:
         log.info("audit log sealed: new signed checkpoint")
 

@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from vaultd import people
 from vaultd.api.models import ErrorOut
 from vaultd.errors import (
     AccessDeniedError,
@@ -64,7 +63,7 @@ def vault_error(request: Request, exc: Exception) -> Response:
     if status == 401:
         headers["www-authenticate"] = "Bearer"
     if status == 429:
-        headers["retry-after"] = str(int(people.FAILURE_WINDOW.total_seconds()))
+        headers["retry-after"] = str(int(getattr(exc, "retry_after_s", 60)))
     if status == 500 and not isinstance(exc, IntegrityError):
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
         return error_response(500, exc.code, _GENERIC)

@@ -98,10 +98,61 @@ class UserOut(BaseModel):
     clearance: str
     created_at: datetime
     disabled_at: datetime | None
+    pending_roles: list[str] = Field([], description="given, not in force until a leader or a second admin approves")
 
 
 class UserList(BaseModel):
     items: list[UserOut]
+
+
+class UserEditIn(_In):
+    """Only the fields given change; '' clears unit, officer_number or display_name."""
+    role: list[Role] | None = Field(None, min_length=1, max_length=len(Role))
+    unit: Short | None = None
+    officer_number: Short | None = None
+    clearance: Level | None = None
+    display_name: Short | None = None
+
+
+class UnlockOut(BaseModel):
+    name: str
+    failures_cleared: int
+
+
+class TokenInfo(BaseModel):
+    """A token without its secret."""
+    id: str
+    user: str
+    user_label: str
+    origin: str | None = Field(description="login (password sign-in), own (made with one's own token), "
+                                           "service (an admin, for a service user)")
+    state: Literal["live", "expired", "revoked"]
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenList(BaseModel):
+    items: list[TokenInfo]
+
+
+class ReassignIn(_In):
+    unit: Name
+    reason: Long = Field(min_length=1)
+    recording: Short | None = None
+    officer: Short | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class MovedOut(BaseModel):
+    recording_id: str
+    unit_before: str | None
+    unit_after: str
+
+
+class ReassignOut(BaseModel):
+    items: list[MovedOut]
 
 
 class DisabledOut(BaseModel):

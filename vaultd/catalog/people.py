@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
-from vaultd.catalog.schema import api_tokens, auth_failures, device_assignments, users
+from vaultd.catalog.schema import api_tokens, device_assignments, users
 from vaultd.i18n import _
 
 
@@ -126,10 +126,48 @@ def disable_user(conn: Connection, user_id: int, at: datetime) -> None:
     conn.execute(update(users).where(users.c.id == user_id).values(disabled_at=at))
 
 
+def update_user(conn: Connection, user_id: int, **values: Any) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+def set_pending(conn: Connection, user_id: int, roles: list[str], given_by: str | None) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(
+        pending_roles=json.dumps(roles) if roles else None, pending_by=given_by if roles else None))
+
+
 def add_token(conn: Connection, *, token_id: str, user_id: int, token_sha256: str,
-              at: datetime, expires_at: datetime) -> None:
+              at: datetime, expires_at: datetime, origin: str | None = None) -> None:
     conn.execute(insert(api_tokens).values(id=token_id, user_id=user_id, token_sha256=token_sha256,
-                                           created_at=at, expires_at=expires_at))
+                                           created_at=at, expires_at=expires_at, origin=origin))
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """A token as lists show it: never its secret nor the secret's hash."""
+    id: str
+    user: str
+    user_label: str
+    origin: str | None  # login, own, service; None: made before vaultd recorded it
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at <= now else "live"
+
+
+def tokens(conn: Connection, user: str | None = None) -> list[TokenRow]:
+    """Every token (of ``user``, when given), newest first."""
+    q = select(api_tokens.c.id, api_tokens.c.origin, api_tokens.c.created_at, api_tokens.c.expires_at,
+               api_tokens.c.revoked_at, users.c.name, users.c.display_name, users.c.officer_number,
+               users.c.unit).join(users, users.c.id == api_tokens.c.user_id)
+    if user is not None:
+        q = q.where(users.c.name == user)
+    return [TokenRow(r.id, r.name, display_label(r.name, r.display_name, r.officer_number, r.unit), r.origin,
+                     r.created_at, r.expires_at, r.revoked_at)
+            for r in conn.execute(q.order_by(api_tokens.c.created_at.desc(), api_tokens.c.id))]
 
 
 def token_owner(conn: Connection, token_sha256: str, now: datetime) -> tuple[str, UserRow] | None:
@@ -148,16 +186,6 @@ def token_row(conn: Connection, token_id: str) -> dict[str, Any] | None:
 
 def revoke_token(conn: Connection, token_id: str, at: datetime) -> None:
     conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=at))
-
-
-def add_auth_failure(conn: Connection, name: str, at: datetime, source: str) -> None:
-    conn.execute(insert(auth_failures).values(name=name, at=at, source=source))
-
-
-def recent_auth_failures(conn: Connection, name: str, since: datetime) -> int:
-    q = select(func.count()).select_from(auth_failures).where(
-        auth_failures.c.name == name, auth_failures.c.at >= since)
-    return int(conn.execute(q).scalar_one())
 
 
 def assign_device(conn: Connection, device_serial: str, officer_number: str, at: datetime) -> None:
