@@ -95,3 +95,27 @@ def test_the_api_takes_and_shows_display_names(vault: Vault) -> None:
         assert r.status_code == 400 and "not ASCII" in r.json()["error"]["message"]
         items = client.get("/api/v1/users", headers=h).json()["items"]
     assert [u["label"] for u in items if u["name"] == "wang"] == ["王小明 (警号 012345, 一大队)"]
+
+
+def test_access_pending_names_the_requester(vault: Vault, camera: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from conftest import token_for
+    from vaultd.cli_access import pending_line
+    from vaultd.ingest import ingest_path
+    from vaultd.model import Actor
+
+    owner = people.local_owner()
+    people.add_user(vault, owner, people.NewUser("wang", (Role.OFFICER,), "一大队", "012345", display_name=WANG),
+                    None, "cli")
+    people.add_user(vault, owner, people.NewUser("li", (Role.SUPERVISOR,), "一大队"), None, "cli")
+    ingest_path(vault, camera, actor=Actor.local())
+    wang, li = ({"Authorization": f"Bearer {token_for(vault, n)}"} for n in ("wang", "li"))
+    with TestClient(create_app(vault)) as client:
+        rec = client.get("/api/v1/recordings", headers=wang).json()["items"][0]["id"]
+        r = client.post("/api/v1/access/requests", headers=wang, json={
+            "kind": "view-original", "recordings": [rec], "purpose": "复核"})
+        assert r.status_code == 201, r.text
+        (item,) = client.get("/api/v1/access/pending", headers=li).json()["items"]
+    assert item["requester_label"] == "王小明 (警号 012345, 一大队)"
+    assert "王小明 (警号 012345, 一大队) [wang]" in pending_line(item, ZoneInfo("Asia/Shanghai"))

@@ -17,6 +17,7 @@ from vaultd.access import Role
 from vaultd.api.app import create_app
 from vaultd.errors import UsageError
 from vaultd.vault import Vault
+from conftest import token_for
 
 SH = ZoneInfo("Asia/Shanghai")
 UTC = timezone.utc
@@ -103,7 +104,7 @@ def test_api_filters_use_the_same_parser(vault: Vault) -> None:
     owner = people.local_owner()
     people.add_user(vault, owner, people.NewUser("zhou", (Role.LEGAL,), None, None), None, "cli")
     people.add_user(vault, owner, people.NewUser("aud", (Role.AUDITOR,), None, None), None, "cli")
-    h = {name: {"Authorization": f"Bearer {people.create_token(vault, owner, name, 1, 'cli').secret}"}
+    h = {name: {"Authorization": f"Bearer {token_for(vault, name)}"}
          for name in ("zhou", "aud")}
     with TestClient(create_app(vault)) as client:
         for path, who in (("/api/v1/recordings", "zhou"), ("/api/v1/compliance/report", "zhou"),

@@ -291,8 +291,11 @@ def pending_line(r: dict[str, Any], tz: ZoneInfo) -> str:
     """One access request as ``access pending`` prints it; every stored text escaped."""
     e = escape
     unit = f" ({e(r['requester_unit'])})" if r.get("requester_unit") else ""
+    label = r.get("requester_label")
+    who = (f"{e(label)} [{e(r['requester'])}]" if label and not label.startswith(r["requester"])
+           else e(label) if label else e(r["requester"]) + unit)
     return (f"{e(r['id'])}  {timefmt.format_iso_local(r.get('created_at'), tz, seconds=False)}  "
-            f"{e(r['kind']):<18} {e(r['requester'])}{unit}  {e(','.join(r['recordings']))}  {e(r['purpose'])}"
+            f"{e(r['kind']):<18} {who}  {e(','.join(r['recordings']))}  {e(r['purpose'])}"
             + (f"  {_('case')} {e(r['case_number'])}" if r.get("case_number") else "")
             + (f"  {_('notice')} {e(r['notice_number'])}" if r.get("notice_number") else ""))
 

@@ -26,6 +26,7 @@ from vaultd.catalog.schema import access_requests, audit_entries, grants, record
 from vaultd.ingest import ingest_path
 from vaultd.model import Actor, Recording
 from vaultd.vault import Vault, utcnow
+from conftest import token_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -87,7 +88,7 @@ def world(vault: Vault, camera: Path) -> Iterator[World]:
         moved = ids[1::2]  # every other recording becomes liu's, of 二大队
         conn.execute(update(recordings).where(recordings.c.id.in_(moved)).values(officer_id="022222", unit=U2))
         recs = [rec_db.get(conn, i) for i in ids]
-    tokens = {n: people.create_token(vault, owner, n, 1, "cli").secret for n in USERS}
+    tokens = {n: token_for(vault, n) for n in USERS}
     with TestClient(create_app(vault)) as client:
         yield World(vault, client, tokens, [r for r in recs if r.unit == U1], [r for r in recs if r.unit == U2])
 

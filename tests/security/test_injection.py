@@ -51,6 +51,7 @@ from vaultd.access import RequestKind, Role  # noqa: E402
 from vaultd.cli import main  # noqa: E402
 from vaultd.errors import AuthenticationError  # noqa: E402
 from vaultd.vault import Vault  # noqa: E402
+from conftest import token_for  # noqa: E402
 
 OWNER = people.local_owner()
 FORGED = "x\x1b[2K\r\n     99  2026-12-07 08:00:00  local:root/cli       audit.verify  ok=yes\u202e\x00\x9b"
@@ -100,7 +101,7 @@ def test_access_pending_shows_the_purpose_escaped(vault: Vault, home: Path, caps
     zhou = people.principal_of(next(u for u in people.list_users(vault, OWNER, "cli") if u.name == "zhou"))
     approvals.request_access(vault, zhou, RequestKind.EXTERNAL, [rec.id], FORGED, notice="通知书 7",
                              expires_days=1, uses=1, via="api")
-    token = people.create_token(vault, OWNER, "boss", 1, "cli").secret
+    token = token_for(vault, "boss")
     monkeypatch.delenv("VAULTD_HOME", raising=False)
     with vaultd_serve(home) as url:
         code, out, _ = _run(capsys, "--url", url, "--token", token, "access", "pending")

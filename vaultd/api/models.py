@@ -275,6 +275,8 @@ class RequestOut(BaseModel):
     decided_at: datetime | None
     decision_reason: str | None
     may_decide: bool | None = Field(None, description="in the pending list: may the caller approve or deny it")
+    requester_label: str | None = Field(None, description="in the pending list: the requester as people read it "
+                                                           "(display name, 警号, unit)")
     rule: str | None = Field(None, description="in the pending list: the rule that says so, e.g. "
                                                "other-department (a leader decides)")
 

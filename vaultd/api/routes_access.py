@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path
 
-from vaultd import approvals, views
+from vaultd import approvals, people, views
 from vaultd.api.deps import VIA, PrincipalDep, VaultDep, zone
 from vaultd.api.errors import VaultRoute
 from vaultd.api.limits import LIST_BODY_BYTES, body_cap
@@ -59,8 +59,10 @@ def request_access(vault: VaultDep, actor: PrincipalDep, body: RequestIn) -> dic
             summary="Pending requests the caller may decide, and the caller's own")
 def pending(vault: VaultDep, actor: PrincipalDep) -> dict[str, Any]:
     tz = zone(vault)
-    return {"items": [{**request_json(p.request, tz), "may_decide": p.may_decide,
-                       "rule": p.rule} for p in approvals.pending(vault, actor, VIA)]}
+    rows = approvals.pending(vault, actor, VIA)
+    who = people.directory(vault) if rows else None
+    return {"items": [{**request_json(p.request, tz), "may_decide": p.may_decide, "rule": p.rule,
+                       "requester_label": who.name(p.request.requester) if who else None} for p in rows]}
 
 
 @router.post("/requests/{request_id}/approve", response_model=GrantOut, summary="Approve: makes a grant")
