@@ -41,6 +41,7 @@ from vaultd.access import Role
 from vaultd.cli import main
 from vaultd.errors import IntegrityError, LogTamperedError
 from vaultd.vault import open_vault
+from conftest import token_for
 
 pytestmark = pytest.mark.slow  # the vault holds a camera made with ffmpeg
 
@@ -66,7 +67,7 @@ def _station_master(tmp_path_factory: pytest.TempPathFactory, _sim_camera_master
     try:
         for name, role in ROLES.items():
             people.add_user(vault, OWNER, people.NewUser(name, (role,), "一大队"), None, "cli")
-            (home / f"token-{name}").write_text(people.create_token(vault, OWNER, name, 1, "cli").secret)
+            (home / f"token-{name}").write_text(token_for(vault, name))
         audit.seal(vault)
     finally:
         vault.close()

@@ -15,6 +15,7 @@ from vaultd.access import Role
 from vaultd.api.app import create_app
 from vaultd.cli import main
 from vaultd.vault import Vault
+from conftest import token_for
 
 OWNER = people.local_owner()
 UTC = timezone.utc
@@ -66,7 +67,7 @@ def test_cli_shows_officers_by_name_in_station_time(world: dict[str, str], home:
 
 
 def test_api_filters_by_unit_and_case_with_names(world: dict[str, str], vault: Vault) -> None:
-    h = {"Authorization": f"Bearer {people.create_token(vault, OWNER, 'zhou', 1, 'cli').secret}"}
+    h = {"Authorization": f"Bearer {token_for(vault, 'zhou')}"}
     with TestClient(create_app(vault)) as client:
         r = client.get("/api/v1/recordings", headers=h, params={"unit": "二大队"})
         assert r.status_code == 200 and [d["id"] for d in r.json()["items"]] == [world["b"]]

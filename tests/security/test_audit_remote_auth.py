@@ -23,6 +23,7 @@ from vaultd.catalog.schema import audit_entries
 from vaultd.cli import main
 from vaultd.errors import AccessDeniedError, AuthenticationError
 from vaultd.vault import Vault
+from conftest import token_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -42,7 +43,7 @@ def tokens(vault: Vault) -> dict[str, str]:
     out = {}
     for name, role in USERS.items():
         people.add_user(vault, OWNER, people.NewUser(name, (role,), "一大队"), None, "cli")
-        out[name] = people.create_token(vault, OWNER, name, 1, "cli").secret
+        out[name] = token_for(vault, name)
     audit.seal(vault)
     return out
 
