@@ -152,7 +152,7 @@ def test_a_remote_client_shows_times_in_the_station_zone(home: Path, capsys: pyt
     vault = open_vault(home)
     owner = people.local_owner()
     people.add_user(vault, owner, people.NewUser("aud", (Role.AUDITOR,), None, None), None, "cli")
-    token = people.create_token(vault, owner, "aud", 1, "cli").secret
+    token = token_for(vault, "aud")
     vault.close()
     monkeypatch.delenv("VAULTD_HOME", raising=False)
     with vaultd_serve(home) as url:
@@ -164,7 +164,7 @@ def test_a_remote_client_shows_times_in_the_station_zone(home: Path, capsys: pyt
 def test_api_point_times_out_of_range_are_a_400_not_a_500(vault: Vault) -> None:
     owner = people.local_owner()
     people.add_user(vault, owner, people.NewUser("zhou", (Role.LEGAL,), None, None), None, "cli")
-    h = {"Authorization": f"Bearer {people.create_token(vault, owner, 'zhou', 1, 'cli').secret}"}
+    h = {"Authorization": f"Bearer {token_for(vault, 'zhou')}"}
     with TestClient(create_app(vault), raise_server_exceptions=False) as client:
         for when in ("9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+00:00"):
             r = client.post("/api/v1/cases", headers=h, json={"number": "X1", "title": "t", "act_ended_at": when})
