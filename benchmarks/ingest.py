@@ -56,12 +56,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 CONTENDERS = ("cp+sync", "naive", "vaultd-api", "vaultd-cli")
 VAULTD = ("vaultd-api", "vaultd-cli")
-#: (tree, baseline) -> the least vaultd/baseline ratio of MB/s that passes
-TARGETS: dict[tuple[str, str], float | None] = {
-    ("large", "cp+sync"): 0.7,
-    ("large", "naive"): 2.5,
-    ("small", "cp+sync"): 0.5,
-    ("small", "naive"): None,
+#: (tree, vaultd contender, baseline) -> the least vaultd/baseline ratio of MB/s that passes.
+#: Small files (#17.7): the in-process ingest against cp+sync, the CLI (start-up
+#: included) against the naive script that a station would otherwise run.
+TARGETS: dict[tuple[str, str, str], float | None] = {
+    ("large", "vaultd-api", "cp+sync"): 0.7,
+    ("large", "vaultd-cli", "cp+sync"): 0.7,
+    ("large", "vaultd-api", "naive"): 2.5,
+    ("large", "vaultd-cli", "naive"): 2.5,
+    ("small", "vaultd-api", "cp+sync"): 0.8,
+    ("small", "vaultd-cli", "naive"): 1.2,
 }
 BENCH_CONFIG = "[ingest]\nsettle_s = 0.0\nreserve_bytes = 0\n"
 CP_SYNC = 'cp -r -- "$1" "$2" && sync'
@@ -220,7 +224,7 @@ def ratios_for(measures: list[Measure]) -> list[Ratio]:
     for kind in dict.fromkeys(m.tree for m in measures):
         for subject in VAULTD:
             for baseline in ("cp+sync", "naive"):
-                out.append(ratio(by_key, kind, subject, baseline, TARGETS[(kind, baseline)]))
+                out.append(ratio(by_key, kind, subject, baseline, TARGETS.get((kind, subject, baseline))))
         out.append(ratio(by_key, kind, "naive", "cp+sync", None))
     return out
 
