@@ -95,7 +95,10 @@ def init_vault(home: Path, config_path: Path | None = None) -> InitResult:
     cfg = load_config(layout, config_path)
     try:
         with files.locked(layout.init_lock, exclusive=True):
-            created += _init_locked(layout, cfg)
+            made = _init_locked(layout, cfg)
+        # a racer that made only the folder did not initialise the vault: the one that made its
+        # keys and catalog did, and only that one logs vault.init (exactly once, #16.15)
+        created = created + made if made else []
     except OSError as exc:
         raise StorageError(_("cannot initialise the vault in %s: %s") % (home, exc.strerror)) from exc
     return InitResult(home, tuple(created))
