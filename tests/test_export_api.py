@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -156,10 +157,11 @@ def test_a_cut_download_resumes_byte_identical(office: Office) -> None:
     o = office
     ids = [r["id"] for r in _pick(o)]
     made = o.as_("zhao", "export", "create", "--grant", _granted(o, ids), *[a for i in ids for a in ("--recording", i)],
-                 "--format", "tar", "--json")
-    job = json.loads(made.stdout)
+                 "--format", "tar", "--json", "--out", str(o.tmp / "direct"))
+    job = json.loads(made.stdout)  # it waited for the build, then downloaded into --out
     (art,) = job["artefacts"]
     assert art["name"] == f"{job['id']}.tar"
+    assert hashlib.sha256((o.tmp / "direct" / art["name"]).read_bytes()).hexdigest() == art["sha256"]
     url = f"{o.url}/api/v1/exports/{job['id']}/files/{art['name']}"
     auth = {"Authorization": f"Bearer {o.token('zhao')}"}
     whole = httpx.get(url, headers=auth, timeout=60)
@@ -182,7 +184,15 @@ def test_a_cut_download_resumes_byte_identical(office: Office) -> None:
     assert not (out / (art["name"] + ".part")).exists()
     resumed = [e for e in o.entries("export.download") if e["details"]["out"].endswith(f"bytes {cut}-{art['size_bytes'] - 1}")]
     assert len(resumed) == 1, o.entries("export.download")
-    wait_for(lambda: o.entries("export.download.failed"), what="the cut download's entry")  # it went away
+
+
+    def sent_whole() -> list[dict[str, Any]]:  # create --out, the whole GET, the cut GET
+        return [e for t in ("export.download", "export.download.failed") for e in o.entries(t)
+                if e["details"]["out"].endswith("(whole)")]
+
+    # the cut GET is an entry too: failed (the client went away) or, when the server had
+    # handed every byte to the kernel before the client hung up, a complete send
+    wait_for(lambda: len(sent_whole()) == 3, what="the cut download's entry")
     # a range has the same ETag; a stale If-Range gives the whole file again
     part2 = httpx.get(url, headers={**auth, "Range": "bytes=5-9", "If-Range": f'"{art["sha256"]}"'}, timeout=60)
     assert part2.status_code == 206 and part2.content == whole.content[5:10]
@@ -227,3 +237,19 @@ def test_a_server_killed_mid_build_leaves_nothing_listed_as_done(home: Path, cam
         assert failed.returncode == 2 and "failed" in failed.stderr
     assert [e["details"]["export"] for e in o.entries("export.failed")] == [job_id]
     assert not o.entries("export.sealed")
+
+
+def test_a_client_hanging_up_cannot_kill_the_server(home: Path) -> None:
+    """``vaultd`` gives SIGPIPE its default action (for ``| head``); a server that kept
+    it died silently when a client hung up mid-download (the cut above did, at times)."""
+    from vaultd.api.app import make_servers
+    from vaultd.vault import open_vault
+
+    before = signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as cli.main leaves it
+    vault = open_vault(home)
+    try:
+        make_servers(vault, "127.0.0.1:8470")  # made, never started
+        assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGPIPE, before)
+        vault.close()

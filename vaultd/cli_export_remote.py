@@ -69,7 +69,7 @@ def download(client: ApiClient, args: argparse.Namespace) -> int:
     if job["state"] != "complete":
         raise UsageError(_("export %s is %s; nothing to download yet") % (job["id"], job["state"]),
                          hint=_("'vaultd --url URL export status %s --wait' waits for it") % job["id"])
-    _download(client, job, args.out, args.file)
+    _download(client, job, args.out, args.file, sys.stdout)
     return 0
 
 
@@ -144,7 +144,7 @@ def _finish(client: ApiClient, job: dict[str, Any], out: Path | None, as_json: b
     else:
         _print_job(job)
     if out is not None:
-        _download(client, job, out, [])
+        _download(client, job, out, [], sys.stderr if as_json else sys.stdout)  # --json: stdout is the JSON
     elif not as_json:
         print(_("download: vaultd --url URL export download %s --out DIR") % job["id"])
     return 0
@@ -152,7 +152,7 @@ def _finish(client: ApiClient, job: dict[str, Any], out: Path | None, as_json: b
 
 # -- downloading ---------------------------------------------------------------------------
 
-def _download(client: ApiClient, job: dict[str, Any], out: Path, names: list[str]) -> None:
+def _download(client: ApiClient, job: dict[str, Any], out: Path, names: list[str], say: TextIO) -> None:
     files = {a["name"]: a for a in job["artefacts"]}
     unknown = [n for n in names if n not in files]
     if unknown:
@@ -170,7 +170,7 @@ def _download(client: ApiClient, job: dict[str, Any], out: Path, names: list[str
         a = files[name]
         target = out / name
         if target.exists() and _same(target, a["sha256"]):
-            print(_("%s is already there (sha256 matches)") % target)
+            print(_("%s is already there (sha256 matches)") % target, file=say)
             continue
         bar = BytesBar(name, sys.stderr) if wanted(False, sys.stderr) else None
         if bar:
@@ -181,7 +181,7 @@ def _download(client: ApiClient, job: dict[str, Any], out: Path, names: list[str
         finally:
             if bar:
                 bar.end()
-        print(_("wrote %s (%d bytes, sha256 %s checked)") % (target, a["size_bytes"], a["sha256"]))
+        print(_("wrote %s (%d bytes, sha256 %s checked)") % (target, a["size_bytes"], a["sha256"]), file=say)
 
 
 def _same(path: Path, sha256: str) -> bool:
