@@ -260,16 +260,16 @@ class _ReadAhead:
                 await self._changed.wait()
             end = hold_from if self.read < hold_from else self.length
             batch = min(HASH_BATCH_BYTES, max(HASH_READ_BYTES, self.read))
-            stop = min(end, self.read + batch)
-            # the disk reads the next batch while this one is read (from memory) and hashed
-            _advise(self.fd, self.start + stop, min(HASH_BATCH_BYTES, self.length - stop), os.POSIX_FADV_WILLNEED)
-            await anyio.to_thread.run_sync(self._read_batch, stop)
+            await anyio.to_thread.run_sync(self._read_batch, min(end, self.read + batch))
             if self.read == self.length:
                 _verify(self.digest, self.rec, self.what)
             self.released = self.read
             self._notify()
 
     def _read_batch(self, end: int) -> None:
+        # the disk reads the next batch while this one is read (from memory) and hashed;
+        # asked here, on the worker thread, as the request can wait for the disk's queue
+        _advise(self.fd, self.start + end, min(HASH_BATCH_BYTES, self.length - end), os.POSIX_FADV_WILLNEED)
         while self.read < end:
             view = self.buffer[:min(len(self.buffer), end - self.read)]
             try:
