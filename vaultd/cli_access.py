@@ -110,8 +110,7 @@ def _run_users_add(args: argparse.Namespace) -> int:
                       Level(args.clearance), args.display_name)
         data = _user_json(people.add_user(open_(args), local_owner(), new, password, "cli"))
     print(_("added user %s (%s)") % (data["name"], ", ".join(data["roles"]) or "-"))
-    if data.get("pending_roles"):
-        _print_user_roles(_("added"), data)
+    _print_pending(data)
     return 0
 
 
@@ -149,6 +148,10 @@ def _run_users_edit(args: argparse.Namespace) -> int:
 
 def _print_user_roles(verb: str, data: dict[str, Any]) -> None:
     print(_("%s %s: roles %s") % (verb, data.get("label") or data["name"], ", ".join(data["roles"]) or "-"))
+    _print_pending(data)
+
+
+def _print_pending(data: dict[str, Any]) -> None:
     if data.get("pending_roles"):
         print(_("  waiting for a leader's or a second admin's approval: %s ('vaultd users approve %s')")
               % (", ".join(data["pending_roles"]), data["name"]))
