@@ -21,7 +21,11 @@ nothing half built is ever listed as done.
 
 The files are kept ``[export] keep_days`` (7) after the build, then removed
 (``export.removed``; the record, the hashes and the audit entries stay).
-Only the export grant's grantee may see the job and download its files; a
+Only the export grant's grantee may see the job and download its files, and
+each download checks their rights again as every read of evidence does: a
+grantee who now holds a role without media rights (auditor, admin), or whose
+clearance is below the level now in force of any recording in the export
+(its own or a case's, R9), is refused and the refusal audited. A
 download (whole, or one range to resume a cut one) is sent by the same
 sender as originals (``api/download.py``) with the file's SHA-256 as its
 ETag, and each is an audit entry (``export.download``) with its byte range.
@@ -36,15 +40,18 @@ import queue
 import secrets
 import shutil
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from vaultd import archive, audit, bag, export, faults
-from vaultd.access import Principal
+from vaultd import access, archive, audit, bag, export, faults
+from vaultd.access import Level, Principal
+from vaultd.approvals import ref_of
 from vaultd.audit import Event
 from vaultd.catalog import exports as db
+from vaultd.catalog import recordings as recordings_db
 from vaultd.catalog.exports import ExportRow
 from vaultd.errors import AccessDeniedError, NotFoundError, StorageError, UsageError
 from vaultd.files import fsync_path
@@ -464,6 +471,7 @@ def wait(export_id: str, timeout_s: float | None = None) -> bool:
 def authorise_download(vault: Vault, actor: Principal, export_id: str, name: str, via: str = "api") -> Artefact:
     """The grantee's file ``name`` of a complete export, still kept."""
     row = _grantee_row(vault, actor, export_id, "export-download", via)
+    _refuse_without_rights(vault, actor, row, via)
     if row.status != "complete":
         raise NotFoundError(_("export %s is %s; nothing to download") % (export_id, row.status),
                             hint=_("'vaultd --url URL export status %s' shows its state") % export_id)
@@ -479,6 +487,41 @@ def authorise_download(vault: Vault, actor: Principal, export_id: str, name: str
             export_id, vault.config.export.keep_days),
             hint=_("its record and hashes are kept; ask for a new export grant to build it again"))
     return found[0]
+
+
+def download_rule(actor: Principal, levels: Sequence[Level]) -> str | None:
+    """Why the grantee may not download an export of recordings at ``levels`` now, or None:
+    their rights are checked again at each download, as at every read of evidence (R9)."""
+    if not access.has_media_rights(actor):
+        return "no-media-rights"
+    if any(level.rank() > actor.clearance.rank() for level in levels):
+        return "clearance"
+    return None
+
+
+def _current_levels(vault: Vault, row: ExportRow) -> list[Level]:
+    """Each exported recording's level now, its cases' included; one gone counts as the highest."""
+    out = []
+    with vault.engine.connect() as conn:
+        for rec_id in row.recording_ids:
+            try:
+                out.append(ref_of(recordings_db.get(conn, rec_id)).level)
+            except NotFoundError:
+                out.append(Level.SECRET)
+    return out
+
+
+def _refuse_without_rights(vault: Vault, actor: Principal, row: ExportRow, via: str) -> None:
+    rule = download_rule(actor, _current_levels(vault, row))
+    if rule is None:
+        return
+    with vault.engine.begin() as conn:
+        audit.append(conn, Event("access.denied", actor_of(actor, via), {
+            "action": "export-download", "export": row.id, "rule": rule}))
+    raise AccessDeniedError(_("%s may no longer download export %s (rule: %s)") % (actor.name, row.id, rule),
+                            rule=rule,
+                            hint=_("your role or clearance no longer covers every recording in it; "
+                                   "ask the station's admin or a leader"))
 
 
 def open_artefact(art: Artefact) -> int:

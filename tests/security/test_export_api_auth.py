@@ -170,3 +170,44 @@ def test_a_range_past_the_end_is_416_and_audited(api: Api, job: dict[str, Any]) 
     bad = api.client.get(API + f"/exports/{job['id']}/files/{a['name']}",
                          headers={**api.h("zhao"), "Range": "bytes=9-1"})
     assert bad.status_code == 400
+
+
+def test_a_grantee_whose_rights_fell_since_the_build_may_not_download(api: Api) -> None:
+    """R9 at each download: the grantee's clearance and roles now, each recording's level now."""
+    from vaultd.catalog import people as people_db
+    from vaultd.catalog import recordings as recordings_db
+
+    rec_id = _video(api.world)
+    done = api.built("zhao", [rec_id])
+    url = API + f"/exports/{done['id']}/files/{done['artefacts'][0]['name']}"
+
+    def set_user(**values: Any) -> None:
+        with api.world.vault.engine.begin() as conn:
+            user = people_db.user_by_name(conn, "zhao")
+            assert user is not None
+            people_db.update_user(conn, user.id, **values)
+
+    def set_level(level: str) -> None:
+        with api.world.vault.engine.begin() as conn:
+            recordings_db.set_confidentiality(conn, rec_id, level)
+
+    try:
+        set_level("confidential")  # the recording was raised above zhao's clearance after the build
+        refused(api.client.get(url, headers=api.h("zhao")), 403, "clearance")
+        refused(api.client.get(url, headers={**api.h("zhao"), "Range": "bytes=0-9"}), 403, "clearance")
+        assert len(logged(api.world, "access.denied", actor="zhao", action="export-download",
+                          export=done["id"], rule="clearance")) == 2
+        set_user(clearance="confidential")
+        assert api.client.get(url, headers=api.h("zhao")).status_code == 200
+        set_user(clearance="normal")  # and lowered again
+        refused(api.client.get(url, headers=api.h("zhao")), 403, "clearance")
+        set_level("normal")
+        set_user(roles=json.dumps(["legal", "auditor"]))  # an auditor never gets media
+        refused(api.client.get(url, headers=api.h("zhao")), 403, "no-media-rights")
+        assert logged(api.world, "access.denied", actor="zhao", action="export-download",
+                      export=done["id"], rule="no-media-rights")
+    finally:
+        set_level("normal")
+        set_user(clearance="normal", roles=json.dumps(["legal"]))
+    assert len(logged(api.world, "export.download", export=done["id"])) == 1  # only the one allowed
+    assert api.client.get(url, headers=api.h("zhao")).status_code == 200
