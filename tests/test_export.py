@@ -517,3 +517,17 @@ def test_export_a_case_by_number(world: World) -> None:
     # a grant for one of the case's recordings does not cover the case
     with pytest.raises(AccessDeniedError):
         world.export([], world.grant(ids[:1]), case_number="2026-031")
+
+
+def test_every_path_verify_txt_names_is_in_the_package(made: export.ExportResult) -> None:
+    """The by-hand steps name the files as they are (entries and proofs are zero-padded)."""
+    import re
+
+    pkg = made.packages[0]
+    text = (pkg / "VERIFY.txt").read_text(encoding="utf-8")
+    named = set(re.findall(r"(?<![\w/.-])((?:data|signature)/[\w/.-]*\w)", text))
+    assert "data/custody/entries/NNNNNNNNNNNN.json" in named and "data/custody/checkpoint.txt" in named
+    only_after_a_first_export = {"data/custody/consistency.txt", "data/custody/previous-checkpoint.txt"}
+    for path in sorted(named):
+        found = list(pkg.glob(path.replace("NNNNNNNNNNNN", "[0-9]" * 12)))
+        assert found or path in only_after_a_first_export, f"VERIFY.txt names {path}, which is not in the package"
