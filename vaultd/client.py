@@ -195,7 +195,9 @@ class ApiClient:
         if digest.hexdigest() != sha256:
             part.unlink()
             raise HashMismatchError(_("%s does not match the SHA-256 the vault recorded for it; removed") % part,
-                                    hint=_("download it again; if it fails again, tell the vault's administrator"))
+                                    hint=_("download it again; if it fails again, the file kept on the vault is "
+                                           "damaged: tell the station's administrator, who can build the "
+                                           "export again"))
         os.link(part, out)  # never replaces a file that appeared meanwhile
         part.unlink()
         fsync_path(out.parent)

@@ -524,6 +524,12 @@ def _refuse_without_rights(vault: Vault, actor: Principal, row: ExportRow, via: 
                                    "ask the station's admin or a leader"))
 
 
+def damaged_hint(export_id: str) -> str:
+    """What to do when a kept export file is damaged ('vaultd scrub' checks originals, not these)."""
+    return _("the file of export %s kept on the vault is damaged; tell the station's administrator, "
+             "who can build the export again from the originals (a new export grant)") % export_id
+
+
 def open_artefact(art: Artefact) -> int:
     """The file opened for sending; it must still be the size recorded."""
     try:
@@ -533,7 +539,7 @@ def open_artefact(art: Artefact) -> int:
     if os.fstat(fd).st_size != art.size_bytes:
         os.close(fd)
         raise StorageError(_("export file %s is not the size recorded") % art.id,
-                           hint=_("report this to the vault's administrator"))
+                           hint=damaged_hint(art.export_id))
     return fd
 
 

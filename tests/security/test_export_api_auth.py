@@ -211,3 +211,31 @@ def test_a_grantee_whose_rights_fell_since_the_build_may_not_download(api: Api) 
         set_user(clearance="normal", roles=json.dumps(["legal"]))
     assert len(logged(api.world, "export.download", export=done["id"])) == 1  # only the one allowed
     assert api.client.get(url, headers=api.h("zhao")).status_code == 200
+
+
+def test_a_damaged_export_file_is_refused_with_a_hint_that_fits(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """'vaultd scrub' checks originals, not export files: the hint says what helps."""
+    done = api.built("zhao", [_video(api.world)])
+    art = done["artefacts"][0]
+    url = API + f"/exports/{done['id']}/files/{art['name']}"
+    path = exportjobs.exports_root(api.world.vault) / done["id"] / art["name"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes: found by the hash on the way
+    path.write_bytes(bytes(data))
+    with caplog.at_level("ERROR", logger="vaultd.api.download"):
+        try:
+            api.client.get(url, headers=api.h("zhao"))
+        except Exception:
+            pass  # the vault cuts the connection: the client never gets a file that does not hash
+    errs = [r.exc_info[1] for r in caplog.records if r.exc_info and r.exc_info[1] is not None]
+    hints = [getattr(e, "hint", None) or "" for e in errs] + [
+        getattr(c, "hint", None) or "" for e in errs if isinstance(e, BaseExceptionGroup) for c in e.exceptions]
+    assert any("build the export again" in h for h in hints), hints
+    assert not any("scrub" in h for h in hints), hints
+    path.write_bytes(bytes(data[:-1]))  # shorter than recorded: refused before anything is sent
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="vaultd.api.errors"):
+        r = api.client.get(url, headers=api.h("zhao"))
+    assert r.status_code == 500, r.text  # the client sees no detail; the server's log says what to do
+    logged_hints = [getattr(rec.exc_info[1], "hint", None) or "" for rec in caplog.records if rec.exc_info]
+    assert any("build the export again" in h and "scrub" not in h for h in logged_hints), logged_hints

@@ -99,10 +99,11 @@ class OriginalResponse(Response):
 
     def __init__(self, fd: int, rec: Sendable, part: ByteRange | None,
                  on_done: Callable[[str | None], None], *, chunk_bytes: int | None = None,
-                 what: str | None = None) -> None:
+                 what: str | None = None, hint: str | None = None) -> None:
         self.fd = fd
         self.rec = rec
         self.what = what or _("original %s") % rec.id  # as errors name it
+        self.hint = hint or scrub_hint()  # what a person does when the file on the vault is damaged
         self.part = part or ByteRange(0, rec.size_bytes - 1)
         self.whole = part is None
         self.on_done = on_done
@@ -155,7 +156,7 @@ class OriginalResponse(Response):
     async def _stream(self, send: Send, zerocopy: bool) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         if self.part.length <= 0:
-            _verify(hashlib.sha256() if self.whole else None, self.rec, self.what)
+            _verify(hashlib.sha256() if self.whole else None, self.rec, self.what, self.hint)
             self.sent_all = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             self.delivered = 0
@@ -171,7 +172,7 @@ class OriginalResponse(Response):
         file, hashed), so the event loop never waits on the disk."""
         file = io.FileIO(self.fd, "r", closefd=False)
         start, length = self.part.start, self.part.length
-        ahead = _ReadAhead(self.fd, start, length, self.rec, self.what, verify=self.whole)
+        ahead = _ReadAhead(self.fd, start, length, self.rec, self.what, self.hint, verify=self.whole)
         async with anyio.create_task_group() as tg:
             tg.start_soon(ahead.run)
             while ahead.sent < length:
@@ -181,11 +182,11 @@ class OriginalResponse(Response):
                     await send({"type": ZEROCOPY, "file": file, "offset": start + ahead.sent,
                                 "count": ready - ahead.sent, "more_body": not last})
                 except EOFError as exc:
-                    raise _short(self.what) from exc
+                    raise _short(self.what, self.hint) from exc
                 except ConnectionError:
                     raise
                 except OSError as exc:  # the kernel could not read the file
-                    raise _unreadable(self.what, exc) from exc
+                    raise _unreadable(self.what, exc, self.hint) from exc
                 self.sent_all = last
                 self.delivered = ready
                 ahead.advance(ready)
@@ -217,13 +218,13 @@ class OriginalResponse(Response):
             try:
                 while left > 0:
                     data = await anyio.to_thread.run_sync(_read, self.fd, min(self.chunk_bytes, left), pos,
-                                                          digest, self.what)
+                                                          digest, self.what, self.hint)
                     if not data:
-                        raise _short(self.what)
+                        raise _short(self.what, self.hint)
                     pos += len(data)
                     left -= len(data)
                     if left == 0:
-                        _verify(digest, self.rec, self.what)
+                        _verify(digest, self.rec, self.what, self.hint)
                     await out.send(data)
             except Exception as exc:  # noqa: BLE001 - handed to the sender, which raises it
                 failed.append(exc)
@@ -241,8 +242,9 @@ class _ReadAhead:
     runs on a worker thread.
     """
 
-    def __init__(self, fd: int, start: int, length: int, rec: Sendable, what: str, *, verify: bool) -> None:
-        self.fd, self.start, self.length, self.rec, self.what = fd, start, length, rec, what
+    def __init__(self, fd: int, start: int, length: int, rec: Sendable, what: str, hint: str, *,
+                 verify: bool) -> None:
+        self.fd, self.start, self.length, self.rec, self.what, self.hint = fd, start, length, rec, what, hint
         self.digest = hashlib.sha256() if verify else None
         self.read = 0
         self.released = 0
@@ -262,7 +264,7 @@ class _ReadAhead:
             batch = min(HASH_BATCH_BYTES, max(HASH_READ_BYTES, self.read))
             await anyio.to_thread.run_sync(self._read_batch, min(end, self.read + batch))
             if self.read == self.length:
-                _verify(self.digest, self.rec, self.what)
+                _verify(self.digest, self.rec, self.what, self.hint)
             self.released = self.read
             self._notify()
 
@@ -276,9 +278,9 @@ class _ReadAhead:
                 faults.point("original.read")
                 n = os.preadv(self.fd, [view], self.start + self.read)
             except OSError as exc:
-                raise _unreadable(self.what, exc) from exc
+                raise _unreadable(self.what, exc, self.hint) from exc
             if n == 0:
-                raise _short(self.what)
+                raise _short(self.what, self.hint)
             if self.digest is not None:
                 self.digest.update(view[:n])
             self.read += n
@@ -305,21 +307,23 @@ def _advise(fd: int, offset: int, length: int, advice: int) -> None:
             pass  # a hint only
 
 
-def _verify(digest: hashlib._Hash | None, rec: Sendable, what: str) -> None:
+def scrub_hint() -> str:
+    """The hint for a damaged original: scrub checks the originals."""
+    return _("run 'vaultd scrub' and report this to the vault's administrator")
+
+
+def _verify(digest: hashlib._Hash | None, rec: Sendable, what: str, hint: str) -> None:
     if digest is not None and digest.hexdigest() != rec.sha256:
         raise HashMismatchError(
-            _("%s does not match its recorded hash; the transfer was cut") % what,
-            hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
+            _("%s does not match its recorded hash; the transfer was cut") % what, hint=hint)
 
 
-def _short(what: str) -> StorageError:
-    return StorageError(_("%s is shorter than its recorded size") % what,
-                        hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
+def _short(what: str, hint: str) -> StorageError:
+    return StorageError(_("%s is shorter than its recorded size") % what, hint=hint)
 
 
-def _unreadable(what: str, exc: OSError) -> StorageError:
-    return StorageError(_("cannot read %s: %s") % (what, exc.strerror or exc),
-                        hint=_("run 'vaultd scrub' and report this to the vault's administrator"))
+def _unreadable(what: str, exc: OSError, hint: str) -> StorageError:
+    return StorageError(_("cannot read %s: %s") % (what, exc.strerror or exc), hint=hint)
 
 
 def _cause(exc: BaseException) -> BaseException:
@@ -335,12 +339,12 @@ def _describe(exc: BaseException) -> str:
     return exc.message if isinstance(exc, VaultError) else repr(exc)
 
 
-def _read(fd: int, size: int, pos: int, digest: hashlib._Hash | None, what: str) -> bytes:
+def _read(fd: int, size: int, pos: int, digest: hashlib._Hash | None, what: str, hint: str) -> bytes:
     try:
         faults.point("original.read")
         data = os.pread(fd, size, pos)
     except OSError as exc:
-        raise _unreadable(what, exc) from exc
+        raise _unreadable(what, exc, hint) from exc
     if digest is not None:
         digest.update(data)
     return data

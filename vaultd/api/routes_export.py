@@ -155,7 +155,7 @@ def download(
         raise
     sent.where += f" bytes {part.start}-{part.end}" if part else f" bytes 0-{art.size_bytes - 1} (whole)"
     return OriginalResponse(fd, art, part, sent.done, chunk_bytes=vault.store.chunk_bytes,
-                            what=_("export file %s") % art.id)
+                            what=_("export file %s") % art.id, hint=exportjobs.damaged_hint(art.export_id))
 
 
 class _Sent:
