@@ -177,3 +177,42 @@ def test_export_list_and_show_name_people_in_station_time(world: World, pkg: Pat
     assert "赵敏 (警号 300123, 法制科) / 钱局长" in listed and f"{local:%Y-%m-%d %H:%M}" in listed
     shown = _cli(*h, "export", "show", export_id)
     assert "赵敏 (警号 300123, 法制科)" in shown and f"{local:%Y-%m-%d %H:%M:%S} (Asia/Shanghai)" in shown
+
+
+@pytest.mark.slow
+def test_remote_export_list_and_show_name_people_in_station_time(world: World, pkg: Path) -> None:
+    """``vaultd --url U export list|show`` print what the station's do: display names, the station's zone."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from serving import vaultd_serve
+
+    password = "names over the api"
+    people.add_user(world.vault, local_owner(), NewUser("zhou", (Role.LEADER,), None, None, display_name="周局长"),
+                    password, "cli")
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([sys.executable, "-m", "vaultd.cli", *args], input=stdin, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "TZ": "America/New_York"})
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    export_id = pkg.name
+    with vaultd_serve(world.home) as url:
+        token = run("--url", url, "login", "--user", "zhou", "--password-stdin", "--print-token",
+                    stdin=password + "\n").strip()
+        r = ("--url", url, "--token", token)
+        row = next(x for x in json.loads(run(*r, "export", "list", "--json")) if x["id"] == export_id)
+        assert row["requester"] == "zhao" and row["requester_label"] == "赵敏 (警号 300123, 法制科)"
+        local = datetime.fromisoformat(row["created_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+        out = run(*r, "export", "list")
+        listed = next(line for line in out.splitlines() if line.startswith(export_id))
+        assert "赵敏 (警号 300123, 法制科) / 钱局长" in listed and f"{local:%Y-%m-%d %H:%M}" in listed, out
+        assert "Asia/Shanghai" in out.splitlines()[-1], out
+        shown = run(*r, "export", "show", export_id)
+        assert "赵敏 (警号 300123, 法制科)" in shown and "钱局长" in shown, shown
+        assert f"{local:%Y-%m-%d %H:%M:%S} (Asia/Shanghai)" in shown, shown

@@ -12,7 +12,6 @@ import argparse
 import shlex
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from urllib.parse import quote
 from vaultd import cli_export_remote as remote_export
 from vaultd import iso, timefmt
 from vaultd.client import ApiClient
-from vaultd.clicommon import cmd, open_, print_json, remote, write_out
+from vaultd.clicommon import at, cmd, open_, print_json, remote, shown_zone, write_out
 from vaultd.errors import IntegrityError, UsageError
 from vaultd.i18n import _
 from vaultd.safetext import escape
@@ -170,13 +169,19 @@ def _list_remote(client: ApiClient, args: argparse.Namespace) -> int:
     if args.json:
         print_json(items)
         return 0
-    for r in items:  # times as the server gives them, with their offset
-        made = datetime.fromisoformat(r["created_at"]).isoformat(sep=" ", timespec="minutes")
-        print(f"{r['id']:<22} {r['status']:<9} {made}  "
-              f"{len(r['recording_ids']):>4} rec  {escape(r['requester'])} / {escape(r['approver'])}  "
+    tz = shown_zone()  # the station's, as the API said
+    for r in items:
+        print(f"{r['id']:<22} {r['status']:<9} {timefmt.format_iso_local(r['created_at'], tz, seconds=False)}  "
+              f"{len(r['recording_ids']):>4} rec  {_person(r, 'requester')} / {_person(r, 'approver')}  "
               f"{escape(r['case_number'] or '-')}")
-    print(_("%d exports") % len(items))
+    print(_("%d exports") % len(items) + " " + timefmt.zone_note(tz))
     return 0
+
+
+def _person(d: dict[str, Any], key: str) -> str:
+    """A requester or approver as the API labels them (display name, 警号), else the login name."""
+    label = d.get(key + "_label")
+    return escape(label) if label else escape(d[key] or "-")
 
 
 def _run_show(args: argparse.Namespace) -> int:
@@ -188,6 +193,10 @@ def _run_show(args: argparse.Namespace) -> int:
         if args.json:
             print_json(d)
             return 0
+        d.update(requester=d.get("requester_label") or d["requester"],
+                 approver=d.get("approver_label") or d["approver"],
+                 created_at=at(d["created_at"], with_zone=True),
+                 finished_at=at(d["finished_at"], with_zone=True) if d.get("finished_at") else None)
     else:
         vault = open_(args)
         row = export.show_export(vault, local_owner(), args.id)

@@ -101,7 +101,16 @@ def create_export(vault: VaultDep, actor: Caller, body: ExportIn) -> dict[str, A
 
 @router.get("", summary="Exports made, newest first (auditor, legal, leader)")
 def list_exports(vault: VaultDep, actor: Caller) -> dict[str, Any]:
-    return {"items": [r.as_dict() for r in export.list_exports(vault, actor, VIA)]}
+    rows = export.list_exports(vault, actor, VIA)
+    who = people.directory(vault) if rows else None
+    return {"items": [_labelled(r.as_dict(), who) for r in rows]}
+
+
+def _labelled(d: dict[str, Any], who: people.Directory | None) -> dict[str, Any]:
+    """An export's record with its requester and approver as people read them (display name, 警号)."""
+    for key in ("requester", "approver"):
+        d[key + "_label"] = who.name(d[key]) if who is not None and d.get(key) else None
+    return d
 
 
 @router.get("/ca", response_class=PlainTextResponse, dependencies=[Depends(get_principal)],
@@ -113,7 +122,7 @@ def agency_ca(vault: VaultDep) -> PlainTextResponse:
 
 @router.get("/{export_id}", summary="One export: who asked, who approved, its packages' tagmanifest hashes")
 def show_export(vault: VaultDep, actor: Caller, export_id: ExportId) -> dict[str, Any]:
-    return export.show_export(vault, actor, export_id, VIA).as_dict()
+    return _labelled(export.show_export(vault, actor, export_id, VIA).as_dict(), people.directory(vault))
 
 
 @router.get("/{export_id}/job", response_model=JobOut,
