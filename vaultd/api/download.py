@@ -23,8 +23,7 @@ Two ways to send, the same guarantees:
   kernel sends the file's pages while a worker thread reads (and, for a whole
   file, hashes) the same range ahead of them, never more than ``LEAD_BYTES``
   ahead, so what is sent is what was just read, normally still in the page
-  cache, and the event loop seldom waits on the disk; the disk reads each
-  batch while the one before is hashed (``POSIX_FADV_WILLNEED``). Bytes go out only once
+  cache, and the event loop seldom waits on the disk. Bytes go out only once
   read and hashed; the last ``HOLD_BYTES`` only once the digest matches. (The
   kernel sends the page cache's copy of what was hashed; should memory
   pressure evict a page between the hash and the send, the kernel reads it
@@ -269,9 +268,6 @@ class _ReadAhead:
             self._notify()
 
     def _read_batch(self, end: int) -> None:
-        # the disk reads the next batch while this one is read (from memory) and hashed;
-        # asked here, on the worker thread, as the request can wait for the disk's queue
-        _advise(self.fd, self.start + end, min(HASH_BATCH_BYTES, self.length - end), os.POSIX_FADV_WILLNEED)
         while self.read < end:
             view = self.buffer[:min(len(self.buffer), end - self.read)]
             try:
@@ -297,14 +293,6 @@ class _ReadAhead:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
-
-
-def _advise(fd: int, offset: int, length: int, advice: int) -> None:
-    if length > 0:
-        try:
-            os.posix_fadvise(fd, offset, length, advice)
-        except OSError:
-            pass  # a hint only
 
 
 def scrub_hint() -> str:
