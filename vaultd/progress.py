@@ -9,7 +9,8 @@ from typing import Any, TextIO
 class BytesBar:
     """Bytes, MB/s and ETA on stderr; the ``ingest.Progress`` protocol."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        stream = stream if stream is not None else sys.stderr  # the stderr of now, not of import time
         # rich loads only when a bar is shown (a terminal), not for every command
         from rich.console import Console
         from rich.progress import (
@@ -55,7 +56,8 @@ class BytesBar:
 class CountBar:
     """Items done of a total, with rate and ETA, on stderr (``auditremote.Progress``)."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        stream = stream if stream is not None else sys.stderr  # the stderr of now, not of import time
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -76,5 +78,7 @@ class CountBar:
         self._bar.stop()
 
 
-def wanted(json_output: bool, stream: TextIO = sys.stderr) -> bool:
+def wanted(json_output: bool, stream: TextIO | None = None) -> bool:
+    """A bar only on a terminal; ``stream`` defaults to the stderr of the call (never one bound at import)."""
+    stream = stream if stream is not None else sys.stderr
     return not json_output and stream.isatty()
