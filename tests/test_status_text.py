@@ -39,3 +39,13 @@ def test_the_status_prints_each_sessions_files(capsys: pytest.CaptureFixture[str
                    "sessions": [DONE], "recent": [DONE]})
     out = capsys.readouterr().out
     assert out.count(f"    skipped {IDENTITY_FILE}: simulated camera identity, not a recording") == 2
+
+
+def test_the_schedulers_times_are_in_station_time(capsys: pytest.CaptureFixture[str]) -> None:
+    """A scheduler's next run is shown like every other time for people: station zone, not UTC ISO."""
+    _print_status({"state": "running", "running": True, "pid": 1, "started_at": "2026-12-08T02:00:00+00:00",
+                   "updated_at": "2026-12-08T02:00:01+00:00", "sessions": [],
+                   "extras": {"scheduler": {"audit-checkpoint": {"next_run": "2026-12-08T02:05:11.5+00:00",
+                                                                 "last": None}}}})
+    out = capsys.readouterr().out
+    assert "+00:00" not in out and "2026-12-08 10:05" in out, out

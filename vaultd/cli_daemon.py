@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,17 @@ def _print_status(doc: dict[str, Any] | None) -> None:
 def _extra_text(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {_extra_text(v)}" for k, v in value.items() if v is not None)
+    if isinstance(value, str) and _is_aware_iso(value):
+        return at(value)  # a scheduler's next run, say: station time like every other line (#17.4)
     text = str(value)
     return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _is_aware_iso(text: str) -> bool:
+    try:
+        return len(text) >= 19 and "T" in text and datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def _mb(n: int) -> str:
