@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -115,11 +116,8 @@ def _run_users_add(args: argparse.Namespace) -> int:
 
 
 def _run_users_list(args: argparse.Namespace) -> int:
-    client = remote(args)
-    rows = client.json("GET", "/users")["items"] if client else [
-        _user_json(u) for u in people.list_users(open_(args), local_owner(), "cli")]
-    if args.json:
-        print_json(rows)
+    rows = _user_rows(args, "/users", people.list_users)
+    if rows is None:
         return 0
     for u in rows:
         disabled = u["disabled"] if "disabled" in u else u.get("disabled_at") is not None
@@ -127,6 +125,18 @@ def _run_users_list(args: argparse.Namespace) -> int:
               f"{u.get('unit') or '-':<16} {u.get('officer_number') or '-':<10} {u['clearance']:<12}"
               + (" DISABLED" if disabled else ""))
     return 0
+
+
+def _user_rows(args: argparse.Namespace, path: str,
+               local: Callable[[Any, Any, str], Iterable[Any]]) -> list[dict[str, Any]] | None:
+    """Users as JSON rows, from the API at ``path`` or the local service; None once printed as --json."""
+    client = remote(args)
+    rows = client.json("GET", path)["items"] if client else [
+        _user_json(u) for u in local(open_(args), local_owner(), "cli")]
+    if args.json:
+        print_json(rows)
+        return None
+    return list(rows)
 
 
 def _run_users_edit(args: argparse.Namespace) -> int:
@@ -166,11 +176,8 @@ def _run_users_approve(args: argparse.Namespace) -> int:
 
 
 def _run_users_pending(args: argparse.Namespace) -> int:
-    client = remote(args)
-    rows = client.json("GET", "/users/pending")["items"] if client else [
-        _user_json(u) for u in people.pending_users(open_(args), local_owner(), "cli")]
-    if args.json:
-        print_json(rows)
+    rows = _user_rows(args, "/users/pending", people.pending_users)
+    if rows is None:
         return 0
     for u in rows:
         print(_("%s  %s  waiting: %s") % (u["name"], u.get("label") or u["name"], ", ".join(u["pending_roles"])))
