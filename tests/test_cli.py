@@ -159,3 +159,18 @@ def test_an_out_file_that_cannot_be_written_is_a_clear_error(home: Path, tmp_pat
         code, _, err = run(capsys, "--home", str(home), *args, "--out", str(missing / "x.pem"))
         assert code == 2, args
         assert f"cannot write {missing / 'x.pem'}" in err
+
+
+def test_main_in_process_leaves_sigpipe_alone(tmp_path: Path) -> None:
+    """Only the ``vaultd`` process gives SIGPIPE its default action: ``main`` called in-process
+    (tests, other programs) must not, or a later write to a closed pipe or socket kills the
+    caller (``./run tests`` once ended with exit 141 and no summary, #17.6)."""
+    import signal
+
+    before = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        assert main(["--home", str(tmp_path / "h"), "init"]) == 0
+        assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGPIPE, before)
+

@@ -245,7 +245,7 @@ def test_a_client_hanging_up_cannot_kill_the_server(home: Path) -> None:
     from vaultd.api.app import make_servers
     from vaultd.vault import open_vault
 
-    before = signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as cli.main leaves it
+    before = signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as cli.console leaves it
     vault = open_vault(home)
     try:
         make_servers(vault, "127.0.0.1:8470")  # made, never started

@@ -32,7 +32,6 @@ log = logging.getLogger("vaultd")
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # everything vaultd creates is private to its owner
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vaultd ... | head` ends quietly
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(command_word(argv))
     args = parser.parse_args(argv)
@@ -310,5 +309,14 @@ _BUILTINS: dict[str, Callable[[Any], None]] = {
     "init": _add_init, "simulate": _add_simulate, "ingest": _add_ingest, "scrub": _add_scrub}
 
 
+def console() -> int:
+    """The ``vaultd`` command as its own process: ``vaultd ... | head`` ends quietly (SIGPIPE's
+    default action). Only here: ``main`` called in-process (tests, other programs) leaves the
+    caller's SIGPIPE alone, or any later write to a closed pipe or socket would kill the caller
+    (the test suite once ended with exit 141 and no summary, #17.6)."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console())

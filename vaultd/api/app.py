@@ -156,7 +156,7 @@ def make_servers(vault: Vault, listen: str | None, *, certfile: Path | str | Non
 
 def _ignore_sigpipe() -> None:
     """A client that hangs up mid-download is an EPIPE for that response, not the
-    end of the server: ``cli.main`` gives SIGPIPE its default action (so that
+    end of the server: ``cli.console`` gives SIGPIPE its default action (so that
     ``vaultd ... | head`` ends quietly), which would kill the whole process."""
     try:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
