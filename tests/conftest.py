@@ -119,3 +119,17 @@ def token_for(vault: Vault, name: str, expires_days: int = 1) -> str:
         user = people_db.user_by_name(conn, name)
         assert user is not None, name
         return people._issue(conn, user, expires_days, "login").secret
+
+
+def ingested_home(root: Path, camera_master: Path) -> Path:
+    """``root/home`` made with ``vaultd init`` (test config) holding one camera ingested with
+    ``vaultd ingest`` (a copy of ``camera_master``), as a new station's would be."""
+    from vaultd.cli import main
+
+    home = root / "home"
+    assert main(["--home", str(home), "init"]) == 0
+    (home / "vaultd.toml").write_text(TEST_CONFIG, encoding="utf-8")
+    cam = root / "camera"
+    shutil.copytree(camera_master, cam, symlinks=True)
+    assert main(["--home", str(home), "ingest", str(cam)]) == 0
+    return home

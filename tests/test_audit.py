@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TEST_CONFIG
+from conftest import TEST_CONFIG, ingested_home
 from vaultd import audit, auditcheck, merkle, note, tlogfmt
 from vaultd.cli import main
 from vaultd.errors import LogTamperedError, NotFoundError, UsageError
@@ -188,12 +188,7 @@ def edit_details(entry: bytes, **changes: Any) -> bytes:
 def _ingested_master(tmp_path_factory: pytest.TempPathFactory, _sim_camera_master: Path) -> Path:
     """A home made with ``vaultd init`` holding one camera ingested with ``vaultd ingest``."""
     root = tmp_path_factory.mktemp("audit-master")
-    home = root / "home"
-    assert main(["--home", str(home), "init"]) == 0
-    (home / "vaultd.toml").write_text(TEST_CONFIG, encoding="utf-8")
-    cam = root / "camera"
-    shutil.copytree(_sim_camera_master, cam, symlinks=True)
-    assert main(["--home", str(home), "ingest", str(cam)]) == 0
+    home = ingested_home(root, _sim_camera_master)
     return home
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TEST_CONFIG
 from serving import vaultd_serve
 from test_audit import (
     Ran,
@@ -41,7 +40,7 @@ from vaultd.access import Role
 from vaultd.cli import main
 from vaultd.errors import IntegrityError, LogTamperedError
 from vaultd.vault import open_vault
-from conftest import token_for
+from conftest import ingested_home, token_for
 
 pytestmark = pytest.mark.slow  # the vault holds a camera made with ffmpeg
 
@@ -57,12 +56,7 @@ ROLES = {"kong": Role.AUDITOR, "zhao": Role.LEGAL, "qian": Role.LEADER, "wang": 
 def _station_master(tmp_path_factory: pytest.TempPathFactory, _sim_camera_master: Path) -> Path:
     """A home with one camera ingested and a user (with a token file) per role."""
     root = tmp_path_factory.mktemp("station")
-    home = root / "home"
-    assert main(["--home", str(home), "init"]) == 0
-    (home / "vaultd.toml").write_text(TEST_CONFIG, encoding="utf-8")
-    cam = root / "camera"
-    shutil.copytree(_sim_camera_master, cam, symlinks=True)
-    assert main(["--home", str(home), "ingest", str(cam)]) == 0
+    home = ingested_home(root, _sim_camera_master)
     vault = open_vault(home)
     try:
         for name, role in ROLES.items():
