@@ -5,7 +5,6 @@ back with a stable code and rule, and be in the audit log."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 import warnings
@@ -26,11 +25,12 @@ from vaultd import audit, people
 from vaultd.access import Level, Role
 from vaultd.api import create_app
 from vaultd.api.app import parse_listen
-from vaultd.catalog.schema import audit_entries, grants, recordings
+from vaultd.catalog.schema import grants, recordings
 from vaultd.errors import ConfigError
 from vaultd.ingest import ingest_path
 from vaultd.model import Actor, Recording
 from vaultd.vault import Vault, utcnow
+from apicheck import logged, refused
 from conftest import token_for
 
 with warnings.catch_warnings():  # "install httpx2": the project uses httpx
@@ -110,26 +110,6 @@ def world(vault: Vault, camera: Path) -> Iterator[World]:
     with TestClient(create_app(vault)) as client:
         yield World(vault, client, tokens, recs)
 
-
-def logged(vault: Vault, type_: str, **where: Any) -> list[dict[str, Any]]:
-    """Audit entries of a type whose fields (details flattened in) match ``where``."""
-    with vault.engine.connect() as conn:
-        rows = conn.execute(select(audit_entries.c.entry).where(audit_entries.c.type == type_)
-                            .order_by(audit_entries.c.idx)).all()
-    out = []
-    for row in rows:
-        doc = json.loads(row.entry)
-        flat = {**doc["details"], "actor": doc["actor"]["name"], "via": doc["actor"]["via"],
-                "evidence": (doc["evidence"] or {}).get("id")}
-        if all(flat.get(k) == v for k, v in where.items()):
-            out.append(doc)
-    return out
-
-
-def refused(r: Any, status: int, rule: str) -> None:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["code"] == "access_denied" and err["rule"] == rule, err
 
 
 # -- authentication -------------------------------------------------------------------

@@ -22,10 +22,11 @@ from vaultd import people
 from vaultd.access import Level, Role
 from vaultd.api import create_app
 from vaultd.catalog import recordings as rec_db
-from vaultd.catalog.schema import access_requests, audit_entries, grants, recordings, users
+from vaultd.catalog.schema import access_requests, grants, recordings, users
 from vaultd.ingest import ingest_path
 from vaultd.model import Actor, Recording
 from vaultd.vault import Vault, utcnow
+from apicheck import logged, refused
 from conftest import token_for
 
 with warnings.catch_warnings():
@@ -92,24 +93,6 @@ def world(vault: Vault, camera: Path) -> Iterator[World]:
     with TestClient(create_app(vault)) as client:
         yield World(vault, client, tokens, [r for r in recs if r.unit == U1], [r for r in recs if r.unit == U2])
 
-
-def logged(vault: Vault, type_: str, **where: Any) -> list[dict[str, Any]]:
-    with vault.engine.connect() as conn:
-        rows = conn.execute(select(audit_entries.c.entry).where(audit_entries.c.type == type_)
-                            .order_by(audit_entries.c.idx)).all()
-    out = []
-    for row in rows:
-        doc = json.loads(row.entry)
-        flat = {**doc["details"], "actor": doc["actor"]["name"], "evidence": (doc["evidence"] or {}).get("id")}
-        if all(flat.get(k) == v for k, v in where.items()):
-            out.append(doc)
-    return out
-
-
-def refused(r: Any, status: int, rule: str) -> None:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["code"] == "access_denied" and err["rule"] == rule, err
 
 
 def not_found(r: Any) -> None:
